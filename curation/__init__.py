@@ -1,0 +1,1 @@
+"""Curation steps: filters, dedup, decontamination, PII and drift, every decision recorded."""

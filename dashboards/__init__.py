@@ -1,0 +1,1 @@
+"""The local, read-only web UI over a store."""

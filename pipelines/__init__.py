@@ -1,0 +1,1 @@
+"""Pipelines: ingest, mixes, training loops, and the `mixline` CLI."""

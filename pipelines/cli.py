@@ -1,0 +1,302 @@
+"""The `mixline` command line. The only place that turns MixlineErrors into exit codes."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from store import MixlineError, Store, resolve_store_path
+from store.errors import ReadOnlyError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, datetime | date):
+        return obj.isoformat()
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    return str(obj)
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, default=_json_default, ensure_ascii=False, indent=2))
+
+
+class Ctx:
+    """What every command gets: where the store is and how to talk."""
+
+    def __init__(self, store_path: str | None, quiet: bool) -> None:
+        self.store_path = resolve_store_path(store_path)
+        self.quiet = quiet
+
+    def open(self, read_only: bool = False) -> Store:
+        return Store(self.store_path, read_only=read_only)
+
+    def say(self, msg: str) -> None:
+        if not self.quiet:
+            click.echo(msg, err=True)
+
+
+def command(group: click.Group, name: str | None = None, **kw: Any) -> Callable[[F], F]:
+    """A subcommand with --json and --quiet, whose MixlineErrors become clean exits."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = click.get_current_context().find_object(Ctx)
+            if ctx is not None and kwargs.pop("quiet", False):
+                ctx.quiet = True
+            try:
+                return fn(*args, **kwargs)
+            except MixlineError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(exc.exit_code)
+
+        wrapper = click.option("--quiet", "-q", is_flag=True, help="No progress bars or chatter on stderr.")(wrapper)
+        wrapper = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(wrapper)
+        return group.command(name, **kw)(click.pass_obj(wrapper))  # type: ignore[return-value]
+
+    return deco
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--store", "store_path", envvar="MIXLINE_STORE", default=None,
+              help="Store file (default ./mixline.duckdb, or $MIXLINE_STORE).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or chatter on stderr.")
+@click.version_option(package_name="mixline")
+@click.pass_context
+def cli(ctx: click.Context, store_path: str | None, quiet: bool) -> None:
+    """mixline: curate LLM training data and trace its lineage."""
+    ctx.obj = Ctx(store_path, quiet)
+
+
+@command(cli)
+def init(ctx: Ctx, as_json: bool) -> None:
+    """Create the store (or migrate it to this mixline's schema)."""
+    with ctx.open() as st:
+        out = {"store": st.path, "schema_version": st.schema_version()}
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"store {out['store']} at schema v{out['schema_version']}")
+
+
+@command(cli)
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--kind", required=True, type=click.Choice(["web", "domain", "conversation", "synthetic", "eval"]),
+              help="What kind of text this is.")
+@click.option("--source", default=None, help="Source name (default: the first path's stem).")
+@click.option("--license", "license_", default=None, help="Licence of the data, e.g. CC-BY-4.0.")
+@click.option("--domain", default=None, help="Domain label, e.g. medical, legal, code.")
+@click.option("--text-field", "text_fields", multiple=True, help="Field(s) holding the text; several are joined by a blank line. Default: text.")
+@click.option("--id-field", default=None, help="Field holding the record's original id.")
+@click.option("--url-field", default=None, help="Field holding the record's url.")
+@click.option("--format", "fmt", default=None, help="Force a format: jsonl, json, parquet, csv, tsv, txt, warc, yaml, hf.")
+@click.option("--split", default=None, help="Split of a Hugging Face dataset.")
+@click.option("--max-bytes", default=16 << 20, show_default=True, help="Quarantine records whose text is larger.")
+def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: str | None, license_: str | None,
+           domain: str | None, text_fields: tuple[str, ...], id_field: str | None, url_field: str | None,
+           fmt: str | None, split: str | None, max_bytes: int) -> None:
+    """Ingest files, folders or Hugging Face datasets (hf:NAME) with their provenance."""
+    from tqdm import tqdm
+
+    from pipelines.ingest import IngestOptions, total_bytes
+    from pipelines.ingest import ingest as run_ingest
+
+    ps = [Path(p) for p in paths]
+    name = source or Path(paths[0].removeprefix("hf:")).name.split(".")[0]
+    opts = IngestOptions(kind=kind, source=name, license=license_, domain=domain,
+                         text_fields=text_fields or ("text",), id_field=id_field, url_field=url_field,
+                         format=fmt, split=split, max_bytes=max_bytes)
+    with ctx.open() as st, tqdm(total=total_bytes(ps) or None, unit="B", unit_scale=True,
+                                 disable=ctx.quiet or None, desc="ingest", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(n: int) -> None:
+            bar.update(max(0, n - done[0]))
+            done[0] = max(done[0], n)
+
+        result = run_ingest(st, ps, opts, progress)
+    out = result.as_dict()
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"run {result.run_id}: {result.ingested} new samples, {result.duplicates} duplicates, "
+               f"{result.quarantined} quarantined, {result.origins} new origins (source {name})")
+    for r in result.first_reasons:
+        click.echo(f"  quarantined {r}")
+    if result.quarantined > len(result.first_reasons):
+        click.echo(f"  ... see all with: mixline quarantine --run {result.run_id}")
+
+
+@command(cli)
+@click.argument("sample_id")
+@click.option("--full", is_flag=True, help="Show the whole text, not the first 500 characters.")
+def trace(ctx: Ctx, as_json: bool, sample_id: str, full: bool) -> None:
+    """Where a sample came from: sources, ancestors, decisions, clusters and mixes."""
+    from store.lineage import trace as run_trace
+
+    with ctx.open(read_only=True) as st:
+        t = run_trace(st, sample_id).as_dict()
+    if as_json:
+        emit_json(t)
+        return
+    s = t["sample"]
+    click.echo(f"sample {s['sample_id']}  kind={s['kind']} source={s['source']} domain={s['domain']} "
+               f"synth_depth={s['synth_depth']} chars={s['n_chars']}")
+    text = s["text"] if full else s["text"][:500] + ("..." if len(s["text"]) > 500 else "")
+    click.echo("  " + text.replace("\n", "\n  "))
+    click.echo(f"sources ({len(t['sources'])}):")
+    for o in t["sources"]:
+        click.echo(f"  {o['source']} [{o['kind']}] {o['file']}:{o['locator']} id={o['original_id']} url={o['url']}")
+    if t["ancestors"]:
+        click.echo("ancestors:")
+        for a in t["ancestors"]:
+            click.echo(f"  {'  ' * (a['distance'] - 1)}{a['relation']} <- {a['sample_id']} [{a['kind']}, depth {a['synth_depth']}] run {a['run_id']} step {a['step']}")
+    for g in t["generated_by"]:
+        click.echo(f"generated by model {g['model_id']} ({g['name']}) trained on mix {g['mix_id']}")
+    click.echo(f"decisions ({len(t['decisions'])}):")
+    for d in t["decisions"]:
+        click.echo(f"  {d['step']}: {d['verdict']}" + (f" ({d['reason']})" if d["reason"] else "") + f" run {d['run_id']}")
+    for c in t["clusters"]:
+        click.echo(f"cluster {c['method']} {c['cluster_id']} size {c['size']} {'kept' if c['kept'] else 'dropped'}")
+    for m in t["mixes"]:
+        click.echo(f"in mix {m['mix_id']} ({m['name']}) x{m['repeats']} [{m['split']}]")
+
+
+@command(cli)
+@click.argument("sample_ids", nargs=-1, required=True)
+def impact(ctx: Ctx, as_json: bool, sample_ids: tuple[str, ...]) -> None:
+    """What samples reached: descendant samples, mixes, and models (e.g. for deletion requests)."""
+    from store.lineage import impact as run_impact
+
+    with ctx.open(read_only=True) as st:
+        out = run_impact(st, list(sample_ids)).as_dict()
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"{len(out['roots'])} root(s) reached {len(out['samples'])} samples, "
+               f"{len(out['mixes'])} mixes, {len(out['models'])} models")
+    for s in out["samples"][:50]:
+        click.echo(f"  sample {s['sample_id']} via {s['relation']} (distance {s['distance']})")
+    if len(out["samples"]) > 50:
+        click.echo(f"  ... {len(out['samples']) - 50} more (use --json)")
+    for m in out["mixes"]:
+        click.echo(f"  mix {m['mix_id']} {m.get('name') or ''}")
+    for m in out["models"]:
+        click.echo(f"  model {m['model_id']} {m.get('name') or ''} (trained on mix {m.get('mix_id')})")
+
+
+@command(cli)
+def stats(ctx: Ctx, as_json: bool) -> None:
+    """Counts by kind, source and domain, and the synthetic-depth histogram."""
+    from store.lineage import stats as run_stats
+
+    with ctx.open(read_only=True) as st:
+        out = run_stats(st)
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"{out['samples']} samples ({out['chars']:,} chars), {out['origins']} origins, {out['edges']} edges, "
+               f"{out['quarantined']} quarantined, {out['runs']} runs, {out['mixes']} mixes, {out['models']} models")
+    for title, key in (("kind", "by_kind"), ("source", "by_source"), ("domain", "by_domain")):
+        click.echo(f"by {title}:")
+        for r in out[key]:
+            click.echo(f"  {str(r['key']):<32} {r['samples']:>10,} samples {int(r['chars'] or 0):>14,} chars")
+    click.echo("synthetic depth:")
+    top = max((r["samples"] for r in out["synth_depth"]), default=1)
+    for r in out["synth_depth"]:
+        click.echo(f"  {r['depth']:>3} {r['samples']:>10,} {'#' * max(1, round(40 * r['samples'] / top))}")
+
+
+@command(cli)
+@click.argument("query")
+def sql(ctx: Ctx, as_json: bool, query: str) -> None:
+    """Run a read-only SQL query against the store."""
+    import duckdb
+
+    with ctx.open(read_only=True) as st:
+        try:
+            rows = st.rows(query)
+        except ReadOnlyError:
+            raise
+        except duckdb.Error as exc:
+            raise MixlineError(f"query failed: {str(exc).splitlines()[0]}") from exc
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("(no rows)")
+        return
+    cols = list(rows[0])
+    click.echo("\t".join(cols))
+    for r in rows:
+        click.echo("\t".join(_cell(r[c]) for c in cols))
+
+
+def _cell(v: Any) -> str:
+    s = "NULL" if v is None else str(v)
+    s = s.replace("\n", "\\n").replace("\t", " ")
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+@command(cli)
+@click.option("--run", "run_id", default=None, help="Only this run's records.")
+@click.option("--limit", default=50, show_default=True)
+def quarantine(ctx: Ctx, as_json: bool, run_id: str | None, limit: int) -> None:
+    """Records that could not be ingested, with file, line or offset, and reason."""
+    with ctx.open(read_only=True) as st:
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+        rows = st.rows(f"SELECT run_id, file, locator, reason FROM quarantine {where} ORDER BY run_id, file, locator LIMIT {int(limit)}", params)
+        total = st.scalar(f"SELECT count(*) FROM quarantine {where}", params)
+    if as_json:
+        emit_json({"total": total, "records": rows})
+        return
+    click.echo(f"{total} quarantined record(s)")
+    for r in rows:
+        click.echo(f"  {r['file']}:{r['locator']}: {r['reason']}")
+
+
+@command(cli)
+@click.option("--limit", default=20, show_default=True)
+def runs(ctx: Ctx, as_json: bool, limit: int) -> None:
+    """Recent runs: what wrote to the store, with config hash and status."""
+    with ctx.open(read_only=True) as st:
+        rows = st.rows(f"SELECT run_id, kind, step, config_hash, status, started_at, finished_at, stats, error FROM runs ORDER BY started_at DESC LIMIT {int(limit)}")
+    for r in rows:
+        r["stats"] = json.loads(r["stats"]) if r["stats"] else None
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['run_id']}  {r['kind']:<12} {r['step']:<20} {r['status']:<7} config {r['config_hash']}"
+                   + (f"  {r['error']}" if r["error"] else ""))
+
+
+@command(cli)
+def optimize(ctx: Ctx, as_json: bool) -> None:
+    """Re-sort lineage tables so trace and impact stay fast at tens of millions of rows."""
+    from store.lineage import optimize as run_optimize
+
+    with ctx.open() as st:
+        out = run_optimize(st)
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"sorted {out['edges']} edges")
+
+
+def main() -> None:
+    cli(prog_name="mixline")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,559 @@
+"""Readers turn input files into Arrow batches of candidate samples plus bad records.
+
+Every batch has the columns of `BATCH_SCHEMA`; `meta` may instead be a struct column that
+the ingest step serialises to JSON. A reader never drops a record silently: anything it
+cannot use becomes a `BadRecord` with its file, line or byte offset, and the reason.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.json as pa_json
+
+from pipelines import chat
+from store.errors import InputError, UnknownFormatError
+
+BATCH_SCHEMA = pa.schema(
+    [
+        ("text", pa.string()),
+        ("messages", pa.string()),
+        ("file", pa.string()),
+        ("locator", pa.string()),
+        ("original_id", pa.string()),
+        ("url", pa.string()),
+        ("meta", pa.string()),
+    ]
+)
+CHUNK_BYTES = 8 << 20
+EXCERPT_CHARS = 200
+FORMATS = ("jsonl", "json", "parquet", "csv", "tsv", "txt", "warc", "yaml", "hf")
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Which input fields hold the text (joined with a blank line), the id and the url."""
+
+    text: tuple[str, ...] = ("text",)
+    id: str | None = None
+    url: str | None = None
+
+    def id_fields(self) -> tuple[str, ...]:
+        return (self.id,) if self.id else ("id", "_id", "doc_id", "uuid", "message_id")
+
+    def url_fields(self) -> tuple[str, ...]:
+        return (self.url,) if self.url else ("url", "source_url", "link")
+
+
+@dataclass
+class BadRecord:
+    file: str
+    locator: str
+    reason: str
+    excerpt: str | None = None
+
+
+@dataclass
+class Batch:
+    table: pa.Table
+    bad: list[BadRecord] = field(default_factory=list)
+    bytes_read: int = 0
+
+
+# -- format detection ------------------------------------------------------------------------
+
+def detect_format(path: Path) -> str:
+    """The format of a path, from its name, else from its first bytes."""
+    if path.is_dir():
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            return "hf"
+        return "dir"
+    name = path.name.lower()
+    for suffix in (".gz", ".zst", ".zstd", ".bz2"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    if name.endswith((".warc", ".arc")):
+        return "warc"
+    ext = name.rsplit(".", 1)[-1] if "." in name else ""
+    by_ext = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "parquet": "parquet",
+              "csv": "csv", "tsv": "tsv", "txt": "txt", "md": "txt", "yml": "yaml", "yaml": "yaml"}
+    if ext in by_ext:
+        return by_ext[ext]
+    head = _open(path).read(64).lstrip()
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"WARC/"):
+        return "warc"
+    if head.startswith(b"{"):
+        return "jsonl"
+    if head.startswith(b"["):
+        return "json"
+    raise UnknownFormatError(
+        f"{path}: cannot tell its format from the name or the first bytes; rename it with one of "
+        ".jsonl .json .parquet .csv .tsv .txt .warc.gz .yaml (optionally .gz/.zst), or pass --format"
+    )
+
+
+def _open(path: Path) -> IO[bytes]:
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if name.endswith((".zst", ".zstd")):
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    if name.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    return open(path, "rb")
+
+
+def read(path: Path, fields: FieldMap, fmt: str | None = None, *, split: str | None = None,
+         batch_rows: int = 20_000) -> Iterator[Batch]:
+    """Every batch of a file, a folder (recursively) or a Hugging Face dataset."""
+    if fmt is None and isinstance(path, Path) and not path.exists() and path.as_posix().startswith("hf:"):
+        fmt = "hf"
+    if fmt != "hf" and not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    fmt = fmt or detect_format(path)
+    if fmt not in (*FORMATS, "dir"):
+        raise UnknownFormatError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt == "dir":
+        yield from _read_dir(path, fields, batch_rows)
+        return
+    readers: dict[str, Callable[[], Iterator[Batch]]] = {
+        "jsonl": lambda: _read_jsonl(path, fields, batch_rows),
+        "json": lambda: _read_json_array(path, fields, batch_rows),
+        "parquet": lambda: _read_parquet(path, fields, batch_rows),
+        "csv": lambda: _read_csv(path, fields, ","),
+        "tsv": lambda: _read_csv(path, fields, "\t"),
+        "txt": lambda: _read_txt([path], path.parent),
+        "warc": lambda: _read_warc(path, fields, batch_rows),
+        "yaml": lambda: _read_yaml(path),
+        "hf": lambda: _read_hf(path, fields, split, batch_rows),
+    }
+    yield from readers[fmt]()
+
+
+def _read_dir(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    txt = [p for p in files if p.suffix.lower() in (".txt", ".md")]
+    if txt:
+        yield from _read_txt(txt, path)
+    for p in files:
+        if p in txt:
+            continue
+        try:
+            fmt = detect_format(p)
+        except UnknownFormatError as exc:
+            yield Batch(_empty(), [BadRecord(str(p), "file", str(exc))])
+            continue
+        yield from read(p, fields, fmt, batch_rows=batch_rows)
+
+
+# -- rows to batches -----------------------------------------------------------------------------
+
+def _empty() -> pa.Table:
+    return BATCH_SCHEMA.empty_table()
+
+
+def _excerpt(raw: Any) -> str:
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    s = raw if isinstance(raw, str) else json.dumps(raw, default=str, ensure_ascii=False)
+    return s[:EXCERPT_CHARS]
+
+
+def _first(record: dict[str, Any], names: tuple[str, ...]) -> str | None:
+    for n in names:
+        v = record.get(n)
+        if v is not None and v != "":
+            return str(v)
+    return None
+
+
+class RowBuilder:
+    """Collects records (dicts) into a batch, turning each into text or messages, or a BadRecord."""
+
+    def __init__(self, file: str, fields: FieldMap) -> None:
+        self.file = file
+        self.fields = fields
+        self.cols: dict[str, list[Any]] = {n: [] for n in BATCH_SCHEMA.names}
+        self.bad: list[BadRecord] = []
+
+    def __len__(self) -> int:
+        return len(self.cols["text"])
+
+    def add_row(self, locator: str, text: str | None, messages: str | None, original_id: str | None,
+                url: str | None, meta: dict[str, Any] | None) -> None:
+        c = self.cols
+        c["text"].append(text)
+        c["messages"].append(messages)
+        c["file"].append(self.file)
+        c["locator"].append(locator)
+        c["original_id"].append(original_id)
+        c["url"].append(url)
+        c["meta"].append(json.dumps(meta, ensure_ascii=False, default=str) if meta else None)
+
+    def add_record(self, locator: str, record: Any) -> None:
+        """A JSON-like record: a chat in a known format, or a document with text fields."""
+        if not isinstance(record, dict):
+            self.bad.append(BadRecord(self.file, locator, f"record is a JSON {type(record).__name__}, expected an object", _excerpt(record)))
+            return
+        fmt = chat.detect(record) if self.fields.text == ("text",) or "text" not in record else None
+        try:
+            if fmt == "oasst":
+                for i, (msgs, ids) in enumerate(chat.oasst_threads(record)):
+                    meta = {k: v for k, v in record.items() if k not in ("replies", "text")}
+                    meta.update(ids)
+                    self.add_row(f"{locator} thread {i}", chat.render(msgs), chat.messages_json(msgs),
+                                 str(ids["tree_id"]), None, meta)
+                return
+            if fmt in ("openai", "sharegpt"):
+                msgs = chat.from_openai(record["messages"]) if fmt == "openai" else chat.from_sharegpt(record["conversations"])
+                meta = {k: v for k, v in record.items() if k not in ("messages", "conversations")}
+                self.add_row(locator, chat.render(msgs), chat.messages_json(msgs),
+                             _first(record, self.fields.id_fields()), _first(record, self.fields.url_fields()), meta)
+                return
+        except chat.ChatFormatError as exc:
+            self.bad.append(BadRecord(self.file, locator, f"bad {fmt} conversation: {exc}", _excerpt(record)))
+            return
+        parts = []
+        for name in self.fields.text:
+            if name not in record or record[name] is None:
+                self.bad.append(BadRecord(self.file, locator, f"missing text field {name!r} (set --text-field to the field that holds the text)", _excerpt(record)))
+                return
+            value = record[name]
+            if not isinstance(value, str):
+                self.bad.append(BadRecord(self.file, locator, f"field {name!r} is a {type(value).__name__}, expected a string", _excerpt(record)))
+                return
+            parts.append(value)
+        meta = {k: v for k, v in record.items() if k not in self.fields.text}
+        self.add_row(locator, "\n\n".join(parts), None, _first(record, self.fields.id_fields()),
+                     _first(record, self.fields.url_fields()), meta or None)
+
+    def flush(self, bytes_read: int = 0) -> Batch:
+        batch = Batch(pa.table(self.cols, schema=BATCH_SCHEMA), self.bad, bytes_read)
+        self.cols = {n: [] for n in BATCH_SCHEMA.names}
+        self.bad = []
+        return batch
+
+
+def from_arrow(table: pa.Table, file: str, first_row: int, fields: FieldMap, unit: str = "row") -> Batch:
+    """A batch from an Arrow table (Parquet, CSV, HF datasets, fast-path JSONL)."""
+    names = set(table.column_names)
+    is_chat = ("messages" in names or "conversations" in names or "replies" in names) and not (set(fields.text) <= names and fields.text != ("text",))
+    if is_chat or not set(fields.text) <= names or any(not pa.types.is_string(table.schema.field(n).type) and not pa.types.is_large_string(table.schema.field(n).type) for n in fields.text):
+        # Slow path: per-record conversion gives each bad row its own reason.
+        rb = RowBuilder(file, fields)
+        for i, rec in enumerate(table.to_pylist()):
+            rb.add_record(f"{unit} {first_row + i}", rec)
+        return rb.flush()
+    n = table.num_rows
+    if len(fields.text) == 1:
+        text = table.column(fields.text[0])
+    else:
+        import pyarrow.compute as pc
+
+        text = pc.binary_join_element_wise(*[table.column(f) for f in fields.text], "\n\n")
+    rest = [c for c in table.column_names if c not in fields.text]
+
+    def pick(names_: tuple[str, ...]) -> pa.Array:
+        for nm in names_:
+            if nm in names:
+                return table.column(nm).cast(pa.string())
+        return pa.nulls(n, pa.string())
+
+    cols = {
+        "text": text.cast(pa.string()),
+        "messages": pa.nulls(n, pa.string()),
+        "file": pa.array([file] * n, pa.string()),
+        "locator": pa.array([f"{unit} {first_row + i}" for i in range(n)], pa.string()),
+        "original_id": pick(fields.id_fields()),
+        "url": pick(fields.url_fields()),
+    }
+    out = pa.table(cols)
+    if rest:
+        meta = pa.StructArray.from_arrays([table.column(c).combine_chunks() for c in rest], names=rest)
+        out = out.append_column("meta", meta)
+    else:
+        out = out.append_column("meta", pa.nulls(n, pa.string()))
+    return Batch(out)
+
+
+# -- JSONL ------------------------------------------------------------------------------------
+
+def _chunks(path: Path) -> Iterator[tuple[bytes, int, int, str | None]]:
+    """Chunks of whole lines: (bytes, first line number, bytes read so far, error at the end)."""
+    line_no = 1
+    carry = b""
+    read_total = 0
+    with _open(path) as fh:
+        while True:
+            try:
+                block = fh.read(CHUNK_BYTES)
+            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+                # A truncated or corrupt stream: what came before is kept, the rest is reported.
+                if carry:
+                    yield carry, line_no, read_total, None
+                    line_no += carry.count(b"\n") + (0 if carry.endswith(b"\n") else 1)
+                yield b"", line_no, read_total, f"compressed stream is truncated or corrupt after line {line_no - 1} ({exc}); re-create or re-download the file"
+                return
+            if not block:
+                if carry:
+                    yield carry, line_no, read_total, None
+                return
+            read_total += len(block)
+            data = carry + block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            whole, carry = data[: cut + 1], data[cut + 1 :]
+            yield whole, line_no, read_total, None
+            line_no += whole.count(b"\n")
+
+
+def _read_jsonl(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
+    file = str(path)
+    for chunk, first_line, read_total, error in _chunks(path):
+        if chunk:
+            yield from _jsonl_chunk(chunk, first_line, file, fields, batch_rows, read_total)
+        if error:
+            yield Batch(_empty(), [BadRecord(file, f"line {first_line}", error)], 0)
+
+
+def _jsonl_chunk(chunk: bytes, first_line: int, file: str, fields: FieldMap, batch_rows: int, read_total: int) -> Iterator[Batch]:
+    n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
+    clean = b"\n\n" not in chunk and not chunk.startswith(b"\n") and b"\r" not in chunk
+    if clean:
+        try:
+            table = pa_json.read_json(io.BytesIO(chunk), read_options=pa_json.ReadOptions(block_size=len(chunk) + 1))
+            if table.num_rows == n_lines:
+                batch = from_arrow(table, file, first_line, fields, unit="line")
+                batch.bytes_read = read_total
+                yield batch
+                return
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            pass
+    rb = RowBuilder(file, fields)
+    offset = 0
+    for i, raw in enumerate(chunk.split(b"\n")):
+        line_no = first_line + i
+        start = offset
+        offset += len(raw) + 1
+        if not raw.strip():
+            continue
+        loc = f"line {line_no}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rb.bad.append(BadRecord(file, loc, f"invalid UTF-8 at byte {exc.start} of the line (chunk offset {start + exc.start}); re-encode the file as UTF-8", _excerpt(raw)))
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rb.bad.append(BadRecord(file, loc, f"malformed JSON at column {exc.colno}: {exc.msg}", _excerpt(line)))
+            continue
+        rb.add_record(loc, record)
+        if len(rb) >= batch_rows:
+            yield rb.flush()
+    yield rb.flush(read_total)
+
+
+def _read_json_array(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
+    file = str(path)
+    with _open(path) as fh:
+        raw = fh.read()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        yield Batch(_empty(), [BadRecord(file, f"byte {exc.start}", "invalid UTF-8; re-encode the file as UTF-8")])
+        return
+    except json.JSONDecodeError as exc:
+        if raw.lstrip().startswith(b"{"):
+            yield from _read_jsonl(path, fields, batch_rows)
+            return
+        yield Batch(_empty(), [BadRecord(file, f"line {exc.lineno}", f"malformed JSON at column {exc.colno}: {exc.msg}")])
+        return
+    records = data if isinstance(data, list) else [data]
+    rb = RowBuilder(file, fields)
+    for i, rec in enumerate(records):
+        rb.add_record(f"item {i}", rec)
+        if len(rb) >= batch_rows:
+            yield rb.flush()
+    yield rb.flush(len(raw))
+
+
+# -- columnar ---------------------------------------------------------------------------------
+
+def _read_parquet(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        yield Batch(_empty(), [BadRecord(str(path), "file", f"not a readable Parquet file: {exc}")])
+        return
+    row = 0
+    for rb in pf.iter_batches(batch_size=batch_rows):
+        table = pa.Table.from_batches([rb])
+        yield from_arrow(table, str(path), row, fields)
+        row += table.num_rows
+
+
+def _read_csv(path: Path, fields: FieldMap, delimiter: str) -> Iterator[Batch]:
+    file = str(path)
+    rb = RowBuilder(file, fields)
+    with _open(path) as fh:
+        text = io.TextIOWrapper(fh, encoding="utf-8", errors="strict", newline="")
+        reader = csv.DictReader(text, delimiter=delimiter)
+        try:
+            for rec in reader:
+                loc = f"line {reader.line_num}"
+                if None in rec:
+                    rb.bad.append(BadRecord(file, loc, f"row has {len(rec) - 1 + len(rec[None])} fields, the header has {len(rec) - 1}", _excerpt(str(rec[None]))))
+                    continue
+                rb.add_record(loc, rec)
+        except UnicodeDecodeError as exc:
+            rb.bad.append(BadRecord(file, f"line {reader.line_num + 1}", f"invalid UTF-8 ({exc.reason}); rows after it were not read; re-encode the file as UTF-8"))
+        except csv.Error as exc:
+            rb.bad.append(BadRecord(file, f"line {reader.line_num}", f"malformed CSV: {exc}"))
+    yield rb.flush()
+
+
+# -- text, WARC, YAML, HF ------------------------------------------------------------------------
+
+def _read_txt(paths: list[Path], root: Path) -> Iterator[Batch]:
+    rb = RowBuilder("", FieldMap())
+    for p in paths:
+        rb.file = str(p)
+        raw = _open(p).read()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rb.bad.append(BadRecord(str(p), f"byte {exc.start}", "invalid UTF-8; re-encode the file as UTF-8", _excerpt(raw[max(0, exc.start - 40): exc.start + 40])))
+            continue
+        rb.add_row("file", text, None, str(p.relative_to(root)) if p.is_relative_to(root) else p.name, None, None)
+        # Each file is its own record; flush keeps file names right per row.
+        yield rb.flush(len(raw))
+
+
+def html_to_text(html: bytes | str) -> str:
+    """Visible text of an HTML page, one line per block. Boilerplate is left to curation's filters."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(html if isinstance(html, str) else html.decode("utf-8", "replace"))
+    for tag in ("script", "style", "noscript", "svg", "iframe", "template"):
+        for node in tree.css(tag):
+            node.decompose()
+    body = tree.body or tree.root
+    if body is None:
+        return ""
+    text = body.text(separator="\n", strip=True)
+    lines = [ln.strip() for ln in text.splitlines()]
+    return "\n".join(ln for ln in lines if ln)
+
+
+def _read_warc(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
+
+    file = str(path)
+    rb = RowBuilder(file, fields)
+    with open(path, "rb") as fh:
+        it = ArchiveIterator(fh)
+        try:
+            for record in it:
+                if record.rec_type != "response":
+                    continue
+                headers = record.http_headers
+                ctype = (headers.get_header("Content-Type") if headers else "") or ""
+                if "html" not in ctype.lower():
+                    continue
+                payload = record.content_stream().read()
+                # The offset must be asked for after the payload is read: asking first skips it.
+                loc = f"offset {it.get_record_offset()}"
+                text = html_to_text(payload)
+                url = record.rec_headers.get_header("WARC-Target-URI")
+                rid = record.rec_headers.get_header("WARC-Record-ID")
+                meta = {"warc_record_id": rid, "warc_date": record.rec_headers.get_header("WARC-Date"),
+                        "content_type": ctype, "http_status": headers.get_statuscode() if headers else None}
+                if not text.strip():
+                    rb.bad.append(BadRecord(file, loc, f"HTML response for {url} has no visible text"))
+                    continue
+                rb.add_row(loc, text, None, rid, url, meta)
+                if len(rb) >= batch_rows:
+                    yield rb.flush()
+        except (ArchiveLoadFailed, EOFError, zlib.error, OSError, ValueError) as exc:
+            rb.bad.append(BadRecord(file, f"offset {it.offset}", f"corrupt or truncated WARC: {exc}"))
+    yield rb.flush(path.stat().st_size)
+
+
+def _read_yaml(path: Path) -> Iterator[Batch]:
+    """Chatterbot-style YAML: `conversations:` as lists of alternating user/assistant turns."""
+    import yaml
+
+    file = str(path)
+    rb = RowBuilder(file, FieldMap())
+    try:
+        data = yaml.safe_load(_open(path).read().decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        rb.bad.append(BadRecord(file, "file", f"not valid UTF-8 YAML: {exc}"))
+        yield rb.flush()
+        return
+    convs = data.get("conversations") if isinstance(data, dict) else None
+    if not isinstance(convs, list):
+        rb.bad.append(BadRecord(file, "file", "YAML has no 'conversations' list; only chatterbot-style YAML is read"))
+        yield rb.flush()
+        return
+    cats = data.get("categories")
+    for i, conv in enumerate(convs):
+        loc = f"conversation {i}"
+        if not isinstance(conv, list) or not conv or not all(isinstance(t, str) for t in conv):
+            rb.bad.append(BadRecord(file, loc, "a conversation must be a list of strings", _excerpt(conv)))
+            continue
+        msgs = [{"role": "user" if j % 2 == 0 else "assistant", "content": t} for j, t in enumerate(conv)]
+        rb.add_row(loc, chat.render(msgs), chat.messages_json(msgs), None, None, {"categories": cats})
+    yield rb.flush()
+
+
+def _read_hf(path: Path, fields: FieldMap, split: str | None, batch_rows: int) -> Iterator[Batch]:
+    """A saved dataset folder (`save_to_disk`), or `hf:NAME` on the hub for users who are online."""
+    import datasets
+
+    name = path.as_posix()
+    if name.startswith("hf:"):
+        ds: Any = datasets.load_dataset(name[3:], split=split or "train")
+        label = name
+    else:
+        ds = datasets.load_from_disk(str(path))
+        label = str(path)
+        if isinstance(ds, datasets.DatasetDict):
+            if split is None and len(ds) > 1:
+                raise InputError(f"{path} holds splits {sorted(ds)}; choose one with --split")
+            ds = ds[split or next(iter(ds))]
+    row = 0
+    for table in ds.with_format("arrow").iter(batch_size=batch_rows):
+        yield from_arrow(table, label, row, fields)
+        row += table.num_rows
+
+
+def read_hf_files(files: list[str], builder: str, fields: FieldMap, batch_rows: int = 20_000) -> Iterator[Batch]:
+    """Local data files through `datasets.load_dataset(builder, data_files=...)`."""
+    import datasets
+
+    ds: Any = datasets.load_dataset(builder, data_files=files, split="train")
+    row = 0
+    for table in ds.with_format("arrow").iter(batch_size=batch_rows):
+        yield from_arrow(table, ",".join(files), row, fields)
+        row += table.num_rows

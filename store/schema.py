@@ -1,0 +1,123 @@
+"""The store's schema, as numbered migrations applied in order, each in one transaction.
+
+Tables follow DESIGN.md. Keys are deterministic strings; there are no ART indexes on the
+big tables because DuckDB's bulk appends slow down under them. Uniqueness is kept by
+anti-joins at write time, and lineage lookups rely on the `optimize` re-sort instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[duckdb.DuckDBPyConnection], None]
+
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(version: int, name: str) -> Callable[[Callable[[duckdb.DuckDBPyConnection], None]], Callable[[duckdb.DuckDBPyConnection], None]]:
+    """Register a migration. Versions must be added in increasing order."""
+
+    def register(fn: Callable[[duckdb.DuckDBPyConnection], None]) -> Callable[[duckdb.DuckDBPyConnection], None]:
+        if MIGRATIONS and MIGRATIONS[-1].version >= version:
+            raise RuntimeError(f"migration {version} ({name}) registered out of order")
+        MIGRATIONS.append(Migration(version, name, fn))
+        return fn
+
+    return register
+
+
+@migration(1, "core")
+def _core(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE sources (
+            source_id VARCHAR NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            uri VARCHAR, license VARCHAR, domain VARCHAR,
+            created_run_id VARCHAR, created_at TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE samples (
+            sample_id VARCHAR NOT NULL, source_id VARCHAR NOT NULL, source VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL, text VARCHAR NOT NULL, messages JSON, content_hash VARCHAR NOT NULL,
+            lang VARCHAR, domain VARCHAR, n_chars BIGINT NOT NULL, n_tokens BIGINT,
+            synth_depth INTEGER NOT NULL DEFAULT 0, created_run_id VARCHAR NOT NULL);
+        CREATE TABLE sample_origins (
+            sample_id VARCHAR NOT NULL, source_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
+            file VARCHAR, locator VARCHAR, original_id VARCHAR, url VARCHAR, meta JSON);
+        CREATE TABLE edges (
+            child_id VARCHAR NOT NULL, parent_id VARCHAR NOT NULL, relation VARCHAR NOT NULL,
+            run_id VARCHAR NOT NULL, step VARCHAR);
+        CREATE TABLE runs (
+            run_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, step VARCHAR NOT NULL,
+            step_version INTEGER NOT NULL, config JSON NOT NULL, config_hash VARCHAR NOT NULL,
+            code_version VARCHAR NOT NULL, parent_run_id VARCHAR,
+            started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, status VARCHAR NOT NULL,
+            stats JSON, error VARCHAR);
+        CREATE TABLE decisions (
+            run_id VARCHAR NOT NULL, sample_id VARCHAR NOT NULL, step VARCHAR NOT NULL,
+            verdict VARCHAR NOT NULL, reason VARCHAR, score DOUBLE);
+        CREATE TABLE quarantine (
+            run_id VARCHAR NOT NULL, source_id VARCHAR, file VARCHAR NOT NULL,
+            locator VARCHAR NOT NULL, reason VARCHAR NOT NULL, excerpt VARCHAR);
+        """
+    )
+
+
+@migration(2, "lineage_targets")
+def _lineage_targets(con: duckdb.DuckDBPyConnection) -> None:
+    """Mixes, models and generations: what samples reach, for `impact`."""
+    con.execute(
+        """
+        CREATE TABLE mixes (
+            mix_id VARCHAR NOT NULL, name VARCHAR, recipe JSON, recipe_hash VARCHAR,
+            run_id VARCHAR, created_at TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE mix_members (
+            mix_id VARCHAR NOT NULL, sample_id VARCHAR NOT NULL, repeats INTEGER NOT NULL DEFAULT 1,
+            split VARCHAR NOT NULL DEFAULT 'train');
+        CREATE TABLE models (
+            model_id VARCHAR NOT NULL, name VARCHAR, base_ref VARCHAR, parent_model_id VARCHAR,
+            method VARCHAR, mix_id VARCHAR, train_run_id VARCHAR, checkpoint_uri VARCHAR,
+            config JSON, created_at TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE generations (
+            sample_id VARCHAR NOT NULL, model_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
+            prompt_sample_id VARCHAR, template_hash VARCHAR, decoding JSON, seed BIGINT);
+        """
+    )
+
+
+@migration(3, "curation")
+def _curation(con: duckdb.DuckDBPyConnection) -> None:
+    """Dedup clusters and the embedding cache."""
+    con.execute(
+        """
+        CREATE TABLE clusters (
+            run_id VARCHAR NOT NULL, sample_id VARCHAR NOT NULL, cluster_id VARCHAR NOT NULL,
+            method VARCHAR NOT NULL, kept BOOLEAN NOT NULL);
+        CREATE TABLE embeddings (
+            content_hash VARCHAR NOT NULL, model VARCHAR NOT NULL, vector FLOAT[] NOT NULL);
+        """
+    )
+
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER NOT NULL, name VARCHAR NOT NULL, applied_at TIMESTAMP DEFAULT current_timestamp)"
+    )
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def pending(con: duckdb.DuckDBPyConnection) -> list[Migration]:
+    have = current_version(con)
+    return [m for m in MIGRATIONS if m.version > have]

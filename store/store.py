@@ -1,0 +1,243 @@
+"""A thin typed class over one DuckDB connection: migrations, runs, bulk writes, reads."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from store.errors import NotFoundError, ReadOnlyError, StoreError
+from store.ids import canonical_json, config_hash, new_run_id
+from store.schema import MIGRATIONS, SCHEMA_VERSION, current_version
+
+DEFAULT_STORE = "mixline.duckdb"
+Tracer = Callable[[str, Sequence[Any] | None], None]
+
+
+def code_version() -> str:
+    try:
+        return f"mixline {version('mixline')}"
+    except PackageNotFoundError:
+        return "mixline (not installed)"
+
+
+def resolve_store_path(path: str | os.PathLike[str] | None) -> str:
+    """`--store PATH`, else `MIXLINE_STORE`, else ./mixline.duckdb."""
+    if path is not None:
+        return str(path)
+    return os.environ.get("MIXLINE_STORE", DEFAULT_STORE)
+
+
+@dataclass
+class Run:
+    """A write in progress. Stats given here land in the run row when it commits."""
+
+    run_id: str
+    kind: str
+    step: str
+    config: dict[str, Any]
+    config_hash: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class Store:
+    """The system of record. Pass it explicitly; it owns one connection."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        read_only: bool = False,
+        tracer: Tracer | None = None,
+        memory_limit: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        self._tracer = tracer
+        config: dict[str, Any] = {"autoinstall_known_extensions": False}
+        if memory_limit or os.environ.get("MIXLINE_MEMORY_LIMIT"):
+            config["memory_limit"] = memory_limit or os.environ["MIXLINE_MEMORY_LIMIT"]
+        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise NotFoundError(
+                f"store {self.path} does not exist; create it with `mixline --store {self.path} init` "
+                "or ingest something first"
+            )
+        try:
+            self.con = duckdb.connect(self.path, read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            raise StoreError(
+                f"cannot open store {self.path}: {exc}. Only one process may write to a store "
+                "at a time; wait for the other mixline command to finish, or open it read-only."
+            ) from exc
+        self._in_tx = False
+        if read_only:
+            have = current_version_ro(self.con)
+            if have < SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.path} is at schema v{have}, this mixline needs v{SCHEMA_VERSION}; "
+                    "run any writing command (for example `mixline init`) once to migrate it"
+                )
+        else:
+            self.migrate()
+
+    # -- connection ------------------------------------------------------------------------
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        if self._tracer is not None:
+            self._tracer(sql, params)
+        try:
+            return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+        except duckdb.InvalidInputException as exc:
+            if self.read_only and "read-only" in str(exc).lower():
+                raise ReadOnlyError(f"the store is open read-only: {exc}") from exc
+            raise
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        """Run a query and return its rows as dicts."""
+        cur = self.execute(sql, params)
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        row = self.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def table_exists(self, name: str) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+            )
+        )
+
+    # -- schema ----------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Apply pending migrations, each in its own transaction. Returns the versions applied."""
+        applied: list[int] = []
+        have = current_version(self.con)
+        if have > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} is at schema v{have}, newer than this mixline "
+                f"(v{SCHEMA_VERSION}); upgrade mixline"
+            )
+        for m in MIGRATIONS:
+            if m.version <= have:
+                continue
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                m.apply(self.con)
+                self.con.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [m.version, m.name]
+                )
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            applied.append(m.version)
+        return applied
+
+    def schema_version(self) -> int:
+        return int(self.scalar("SELECT max(version) FROM schema_migrations") or 0)
+
+    # -- transactions and runs --------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._in_tx:
+            yield
+            return
+        self.execute("BEGIN TRANSACTION")
+        self._in_tx = True
+        try:
+            yield
+        except BaseException:
+            self._in_tx = False
+            self.execute("ROLLBACK")
+            raise
+        self._in_tx = False
+        self.execute("COMMIT")
+
+    @contextmanager
+    def run(
+        self,
+        kind: str,
+        step: str,
+        config: Mapping[str, Any],
+        *,
+        step_version: int = 1,
+        parent_run_id: str | None = None,
+    ) -> Iterator[Run]:
+        """One writing command: all its writes commit together, or none do.
+
+        A failed run still leaves a row with status 'failed' and the error, written after
+        the rollback, so that `mixline runs` shows what was attempted.
+        """
+        if self.read_only:
+            raise ReadOnlyError(f"cannot start a {kind} run: store {self.path} is open read-only")
+        cfg = json.loads(canonical_json(dict(config)))
+        chash = config_hash(cfg)
+        run = Run(new_run_id(chash), kind, step, cfg, chash)
+        started = datetime.now(UTC).replace(tzinfo=None)
+        row = [run.run_id, kind, step, step_version, canonical_json(cfg), chash, code_version(), parent_run_id, started]
+        insert = (
+            "INSERT INTO runs (run_id, kind, step, step_version, config, config_hash, code_version,"
+            " parent_run_id, started_at, finished_at, status, stats, error)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        try:
+            with self.transaction():
+                yield run
+                self.execute(
+                    insert,
+                    [*row, datetime.now(UTC).replace(tzinfo=None), "ok", canonical_json(run.stats), None],
+                )
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt | SystemExit):
+                self.execute(
+                    insert,
+                    [*row, datetime.now(UTC).replace(tzinfo=None), "failed", canonical_json(run.stats),
+                     f"{type(exc).__name__}: {exc}"[:2000]],
+                )
+            raise
+
+    # -- bulk writes --------------------------------------------------------------------------
+    def append(self, table: str, data: pa.Table | pa.RecordBatch) -> int:
+        """Append an Arrow table to a store table by column name. Never row by row."""
+        if data.num_rows == 0:
+            return 0
+        view = f"_append_{table}"
+        self.con.register(view, data)
+        try:
+            self.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
+        finally:
+            self.con.unregister(view)
+        return data.num_rows
+
+    def append_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Append small lists of dict rows, through Arrow."""
+        if not rows:
+            return 0
+        return self.append(table, pa.Table.from_pylist(list(rows)))
+
+
+def current_version_ro(con: duckdb.DuckDBPyConnection) -> int:
+    try:
+        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    except duckdb.CatalogException:
+        return 0
+    return int(row[0]) if row else 0
