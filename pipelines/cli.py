@@ -255,7 +255,7 @@ def quarantine(ctx: Ctx, as_json: bool, run_id: str | None, limit: int) -> None:
     """Records that could not be ingested, with file, line or offset, and reason."""
     with ctx.open(read_only=True) as st:
         where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
-        rows = st.rows(f"SELECT run_id, file, locator, reason FROM quarantine {where} ORDER BY run_id, file, locator LIMIT {int(limit)}", params)
+        rows = st.rows(f"SELECT run_id, file, locator, reason FROM quarantine {where} ORDER BY run_id, file, try_cast(regexp_extract(locator, '[0-9]+') AS BIGINT), locator LIMIT {int(limit)}", params)
         total = st.scalar(f"SELECT count(*) FROM quarantine {where}", params)
     if as_json:
         emit_json({"total": total, "records": rows})

@@ -107,7 +107,7 @@ def detect_format(path: Path) -> str:
 def _open(path: Path) -> IO[bytes]:
     name = path.name.lower()
     if name.endswith(".gz"):
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     if name.endswith((".zst", ".zstd")):
         import zstandard
 
@@ -293,34 +293,48 @@ def from_arrow(table: pa.Table, file: str, first_row: int, fields: FieldMap, uni
 # -- JSONL ------------------------------------------------------------------------------------
 
 def _chunks(path: Path) -> Iterator[tuple[bytes, int, int, str | None]]:
-    """Chunks of whole lines: (bytes, first line number, bytes read so far, error at the end)."""
+    """Chunks of whole lines: (bytes, first line number, bytes read so far, error at the end).
+
+    Reads in small pieces so that a truncated compressed stream still yields every whole
+    line before the damage.
+    """
     line_no = 1
-    carry = b""
+    buf = bytearray()
     read_total = 0
+    error: str | None = None
     with _open(path) as fh:
         while True:
             try:
-                block = fh.read(CHUNK_BYTES)
+                piece = fh.read(1 << 16)
             except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-                # A truncated or corrupt stream: what came before is kept, the rest is reported.
-                if carry:
-                    yield carry, line_no, read_total, None
-                    line_no += carry.count(b"\n") + (0 if carry.endswith(b"\n") else 1)
-                yield b"", line_no, read_total, f"compressed stream is truncated or corrupt after line {line_no - 1} ({exc}); re-create or re-download the file"
-                return
-            if not block:
-                if carry:
-                    yield carry, line_no, read_total, None
-                return
-            read_total += len(block)
-            data = carry + block
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
+                error = f"compressed stream is truncated or corrupt ({exc}); lines before it were read; re-create or re-download the file"
+                piece = b""
+            if piece:
+                buf += piece
+                read_total += len(piece)
+                if len(buf) < CHUNK_BYTES:
+                    continue
+                cut = buf.rfind(b"\n")
+                if cut < 0:
+                    continue
+                whole = bytes(buf[: cut + 1])
+                del buf[: cut + 1]
+                yield whole, line_no, read_total, None
+                line_no += whole.count(b"\n")
                 continue
-            whole, carry = data[: cut + 1], data[cut + 1 :]
-            yield whole, line_no, read_total, None
-            line_no += whole.count(b"\n")
+            # End of stream (or damage): whole lines go through, a partial last line is reported.
+            if error and buf:
+                cut = buf.rfind(b"\n")
+                whole = bytes(buf[: cut + 1])
+                if whole:
+                    yield whole, line_no, read_total, None
+                    line_no += whole.count(b"\n")
+                yield b"", line_no, read_total, f"line {line_no} is cut off: {error}"
+            elif buf:
+                yield bytes(buf), line_no, read_total, error
+            elif error:
+                yield b"", line_no, read_total, error
+            return
 
 
 def _read_jsonl(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:

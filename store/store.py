@@ -232,7 +232,8 @@ class Store:
         """Append small lists of dict rows, through Arrow."""
         if not rows:
             return 0
-        return self.append(table, pa.Table.from_pylist(list(rows)))
+        names = list(dict.fromkeys(k for r in rows for k in r))
+        return self.append(table, pa.table({n: [r.get(n) for r in rows] for n in names}))
 
 
 def current_version_ro(con: duckdb.DuckDBPyConnection) -> int:

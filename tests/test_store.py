@@ -1,0 +1,60 @@
+import pytest
+
+from store import ReadOnlyError, Store, StoreError
+from store.schema import SCHEMA_VERSION
+
+
+def test_migrations_apply_once_and_are_recorded(store_path):
+    with Store(store_path) as st:
+        assert st.schema_version() == SCHEMA_VERSION
+        assert st.migrate() == []
+    with Store(store_path) as st:
+        versions = [r[0] for r in st.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
+        assert versions == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_newer_store_is_refused(store_path):
+    with Store(store_path) as st:
+        st.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'future')")
+    with pytest.raises(StoreError, match="newer than this mixline"):
+        Store(store_path)
+
+
+def test_run_commits_all_or_nothing(store):
+    with pytest.raises(RuntimeError), store.run("ingest", "test_v1", {"x": 1}) as run:
+        store.append_rows("quarantine", [{"run_id": run.run_id, "file": "f", "locator": "line 1", "reason": "r"}])
+        raise RuntimeError("boom")
+    assert store.scalar("SELECT count(*) FROM quarantine") == 0
+    row = store.rows("SELECT status, error, config_hash FROM runs")
+    assert row == [{"status": "failed", "error": "RuntimeError: boom", "config_hash": row[0]["config_hash"]}]
+
+
+def test_run_row_holds_resolved_config_and_hash(store):
+    with store.run("ingest", "test_v1", {"b": 2, "a": 1}) as run:
+        run.stats["n"] = 3
+    r = store.rows("SELECT config, config_hash, status, stats FROM runs")[0]
+    assert r["config"] == '{"a":1,"b":2}'
+    assert r["status"] == "ok" and r["stats"] == '{"n":3}'
+    assert len(r["config_hash"]) == 16
+
+
+def test_read_only_store_refuses_writes(store_path):
+    Store(store_path).close()
+    with Store(store_path, read_only=True) as st:
+        with pytest.raises(ReadOnlyError), st.run("ingest", "x", {}):
+            pass
+        with pytest.raises(ReadOnlyError):
+            st.execute("DELETE FROM samples")
+
+
+def test_tracer_sees_every_statement():
+    seen = []
+    st = Store(":memory:", tracer=lambda sql, params: seen.append(sql))
+    st.scalar("SELECT 42")
+    assert "SELECT 42" in seen
+
+
+def test_bulk_append_goes_through_arrow(store):
+    rows = [{"run_id": "r", "file": "f", "locator": f"line {i}", "reason": "x"} for i in range(10_000)]
+    assert store.append_rows("quarantine", rows) == 10_000
+    assert store.scalar("SELECT count(DISTINCT locator) FROM quarantine") == 10_000
