@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -116,7 +117,9 @@ def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: s
     opts = IngestOptions(kind=kind, source=name, license=license_, domain=domain,
                          text_fields=text_fields or ("text",), id_field=id_field, url_field=url_field,
                          format=fmt, split=split, max_bytes=max_bytes)
-    with ctx.open() as st, tqdm(total=total_bytes(ps) or None, unit="B", unit_scale=True,
+    # A memory cap keeps DuckDB's page cache from growing with the corpus; it spills instead.
+    memory = os.environ.get("MIXLINE_MEMORY_LIMIT", "1GB")
+    with Store(ctx.store_path, memory_limit=memory) as st, tqdm(total=total_bytes(ps) or None, unit="B", unit_scale=True,
                                  disable=ctx.quiet or None, desc="ingest", file=sys.stderr) as bar:
         done = [0]
 

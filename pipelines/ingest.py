@@ -10,17 +10,23 @@ origins.
 from __future__ import annotations
 
 import os
+import tempfile
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipelines.readers import BadRecord, Batch, FieldMap, read
 from store.errors import ConfigError
-from store.ids import content_id
+from store.ids import content_id, content_ids
+from store.idset import IdSet, to_keys
 from store.store import Store
 
 KINDS = ("web", "domain", "conversation", "synthetic", "eval")
@@ -74,13 +80,6 @@ def source_id_for(name: str) -> str:
     return content_id(f"source:{name}")
 
 
-_STAGE_DDL = """
-CREATE OR REPLACE TEMP TABLE _stage (
-    ord BIGINT, text VARCHAR, messages VARCHAR, file VARCHAR, locator VARCHAR,
-    original_id VARCHAR, url VARCHAR, meta VARCHAR)
-"""
-
-
 def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
            progress: Progress | None = None) -> IngestResult:
     """Ingest one or more paths as one run. Raises before writing anything on bad options."""
@@ -91,27 +90,31 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
     sid = source_id_for(opts.source)
     _check_source(store, sid, opts)
     fields = FieldMap(opts.text_fields, opts.id_field, opts.url_field)
-    with store.run("ingest", "ingest_v1", config) as run:
+    depth = opts.synth_depth if opts.synth_depth is not None else (1 if opts.kind == "synthetic" else 0)
+    with store.run("ingest", "ingest_v1", config) as run, Spool(store) as spool:
         result = IngestResult(run.run_id, sid)
         _upsert_source(store, sid, opts, resolved, run.run_id)
-        store.execute(_STAGE_DDL)
         bad: list[BadRecord] = []
-        ord_ = 0
+        n_good = 0
+        seen = IdSet.from_store(store)
+        # Origins need an anti-join only if this source has read one of these paths before.
+        check_origins = any(store.scalar(
+            "SELECT count(*) FROM sample_origins WHERE source_id = ? AND starts_with(file, ?)", [sid, str(p)])
+            for p in resolved)
         for p in resolved:
-            for batch in read(p, fields, opts.format, split=opts.split):
+            for batch in prefetch(read(p, fields, opts.format, split=opts.split)):
                 good, rejected = _validate(batch, opts.max_bytes)
                 bad.extend(rejected)
                 if good.num_rows:
-                    good = good.append_column("ord", pa.array(range(ord_, ord_ + good.num_rows), pa.int64()))
-                    ord_ += good.num_rows
-                    _stage(store, good)
+                    n_good += good.num_rows
+                    _spool_batch(store, spool, good, seen, result)
                 if progress is not None and batch.bytes_read:
                     progress(batch.bytes_read)
-        result.records = ord_ + len(bad)
-        _merge(store, sid, opts, run.run_id, result)
+        _load_spool(store, spool, sid, opts, depth, run.run_id, check_origins, result)
+        result.records = n_good + len(bad)
+        result.duplicates = n_good - result.ingested
         result.quarantined = _quarantine(store, sid, run.run_id, bad)
         result.first_reasons = [f"{b.file}:{b.locator}: {b.reason}" for b in bad[:5]]
-        store.execute("DROP TABLE IF EXISTS _stage")
         run.stats.update({k: v for k, v in result.as_dict().items() if isinstance(v, int)})
     return result
 
@@ -160,55 +163,100 @@ def _validate(batch: Batch, max_bytes: int) -> tuple[pa.Table, list[BadRecord]]:
     return t, bad
 
 
-def _stage(store: Store, good: pa.Table) -> None:
-    meta_expr = "to_json(meta)::VARCHAR" if pa.types.is_struct(good.schema.field("meta").type) else "meta"
-    view = "_batch"
-    store.con.register(view, good)
-    try:
+_SAMPLES_SPOOL = pa.schema([("sample_id", pa.string()), ("content_hash", pa.string()),
+                            ("text", pa.string()), ("messages", pa.string())])
+_ORIGINS_SPOOL = pa.schema([("sample_id", pa.string()), ("file", pa.string()), ("locator", pa.string()),
+                            ("original_id", pa.string()), ("url", pa.string()), ("meta", pa.string())])
+
+
+class Spool:
+    """Parquet files beside the store that collect a run's rows before one bulk INSERT.
+
+    Many small INSERTs inside one transaction keep DuckDB's transaction-local data in
+    memory; one INSERT from Parquet streams it to disk. So memory stays flat however big
+    the input, and the run still commits all or nothing.
+    """
+
+    def __init__(self, store: Store) -> None:
+        base = None if store.path == ":memory:" else str(Path(store.path).resolve().parent)
+        self._dir = tempfile.TemporaryDirectory(prefix=".mixline-spool-", dir=base)
+        self.samples_path = Path(self._dir.name) / "samples.parquet"
+        self.origins_path = Path(self._dir.name) / "origins.parquet"
+        self.samples = pq.ParquetWriter(self.samples_path, _SAMPLES_SPOOL, compression="none")
+        self.origins = pq.ParquetWriter(self.origins_path, _ORIGINS_SPOOL, compression="none")
+
+    def close(self) -> None:
+        self.samples.close()
+        self.origins.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+        self._dir.cleanup()
+
+
+def _spool_batch(store: Store, spool: Spool, good: pa.Table, seen: IdSet, result: IngestResult) -> None:
+    """Hash a batch; spool its new samples and all of its origins."""
+    text_ids = content_ids(good.column("text"))
+    msgs = good.column("messages")
+    if msgs.null_count == len(msgs):
+        ids = text_ids
+    else:
+        msg_ids = content_ids(msgs)
+        ids = [m if m is not None else t for m, t in zip(msg_ids, text_ids, strict=True)]
+    # A row becomes a sample if its id is new to the store and first in this batch.
+    keys = to_keys(ids)
+    fresh = np.flatnonzero(~seen.contains(keys)).tolist()
+    firsts: dict[str, None] = {}
+    new: list[int] = []
+    for i in fresh:
+        if ids[i] not in firsts:
+            firsts[ids[i]] = None
+            new.append(i)
+    seen.add(keys[new])
+    result.ingested += len(new)
+    id_col = pa.array(ids, pa.string())
+    if new:
+        take = pa.array(new, pa.int64())
+        spool.samples.write_table(pa.table({
+            "sample_id": id_col.take(take), "content_hash": pa.array(text_ids, pa.string()).take(take),
+            "text": good.column("text").take(take), "messages": good.column("messages").take(take),
+        }, schema=_SAMPLES_SPOOL))
+    meta = good.column("meta")
+    if pa.types.is_struct(meta.type):
+        store.con.register("_meta", pa.table({"meta": meta}))
+        try:
+            meta = store.execute("SELECT to_json(meta)::VARCHAR FROM _meta").to_arrow_table().column(0)
+        finally:
+            store.con.unregister("_meta")
+    spool.origins.write_table(pa.table({
+        "sample_id": id_col, "file": good.column("file"), "locator": good.column("locator"),
+        "original_id": good.column("original_id"), "url": good.column("url"), "meta": meta,
+    }, schema=_ORIGINS_SPOOL))
+
+
+def _load_spool(store: Store, spool: Spool, sid: str, opts: IngestOptions, depth: int, run_id: str,
+                check_origins: bool, result: IngestResult) -> None:
+    spool.close()
+    if result.ingested:
         store.execute(
-            f"INSERT INTO _stage SELECT ord, text, messages, file, locator, original_id, url, {meta_expr} FROM {view}"
+            f"""INSERT INTO samples (sample_id, source_id, source, kind, text, messages, content_hash, domain,
+                                     n_chars, synth_depth, created_run_id)
+            SELECT sample_id, ?, ?, ?, text, messages, content_hash, ?, length(text), ?, ?
+            FROM read_parquet('{spool.samples_path}')""",
+            [sid, opts.source, opts.kind, opts.domain, depth, run_id],
         )
-    finally:
-        store.con.unregister(view)
-
-
-def _merge(store: Store, sid: str, opts: IngestOptions, run_id: str, result: IngestResult) -> None:
-    depth = opts.synth_depth if opts.synth_depth is not None else (1 if opts.kind == "synthetic" else 0)
-    store.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _staged AS
-        SELECT *, substr(sha256(coalesce(messages, text)), 1, 32) AS sample_id,
-               substr(sha256(text), 1, 32) AS content_hash
-        FROM _stage
-        """
-    )
-    before = store.scalar("SELECT count(*) FROM samples")
-    store.execute(
-        """
-        INSERT INTO samples (sample_id, source_id, source, kind, text, messages, content_hash, domain,
-                             n_chars, synth_depth, created_run_id)
-        SELECT s.sample_id, ?, ?, ?, s.text, s.messages, s.content_hash, ?, length(s.text), ?, ?
-        FROM (SELECT * FROM _staged QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY ord) = 1) s
-        WHERE NOT EXISTS (SELECT 1 FROM samples x WHERE x.sample_id = s.sample_id)
-        """,
-        [sid, opts.source, opts.kind, opts.domain, depth, run_id],
-    )
-    result.ingested = int(store.scalar("SELECT count(*) FROM samples") - before)
-    staged = int(store.scalar("SELECT count(*) FROM _staged"))
-    result.duplicates = staged - result.ingested
-    before = store.scalar("SELECT count(*) FROM sample_origins")
-    store.execute(
-        """
-        INSERT INTO sample_origins (sample_id, source_id, run_id, file, locator, original_id, url, meta)
-        SELECT s.sample_id, ?, ?, s.file, s.locator, s.original_id, s.url, s.meta FROM _staged s
-        WHERE NOT EXISTS (SELECT 1 FROM sample_origins o WHERE o.sample_id = s.sample_id
-              AND o.source_id = ? AND o.file IS NOT DISTINCT FROM s.file
-              AND o.locator IS NOT DISTINCT FROM s.locator)
-        """,
-        [sid, run_id, sid],
-    )
-    result.origins = int(store.scalar("SELECT count(*) FROM sample_origins") - before)
-    store.execute("DROP TABLE IF EXISTS _staged")
+    not_recorded = """WHERE NOT EXISTS (SELECT 1 FROM sample_origins o WHERE o.sample_id = s.sample_id
+          AND o.source_id = ? AND o.file IS NOT DISTINCT FROM s.file AND o.locator IS NOT DISTINCT FROM s.locator)"""
+    row = store.execute(
+        f"""INSERT INTO sample_origins (sample_id, source_id, run_id, file, locator, original_id, url, meta)
+        SELECT s.sample_id, ?, ?, s.file, s.locator, s.original_id, s.url, s.meta
+        FROM read_parquet('{spool.origins_path}') s {not_recorded if check_origins else ""}""",
+        [sid, run_id, sid] if check_origins else [sid, run_id],
+    ).fetchone()
+    result.origins = int(row[0]) if row else 0
 
 
 def _quarantine(store: Store, sid: str, run_id: str, bad: list[BadRecord]) -> int:
@@ -231,6 +279,44 @@ def _quarantine(store: Store, sid: str, run_id: str, bad: list[BadRecord]) -> in
     finally:
         store.con.unregister(view)
     return len(bad)
+
+
+def prefetch(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+    """Read the next batches on a thread while the store writes this one.
+
+    Arrow's JSON parser and DuckDB both release the GIL, so on two cores reading and
+    writing overlap. Reader errors are re-raised in the caller.
+    """
+    q: queue.Queue[Batch | BaseException | None] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for b in batches:
+                if stop.is_set():
+                    return
+                q.put(b)
+            q.put(None)
+        except BaseException as exc:
+            q.put(exc)
+
+    t = threading.Thread(target=produce, name="mixline-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
 
 
 def iter_paths(paths: list[str]) -> Iterator[Path]:

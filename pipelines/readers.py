@@ -351,7 +351,7 @@ def _jsonl_chunk(chunk: bytes, first_line: int, file: str, fields: FieldMap, bat
     clean = b"\n\n" not in chunk and not chunk.startswith(b"\n") and b"\r" not in chunk
     if clean:
         try:
-            table = pa_json.read_json(io.BytesIO(chunk), read_options=pa_json.ReadOptions(block_size=len(chunk) + 1))
+            table = pa_json.read_json(io.BytesIO(chunk), read_options=pa_json.ReadOptions(block_size=1 << 20))
             if table.num_rows == n_lines:
                 batch = from_arrow(table, file, first_line, fields, unit="line")
                 batch.bytes_read = read_total

@@ -52,3 +52,21 @@ def new_run_id(config_hash_value: str) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     salt = hashlib.sha256(f"{time.time_ns()}:{os.getpid()}".encode()).hexdigest()[:6]
     return f"run-{stamp}-{config_hash_value[:8]}-{salt}"
+
+
+def content_ids(values: Any) -> list[str | None]:
+    """`content_id` over an Arrow string array, hashing its UTF-8 buffer without copies."""
+    import numpy as np
+    import pyarrow as pa
+
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return [None if v is None else content_id(v) for v in arr.to_pylist()]
+    if len(arr) == 0:
+        return []
+    bufs = arr.buffers()
+    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offs = np.frombuffer(bufs[1], dtype=width)[arr.offset : arr.offset + len(arr) + 1].tolist()
+    data = memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")
+    sha = hashlib.sha256
+    return [sha(data[a:b]).hexdigest()[:ID_HEX_CHARS] for a, b in zip(offs[:-1], offs[1:], strict=True)]

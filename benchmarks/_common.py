@@ -1,0 +1,67 @@
+"""Helpers shared by the benchmarks: real-data path, timing in subprocesses, result tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "benchmarks" / "_work"
+
+
+def realdata() -> Path:
+    p = Path(os.environ.get("MIXLINE_REALDATA", ROOT.parent / "shared" / "data"))
+    if not p.is_dir():
+        sys.exit(f"real data folder {p} not found; set MIXLINE_REALDATA")
+    return p
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{platform.machine()} {cpus} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}, {platform.system()}"
+
+
+def timed(code: str, env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run Python code in a fresh process; return wall seconds and peak RSS in MB.
+
+    The code may print one JSON object on its last line; its keys are merged in.
+    """
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")
+    extra = {}
+    lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]
+    if lines:
+        extra = json.loads(lines[-1])
+    return {"wall_s": wall, **extra}
+
+
+PEAK_RSS = "import resource; _peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    cols = list(rows[0])
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:,.3f}" if v < 10 else f"{v:,.1f}"
+    return str(v)
+
+
+def self_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
