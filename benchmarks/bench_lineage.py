@@ -1,8 +1,8 @@
 """Lineage at scale: trace and impact on 10M samples and 20M edges, vs a recursive CTE.
 
-The graph is shaped like curation plus three synthetic generations: 4M human samples;
-2M curated rewrites (one parent each); then three generations of 1.33M synthetic samples,
-each prompted by and generated from 4 samples of the layer before (and human data).
+The graph is shaped like curation plus three synthetic generations: 3.5M human samples;
+2M curated rewrites (one parent each); then three generations of 1.5M synthetic samples,
+each with 4 parents: a prompt from the layer before and 3 few-shot samples from below.
 """
 
 from __future__ import annotations
@@ -20,11 +20,17 @@ from store import Store  # noqa: E402
 from store.lineage import impact, optimize, trace  # noqa: E402
 
 SCALE = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
-HUMAN, CURATED, GEN = int(4_000_000 * SCALE), int(2_000_000 * SCALE), int(1_333_334 * SCALE)
+HUMAN, CURATED, GEN = int(3_500_000 * SCALE), int(2_000_000 * SCALE), int(1_500_000 * SCALE)
 
 
 def sid(expr: str) -> str:
     return f"substr(md5(({expr})::VARCHAR), 1, 32)"
+
+
+def edge_select(child: str, parent: str, relation: str, run: str, frm: str) -> str:
+    c, p = sid(child), sid(parent)
+    return (f"SELECT {c}, {p}, '{relation}', '{run}', 'step_v1', ('0x' || substr({c}, 1, 16))::UBIGINT, "
+            f"('0x' || substr({p}, 1, 16))::UBIGINT FROM {frm}")
 
 
 def build(st: Store) -> tuple[int, int]:
@@ -40,17 +46,13 @@ def build(st: Store) -> tuple[int, int]:
                CASE WHEN i < {HUMAN + CURATED} THEN 0 ELSE (i - {HUMAN + CURATED}) // {GEN} + 1 END, 'r0'
         FROM range({total}) t(i)""")
     # Curated rewrites: one parent in the human layer.
-    st.execute(f"""INSERT INTO edges SELECT {sid(f'{HUMAN} + i')}, {sid(f'(i * 7919) % {HUMAN}')}, 'scrubbed_from', 'r1', 'pii_v1'
-        FROM range({CURATED}) t(i)""")
+    st.execute("INSERT INTO edges " + edge_select(f"{HUMAN} + i", f"(i * 7919) % {HUMAN}", "scrubbed_from", "r1", f"range({CURATED}) t(i)"))
     prev_off, prev_n = HUMAN, CURATED
     off = HUMAN + CURATED
     for g in range(1, 4):
         # Each synthetic sample: one prompt from the layer before, three few-shot parents anywhere below.
-        st.execute(f"""INSERT INTO edges
-            SELECT {sid(f'{off} + i')}, {sid(f'{prev_off} + (hash(i, {g}) % {prev_n})')}, 'prompted_by', 'r{g + 1}', 'generate_v1' FROM range({GEN}) t(i)
-            UNION ALL
-            SELECT {sid(f'{off} + i')}, {sid(f'hash(i, {g}, k) % {off}')}, 'generated_from', 'r{g + 1}', 'generate_v1'
-            FROM range({GEN}) t(i), range(3) k(k)""")
+        st.execute("INSERT INTO edges " + edge_select(f"{off} + i", f"{prev_off} + (hash(i, {g}) % {prev_n})", "prompted_by", f"r{g + 1}", f"range({GEN}) t(i)"))
+        st.execute("INSERT INTO edges " + edge_select(f"{off} + i", f"hash(i, {g}, k) % {off}", "generated_from", f"r{g + 1}", f"range({GEN}) t(i), range(3) k(k)"))
         prev_off, prev_n = off, GEN
         off += GEN
     return total, int(st.scalar("SELECT count(*) FROM edges"))
@@ -77,8 +79,8 @@ def main() -> None:
     with Store(path, read_only=True) as st:
         n = st.scalar("SELECT count(*) FROM samples")
         e = st.scalar("SELECT count(*) FROM edges")
-        gen3 = [r[0] for r in st.execute(f"SELECT sample_id FROM samples WHERE source = 'gen3' USING SAMPLE 200 ROWS (reservoir, 1)").fetchall()]
-        human = [r[0] for r in st.execute(f"SELECT sample_id FROM samples WHERE synth_depth = 0 USING SAMPLE 10000 ROWS (reservoir, 2)").fetchall()]
+        gen3 = [r[0] for r in st.execute("SELECT sample_id FROM (SELECT sample_id FROM samples WHERE source = 'gen3') USING SAMPLE 200 ROWS (reservoir, 1)").fetchall()]
+        human = [r[0] for r in st.execute("SELECT sample_id FROM (SELECT sample_id FROM samples WHERE synth_depth = 0) USING SAMPLE 10000 ROWS (reservoir, 2)").fetchall()]
         trace(st, gen3[0])  # warm the cache
         times, sizes = [], []
         for s in gen3:
@@ -92,7 +94,7 @@ def main() -> None:
             cte.append(time.perf_counter() - t0)
         imp = []
         for k in range(3):
-            roots = rng.sample(human, 10_000)
+            roots = human if k == 0 else rng.sample(human, 10_000)
             t0 = time.perf_counter()
             res = impact(st, roots)
             imp.append(time.perf_counter() - t0)

@@ -21,7 +21,8 @@ import pyarrow as pa
 
 from store.errors import ConfigError, NotFoundError
 from store.ids import ID_HEX_CHARS
-from store.store import Store
+from store.schema import EDGES_DDL
+from store.store import Store, key_of
 
 MAX_DEPTH = 10_000
 _SAMPLE_COLS = "sample_id, source_id, source, kind, text, messages, content_hash, lang, domain, n_chars, n_tokens, synth_depth, created_run_id"
@@ -31,7 +32,7 @@ def resolve_id(store: Store, ref: str) -> str:
     """A full sample id from a full id or a unique prefix of at least 6 characters."""
     ref = ref.strip().lower()
     if len(ref) == ID_HEX_CHARS:
-        if store.scalar("SELECT count(*) FROM samples WHERE sample_id = ?", [ref]):
+        if store.execute("SELECT sample_id FROM samples WHERE sample_id = ? LIMIT 1", [ref]).fetchone():
             return ref
         raise NotFoundError(f"no sample with id {ref}; list ids with `mixline sql \"SELECT sample_id FROM samples LIMIT 10\"`")
     if len(ref) < 6 or any(c not in "0123456789abcdef" for c in ref):
@@ -46,6 +47,47 @@ def resolve_id(store: Store, ref: str) -> str:
 
 def _in_list(ids: list[str]) -> tuple[str, list[str]]:
     return ",".join("?" * len(ids)), ids
+
+
+def _edges_by_key(store: Store, side: str, ids: list[str], small: int = 256) -> list[tuple[str, str, str, str, str | None]]:
+    """Edges whose `side` ('child' or 'parent') is in `ids`, found by integer key, then checked exactly."""
+    keys = sorted({key_of(i) for i in ids})
+    cols = "child_id, parent_id, relation, run_id, step"
+    if len(keys) <= small:
+        rows = store.execute(f"SELECT {cols} FROM edges WHERE {side}_key IN ({','.join(map(str, keys))})").fetchall()
+    else:
+        store.con.register("_frontier_keys", pa.table({"k": pa.array(keys, pa.uint64())}))
+        try:
+            rows = store.execute(f"SELECT {cols} FROM edges WHERE {side}_key IN (SELECT k FROM _frontier_keys)").fetchall()
+        finally:
+            store.con.unregister("_frontier_keys")
+    wanted = set(ids)
+    pos = 0 if side == "child" else 1
+    return [r for r in rows if r[pos] in wanted]
+
+
+def _children(store: Store, ids: list[str], small: int = 256) -> list[tuple[str, str, str, str]]:
+    """Edges out of `ids`: (child_id, parent_id, relation, run_id).
+
+    Only integer keys and the child id are read: scanning the parent id strings of 20M
+    edges would double the cost of a level. The parent is mapped back from its key; two
+    ids sharing a 64-bit prefix (odds about 1e-8 at 10M samples) would both be reported,
+    which errs on the side of telling a deletion request too much, never too little.
+    """
+    by_key: dict[int, str] = {}
+    for i in ids:
+        by_key.setdefault(key_of(i), i)
+    keys = sorted(by_key)
+    cols = "child_id, parent_key, relation, run_id"
+    if len(keys) <= small:
+        rows = store.execute(f"SELECT {cols} FROM edges WHERE parent_key IN ({','.join(map(str, keys))})").fetchall()
+    else:
+        store.con.register("_frontier_keys", pa.table({"k": pa.array(keys, pa.uint64())}))
+        try:
+            rows = store.execute(f"SELECT {cols} FROM edges SEMI JOIN _frontier_keys f ON edges.parent_key = f.k").fetchall()
+        finally:
+            store.con.unregister("_frontier_keys")
+    return [(c, by_key[pk], rel, run) for c, pk, rel, run in rows]
 
 
 def _frontier_rows(store: Store, sql: str, ids: list[str], small: int = 256) -> list[tuple[Any, ...]]:
@@ -101,22 +143,20 @@ def trace(store: Store, ref: str) -> Trace:
     depth = 0
     while frontier and depth < MAX_DEPTH:
         depth += 1
-        rows = _frontier_rows(
-            store,
-            """SELECT e.child_id, e.parent_id, e.relation, e.run_id, e.step, p.kind, p.synth_depth
-               FROM edges e JOIN samples p ON p.sample_id = e.parent_id
-               WHERE e.child_id IN {ids}""",
-            frontier,
-        )
         nxt = []
-        for child, parent, relation, run_id, step, kind, sdepth in sorted(rows):
+        for child, parent, relation, run_id, step in sorted(_edges_by_key(store, "child", frontier)):
             ancestors.append({"sample_id": parent, "child_id": child, "relation": relation,
-                              "run_id": run_id, "step": step, "kind": kind,
-                              "synth_depth": sdepth, "distance": depth})
+                              "run_id": run_id, "step": step, "distance": depth})
             if parent not in seen:
                 seen.add(parent)
                 nxt.append(parent)
         frontier = nxt
+    if ancestors:
+        info = {r["sample_id"]: r for r in _frontier_dicts(
+            store, "SELECT sample_id, kind, synth_depth FROM samples WHERE sample_id IN {ids}", sorted(seen - {sid}))}
+        for a in ancestors:
+            a["kind"] = info.get(a["sample_id"], {}).get("kind")
+            a["synth_depth"] = info.get(a["sample_id"], {}).get("synth_depth")
     decisions = store.rows(
         """SELECT d.run_id, d.step, d.verdict, d.reason, d.score, r.started_at
            FROM decisions d LEFT JOIN runs r USING (run_id) WHERE d.sample_id = ?
@@ -167,9 +207,7 @@ def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True
         depth += 1
         nxt: list[str] = []
         if frontier:
-            for child, parent, relation, run_id in _frontier_rows(
-                store, "SELECT child_id, parent_id, relation, run_id FROM edges WHERE parent_id IN {ids}", frontier
-            ):
+            for child, parent, relation, run_id in _children(store, frontier):
                 if child not in seen:
                     seen.add(child)
                     nxt.append(child)
@@ -238,15 +276,30 @@ def stats(store: Store) -> dict[str, Any]:
     }
 
 
+INDEXES = {
+    "edges_child_key": "edges (child_key)",
+    "edges_parent_key": "edges (parent_key)",
+    "samples_sample_id": "samples (sample_id)",
+}
+
+
 def optimize(store: Store) -> dict[str, int]:
-    """Re-sort edges by child and keep a copy sorted by parent, so lineage lookups skip row groups."""
+    """Sort edges by child and build ART indexes, so trace and impact stay fast at scale.
+
+    The sort is one run (all or nothing). Indexes are then built one statement at a time:
+    building them inside that transaction holds the whole table in memory. Writes after
+    this keep the indexes up to date, at some cost to bulk ingest speed.
+    """
+    for name in INDEXES:
+        store.execute(f"DROP INDEX IF EXISTS {name}")
     with store.run("maintenance", "optimize_v1", {}) as run:
-        for table, key in (("edges", "child_id"), ("samples", "sample_id")):
-            store.execute(f"CREATE OR REPLACE TEMP TABLE _sorted AS SELECT * FROM {table} ORDER BY {key}")
-            store.execute(f"DELETE FROM {table}")
-            store.execute(f"INSERT INTO {table} SELECT * FROM _sorted")
-            store.execute("DROP TABLE _sorted")
+        store.execute(EDGES_DDL.format(name="_edges_sorted"))
+        store.execute("INSERT INTO _edges_sorted SELECT * FROM edges ORDER BY child_key, child_id")
+        store.execute("DROP TABLE edges")
+        store.execute("ALTER TABLE _edges_sorted RENAME TO edges")
         n = int(store.scalar("SELECT count(*) FROM edges"))
         run.stats["edges"] = n
+    for name, target in INDEXES.items():
+        store.execute(f"CREATE INDEX {name} ON {target}")
     store.execute("CHECKPOINT")
-    return {"edges": n}
+    return {"edges": n, "indexes": len(INDEXES)}

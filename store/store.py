@@ -78,6 +78,7 @@ class Store:
                 f"cannot open store {self.path}: {exc}. Only one process may write to a store "
                 "at a time; wait for the other mixline command to finish, or open it read-only."
             ) from exc
+        self.con.execute("SET enable_progress_bar = false")
         self._in_tx = False
         if read_only:
             have = current_version_ro(self.con)
@@ -228,12 +229,43 @@ class Store:
             self.con.unregister(view)
         return data.num_rows
 
+    def add_edges(self, data: pa.Table | Sequence[Mapping[str, Any]]) -> int:
+        """Append lineage edges (child_id, parent_id, relation, run_id, step), adding their keys."""
+        if not isinstance(data, pa.Table):
+            rows = list(data)
+            if not rows:
+                return 0
+            data = pa.table({c: [r.get(c) for r in rows] for c in ("child_id", "parent_id", "relation", "run_id", "step")})
+        if data.num_rows == 0:
+            return 0
+        if "step" not in data.column_names:
+            data = data.append_column("step", pa.nulls(data.num_rows, pa.string()))
+        self.con.register("_edges_in", data)
+        try:
+            self.execute(
+                f"""INSERT INTO edges (child_id, parent_id, relation, run_id, step, child_key, parent_key)
+                SELECT child_id, parent_id, relation, run_id, step, {id_key('child_id')}, {id_key('parent_id')}
+                FROM _edges_in"""
+            )
+        finally:
+            self.con.unregister("_edges_in")
+        return data.num_rows
+
     def append_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Append small lists of dict rows, through Arrow."""
         if not rows:
             return 0
         names = list(dict.fromkeys(k for r in rows for k in r))
         return self.append(table, pa.table({n: [r.get(n) for r in rows] for n in names}))
+
+
+def id_key(column: str) -> str:
+    """SQL for the 64-bit integer key of a hex id column (its first 16 hex digits)."""
+    return f"('0x' || substr({column}, 1, 16))::UBIGINT"
+
+
+def key_of(sample_id: str) -> int:
+    return int(sample_id[:16], 16)
 
 
 def current_version_ro(con: duckdb.DuckDBPyConnection) -> int:

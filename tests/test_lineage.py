@@ -28,7 +28,7 @@ def graph(store):
     store.append_rows("sources", [{"source_id": "sid", "name": "src", "kind": "web"}])
     store.append_rows("sample_origins", [{"sample_id": raw, "source_id": "sid", "run_id": "r0", "file": "f.jsonl", "locator": "line 3"}])
     store.append_rows("runs", [{"run_id": "r1", "kind": "curate", "step": "pii_v1", "step_version": 1, "config": "{}", "config_hash": "h", "code_version": "t", "started_at": "2026-01-01", "status": "ok"}])
-    store.append_rows("edges", [
+    store.add_edges([
         {"child_id": scrubbed, "parent_id": raw, "relation": "scrubbed_from", "run_id": "r1", "step": "pii_v1"},
         {"child_id": g1, "parent_id": scrubbed, "relation": "prompted_by", "run_id": "r2", "step": "generate_v1"},
     ])
@@ -76,7 +76,7 @@ def test_impact_of_unrelated_sample_is_empty(store, graph):
 
 def test_impact_with_many_roots_uses_a_join(store, graph):
     ids = add_samples(store, [f"bulk {i}" for i in range(600)])
-    store.append_rows("edges", [{"child_id": ids[i + 1], "parent_id": ids[i], "relation": "normalized_from", "run_id": "r"} for i in range(0, 598, 2)])
+    store.add_edges([{"child_id": ids[i + 1], "parent_id": ids[i], "relation": "normalized_from", "run_id": "r"} for i in range(0, 598, 2)])
     imp = impact(store, ids[0:600:2] + [graph["raw"]])
     assert len(imp.samples) == 299 + 2
 

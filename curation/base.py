@@ -1,0 +1,115 @@
+"""The step base classes. A concrete step only answers "keep, or drop for this reason".
+
+Steps work on batches (Arrow tables with at least `sample_id` and `text`), so they
+vectorise and run unchanged under Ray Data's `map_batches`. The pipeline runner
+(`curation.pipeline`) does the counting, the timing and the writing of decision rows.
+
+- `Filter`: row-local. `decide(batch)` returns one verdict per row.
+- `GlobalStep`: needs every selected sample at once (dedup). A map phase,
+  `features(batch)`, turns each batch into small per-sample features; a reduce phase,
+  `reduce(features, order)`, decides over all of them and may report clusters.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from store.errors import ConfigError
+
+
+@dataclass
+class Verdicts:
+    """One step's decisions about a batch, row-aligned with it."""
+
+    keep: np.ndarray
+    reasons: list[str | None]
+    scores: np.ndarray | None = None
+    # Per-row values for annotation columns of `samples` (for example `lang`).
+    annotations: dict[str, list[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_reasons(cls, reasons: list[str | None], scores: np.ndarray | None = None,
+                     annotations: dict[str, list[Any]] | None = None) -> Verdicts:
+        return cls(np.array([r is None for r in reasons], dtype=bool), reasons, scores, annotations or {})
+
+    def __post_init__(self) -> None:
+        if len(self.keep) != len(self.reasons):
+            raise ValueError(f"verdicts disagree in length: {len(self.keep)} keep flags, {len(self.reasons)} reasons")
+
+
+@dataclass
+class Clusters:
+    """Dedup clusters: for each sample in a cluster of 2+, its cluster id and whether it was kept."""
+
+    sample_ids: list[str] = field(default_factory=list)
+    cluster_ids: list[str] = field(default_factory=list)
+    kept: list[bool] = field(default_factory=list)
+
+    def add(self, sample_id: str, cluster_id: str, kept: bool) -> None:
+        self.sample_ids.append(sample_id)
+        self.cluster_ids.append(cluster_id)
+        self.kept.append(kept)
+
+
+@dataclass(frozen=True)
+class StepParams:
+    """Base for a step's typed parameters; its fields are the recipe keys."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+
+class Step(ABC):
+    """A versioned curation step. `name` and `version` make `step_name`, e.g. gopher_quality_v1."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    Params: ClassVar[type[StepParams]] = StepParams
+    requires: ClassVar[tuple[str, ...]] = ()
+    # Columns of `samples` the step reads, beyond sample_id and text.
+    columns: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: StepParams | None = None, **kwargs: Any) -> None:
+        for mod in self.requires:
+            if importlib.util.find_spec(mod) is None:
+                raise ConfigError(f"step {self.name} needs the Python package {mod!r}; install it with pip")
+        if params is None:
+            try:
+                params = self.Params(**kwargs)
+            except TypeError as exc:
+                allowed = ", ".join(f.name for f in fields(self.Params))
+                raise ConfigError(f"step {self.name}: {exc}; its parameters are: {allowed or '(none)'}") from exc
+        self.params = params
+
+    @property
+    def step_name(self) -> str:
+        return f"{self.name}_v{self.version}"
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.name, "version": self.version, **self.params.as_dict()}
+
+    def prepare(self, ctx: Any) -> None:  # noqa: B027 - optional hook
+        """Load what the step needs from the store before any batch (eval n-grams, models)."""
+
+
+class Filter(Step):
+    @abstractmethod
+    def decide(self, batch: pa.Table) -> Verdicts:
+        """A verdict for every row of the batch."""
+
+
+class GlobalStep(Step):
+    @abstractmethod
+    def features(self, batch: pa.Table) -> pa.Table:
+        """Per-sample features for the reduce phase; must include `sample_id`."""
+
+    @abstractmethod
+    def reduce(self, features: pa.Table, order: np.ndarray) -> tuple[Verdicts, Clusters]:
+        """Decide over all features. `order[i]` ranks row i: lower is preferred when keeping."""

@@ -1,0 +1,76 @@
+"""Shared text statistics for the filters: words, lines, paragraphs, n-gram repetition."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+# Words and single punctuation marks, close to spaCy's English tokenizer on web text.
+TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[^\w\s]")
+WORD = re.compile(r"[^\W_]+")
+PUNCT_END = (".", "!", "?", '"', "'", "”", "’", "…", ":", ";", ")")
+
+
+def tokens(text: str) -> list[str]:
+    return TOKEN.findall(text)
+
+
+def is_symbol(tok: str) -> bool:
+    """A token with no letter or digit."""
+    return not any(c.isalnum() for c in tok)
+
+
+def lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines()]
+
+
+def paragraphs(text: str) -> list[str]:
+    return [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+
+
+def duplicate_fraction(items: list[str]) -> tuple[float, float]:
+    """Share of items that repeat an earlier one, and share of characters in them."""
+    if not items:
+        return 0.0, 0.0
+    seen: set[str] = set()
+    dup = dup_chars = 0
+    total_chars = sum(len(x) for x in items) or 1
+    for x in items:
+        if x in seen:
+            dup += 1
+            dup_chars += len(x)
+        else:
+            seen.add(x)
+    return dup / len(items), dup_chars / total_chars
+
+
+def top_ngram_char_fraction(words: list[str], n: int) -> float:
+    """Characters covered by the most frequent word n-gram, over all word characters."""
+    if len(words) < n:
+        return 0.0
+    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    gram, count = grams.most_common(1)[0]
+    if count < 2:
+        return 0.0
+    total = sum(len(w) for w in words) or 1
+    return sum(len(w) for w in gram) * count / total
+
+
+def duplicate_ngram_char_fraction(words: list[str], n: int) -> float:
+    """Characters inside word n-grams that occur more than once (each character counted once)."""
+    if len(words) < n:
+        return 0.0
+    seen: set[tuple[str, ...]] = set()
+    marked = [False] * len(words)
+    i = 0
+    while i <= len(words) - n:
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            for j in range(i, i + n):
+                marked[j] = True
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    total = sum(len(w) for w in words) or 1
+    return sum(len(w) for w, m in zip(words, marked, strict=True) if m) / total
