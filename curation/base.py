@@ -111,5 +111,10 @@ class GlobalStep(Step):
         """Per-sample features for the reduce phase; must include `sample_id`."""
 
     @abstractmethod
-    def reduce(self, features: pa.Table, order: np.ndarray) -> tuple[Verdicts, Clusters]:
-        """Decide over all features. `order[i]` ranks row i: lower is preferred when keeping."""
+    def reduce(self, features: pa.Table, order: np.ndarray, anchors: np.ndarray | None = None,
+               kinds: list[str] | None = None, depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+        """Decide over all features, row-aligned with them.
+
+        `order[i]` ranks row i (lower is preferred when keeping a copy); `anchors` marks
+        samples kept by earlier runs, which always win; `depths` are synthetic depths.
+        """

@@ -103,9 +103,10 @@ def init(ctx: Ctx, as_json: bool) -> None:
 @click.option("--format", "fmt", default=None, help="Force a format: jsonl, json, parquet, csv, tsv, txt, warc, yaml, hf.")
 @click.option("--split", default=None, help="Split of a Hugging Face dataset.")
 @click.option("--max-bytes", default=16 << 20, show_default=True, help="Quarantine records whose text is larger.")
+@click.option("--no-header", is_flag=True, help="CSV/TSV files have no header row; fields are named 0, 1, ...")
 def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: str | None, license_: str | None,
            domain: str | None, text_fields: tuple[str, ...], id_field: str | None, url_field: str | None,
-           fmt: str | None, split: str | None, max_bytes: int) -> None:
+           fmt: str | None, split: str | None, max_bytes: int, no_header: bool) -> None:
     """Ingest files, folders or Hugging Face datasets (hf:NAME) with their provenance."""
     from tqdm import tqdm
 
@@ -116,7 +117,7 @@ def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: s
     name = source or Path(paths[0].removeprefix("hf:")).name.split(".")[0]
     opts = IngestOptions(kind=kind, source=name, license=license_, domain=domain,
                          text_fields=text_fields or ("text",), id_field=id_field, url_field=url_field,
-                         format=fmt, split=split, max_bytes=max_bytes)
+                         format=fmt, split=split, max_bytes=max_bytes, csv_header=not no_header)
     # A memory cap keeps DuckDB's page cache from growing with the corpus; it spills instead.
     memory = os.environ.get("MIXLINE_MEMORY_LIMIT", "1GB")
     with Store(ctx.store_path, memory_limit=memory) as st, tqdm(total=total_bytes(ps) or None, unit="B", unit_scale=True,
@@ -295,6 +296,54 @@ def optimize(ctx: Ctx, as_json: bool) -> None:
         emit_json(out)
     else:
         click.echo(f"sorted {out['edges']} edges")
+
+
+@command(cli)
+@click.argument("recipe", required=False)
+@click.option("--where", default=None, help="SQL predicate over samples, e.g. \"source = 'oasst' AND synth_depth = 0\".")
+@click.option("--new", "new_only", is_flag=True, help="Only samples no earlier run has decided about.")
+@click.option("--show-default", is_flag=True, help="Print the built-in default recipe (TOML) and exit.")
+def curate(ctx: Ctx, as_json: bool, recipe: str | None, where: str | None, new_only: bool, show_default: bool) -> None:
+    """Run a curation recipe (TOML/YAML; the built-in default if omitted) over the store."""
+    from curation.recipe import DEFAULT_RECIPE, Recipe
+
+    if show_default:
+        click.echo(DEFAULT_RECIPE, nl=False)
+        return
+    from tqdm import tqdm
+
+    from curation.pipeline import curate as run_curate
+
+    rec = Recipe.from_file(recipe) if recipe else Recipe.default()
+    rec.build()
+    with ctx.open() as st, tqdm(unit=" samples", disable=ctx.quiet or None, desc="curate", file=sys.stderr) as bar:
+        result = run_curate(st, rec, where, new_only=new_only, progress=bar.update)
+    out = result.as_dict()
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"run {result.run_id}: {result.selected} selected, {result.kept} kept, {result.dropped} dropped")
+    for step in result.steps:
+        reasons = ", ".join(f"{k} {v}" for k, v in step["reasons"].items())
+        click.echo(f"  {step['step']:<24} kept {step['kept']:>8}  dropped {step['dropped']:>8}" + (f"  ({reasons})" if reasons else ""))
+
+
+@command(cli)
+@click.argument("sample_id")
+def why(ctx: Ctx, as_json: bool, sample_id: str) -> None:
+    """Every curation decision about a sample, and its dedup clusters."""
+    from curation.pipeline import why as run_why
+
+    with ctx.open(read_only=True) as st:
+        out = run_why(st, sample_id)
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"sample {out['sample_id']}: {out['status']}")
+    for d in out["decisions"]:
+        click.echo(f"  {d['started_at']} {d['recipe']}  {d['step']}: {d['verdict']}" + (f" ({d['reason']})" if d["reason"] else ""))
+    for c in out["clusters"]:
+        click.echo(f"  {c['method']} cluster {c['cluster_id']} of {c['size']}: {'kept' if c['kept'] else 'dropped'}")
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ origins.
 from __future__ import annotations
 
 import os
-import tempfile
 import queue
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -49,6 +49,7 @@ class IngestOptions:
     split: str | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
     synth_depth: int | None = None
+    csv_header: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -89,7 +90,7 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
     config = {"paths": [str(p) for p in resolved], **{k: v for k, v in asdict(opts).items()}}
     sid = source_id_for(opts.source)
     _check_source(store, sid, opts)
-    fields = FieldMap(opts.text_fields, opts.id_field, opts.url_field)
+    fields = FieldMap(opts.text_fields, opts.id_field, opts.url_field, opts.csv_header)
     depth = opts.synth_depth if opts.synth_depth is not None else (1 if opts.kind == "synthetic" else 0)
     with store.run("ingest", "ingest_v1", config) as run, Spool(store) as spool:
         result = IngestResult(run.run_id, sid)
@@ -200,7 +201,7 @@ class Spool:
 
 def _spool_batch(store: Store, spool: Spool, good: pa.Table, seen: IdSet, result: IngestResult) -> None:
     """Hash a batch; spool its new samples and all of its origins."""
-    text_ids = content_ids(good.column("text"))
+    text_ids = [t or "" for t in content_ids(good.column("text"))]
     msgs = good.column("messages")
     if msgs.null_count == len(msgs):
         ids = text_ids

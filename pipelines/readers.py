@@ -47,6 +47,7 @@ class FieldMap:
     text: tuple[str, ...] = ("text",)
     id: str | None = None
     url: str | None = None
+    csv_header: bool = True
 
     def id_fields(self) -> tuple[str, ...]:
         return (self.id,) if self.id else ("id", "_id", "doc_id", "uuid", "message_id")
@@ -233,6 +234,8 @@ class RowBuilder:
                 self.bad.append(BadRecord(self.file, locator, f"missing text field {name!r} (set --text-field to the field that holds the text)", _excerpt(record)))
                 return
             value = record[name]
+            if isinstance(value, list) and value and all(isinstance(x, str) for x in value):
+                value = "\n\n".join(value)
             if not isinstance(value, str):
                 self.bad.append(BadRecord(self.file, locator, f"field {name!r} is a {type(value).__name__}, expected a string", _excerpt(record)))
                 return
@@ -430,7 +433,8 @@ def _read_csv(path: Path, fields: FieldMap, delimiter: str) -> Iterator[Batch]:
     rb = RowBuilder(file, fields)
     with _open(path) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8", errors="strict", newline="")
-        reader = csv.DictReader(text, delimiter=delimiter)
+        # Without a header row, columns are named by position: "0", "1", ...
+        reader = csv.DictReader(text, delimiter=delimiter) if fields.csv_header else _NumberedReader(text, delimiter)
         try:
             for rec in reader:
                 loc = f"line {reader.line_num}"
@@ -443,6 +447,21 @@ def _read_csv(path: Path, fields: FieldMap, delimiter: str) -> Iterator[Batch]:
         except csv.Error as exc:
             rb.bad.append(BadRecord(file, f"line {reader.line_num}", f"malformed CSV: {exc}"))
     yield rb.flush()
+
+
+class _NumberedReader:
+    """csv.DictReader's interface for files without a header row."""
+
+    def __init__(self, fh: IO[str], delimiter: str) -> None:
+        self._reader = csv.reader(fh, delimiter=delimiter)
+
+    @property
+    def line_num(self) -> int:
+        return self._reader.line_num
+
+    def __iter__(self) -> Iterator[dict[str | None, Any]]:
+        for row in self._reader:
+            yield {str(i): v for i, v in enumerate(row)}
 
 
 # -- text, WARC, YAML, HF ------------------------------------------------------------------------

@@ -112,7 +112,9 @@ def _curation(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-SCHEMA_VERSION = MIGRATIONS[-1].version
+
+def schema_version() -> int:
+    return MIGRATIONS[-1].version
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -127,3 +129,25 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
 def pending(con: duckdb.DuckDBPyConnection) -> list[Migration]:
     have = current_version(con)
     return [m for m in MIGRATIONS if m.version > have]
+
+
+@migration(4, "sample_status")
+def _sample_status(con: duckdb.DuckDBPyConnection) -> None:
+    """Each curated sample's status from its latest successful curation run."""
+    con.execute(
+        """
+        CREATE VIEW sample_status AS
+        WITH dr AS (
+            SELECT d.sample_id, d.verdict, d.run_id, r.started_at
+            FROM decisions d JOIN runs r USING (run_id)
+            WHERE r.status = 'ok' AND r.kind = 'curate'),
+        last AS (SELECT sample_id, max(started_at) AS t FROM dr GROUP BY sample_id)
+        SELECT dr.sample_id,
+               CASE WHEN bool_or(dr.verdict = 'dropped') THEN 'dropped'
+                    WHEN bool_or(dr.verdict = 'rewritten') THEN 'rewritten'
+                    ELSE 'kept' END AS status,
+               any_value(dr.run_id) AS run_id
+        FROM dr JOIN last ON dr.sample_id = last.sample_id AND dr.started_at = last.t
+        GROUP BY dr.sample_id
+        """
+    )

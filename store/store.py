@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from store.errors import NotFoundError, ReadOnlyError, StoreError
 from store.ids import canonical_json, config_hash, new_run_id
-from store.schema import MIGRATIONS, SCHEMA_VERSION, current_version
+from store.schema import MIGRATIONS, current_version, schema_version
 
 DEFAULT_STORE = "mixline.duckdb"
 Tracer = Callable[[str, Sequence[Any] | None], None]
@@ -82,9 +82,9 @@ class Store:
         self._in_tx = False
         if read_only:
             have = current_version_ro(self.con)
-            if have < SCHEMA_VERSION:
+            if have < schema_version():
                 raise StoreError(
-                    f"store {self.path} is at schema v{have}, this mixline needs v{SCHEMA_VERSION}; "
+                    f"store {self.path} is at schema v{have}, this mixline needs v{schema_version()}; "
                     "run any writing command (for example `mixline init`) once to migrate it"
                 )
         else:
@@ -132,10 +132,10 @@ class Store:
         """Apply pending migrations, each in its own transaction. Returns the versions applied."""
         applied: list[int] = []
         have = current_version(self.con)
-        if have > SCHEMA_VERSION:
+        if have > schema_version():
             raise StoreError(
                 f"store {self.path} is at schema v{have}, newer than this mixline "
-                f"(v{SCHEMA_VERSION}); upgrade mixline"
+                f"(v{schema_version()}); upgrade mixline"
             )
         for m in MIGRATIONS:
             if m.version <= have:

@@ -1,0 +1,1 @@
+"""Benchmark decontamination: n-gram overlap with eval sets, and banned source URLs."""

@@ -1,0 +1,1 @@
+"""Exact, near (MinHash LSH) and semantic (embedding) dedup, with recorded clusters."""

@@ -1,0 +1,39 @@
+"""Exact dedup on normalised text (case, punctuation, whitespace and Unicode forms folded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from xxhash import xxh3_64_intdigest
+
+from curation.base import Clusters, GlobalStep, StepParams, Verdicts
+from curation.dedup.unionfind import components, pairs_from_groups, resolve
+from curation.normalize import normal_form
+
+
+@dataclass(frozen=True)
+class ExactParams(StepParams):
+    normalize: bool = True
+
+
+class ExactDedup(GlobalStep):
+    """One sample per normalised text; the others are dropped naming the one kept."""
+
+    name = "exact_dedup"
+    Params = ExactParams
+
+    def features(self, batch: pa.Table) -> pa.Table:
+        p: ExactParams = self.params  # type: ignore[assignment]
+        texts = batch.column("text").to_pylist()
+        keys = [xxh3_64_intdigest((normal_form(t) if p.normalize else t).encode()) for t in texts]
+        return pa.table({"sample_id": batch.column("sample_id"), "key": pa.array(keys, pa.uint64())})
+
+    def reduce(self, features: pa.Table, order: np.ndarray, anchors: np.ndarray | None = None,
+               kinds: list[str] | None = None, depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+        keys = features.column("key").to_numpy()
+        a, b = pairs_from_groups(keys)
+        labels = components(len(keys), a, b)
+        ids = features.column("sample_id").to_pylist()
+        return resolve(labels, order, ids, kinds, depths, "exact_duplicate_of", anchors)

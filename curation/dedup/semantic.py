@@ -1,0 +1,92 @@
+"""Semantic dedup (SemDeDup): MiniLM embeddings, k-means partitions, cosine threshold.
+
+Embeddings come from the store's cache (no text is embedded twice by the same model).
+K-means splits the collection so that pairwise similarities are computed only inside a
+partition, which keeps the cost near-linear in the number of samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from curation.base import Clusters, GlobalStep, StepParams, Verdicts
+from curation.dedup.unionfind import components, resolve
+from curation.embed import DEFAULT_MODEL, Embedder, cached_embeddings
+
+
+@dataclass(frozen=True)
+class SemanticParams(StepParams):
+    threshold: float = 0.95
+    model: str = DEFAULT_MODEL
+    partition_size: int = 2000
+    kmeans_iters: int = 10
+    seed: int = 0
+
+
+class SemanticDedup(GlobalStep):
+    """Pairs above the cosine threshold inside a k-means partition are duplicates."""
+
+    name = "semantic_dedup"
+    Params = SemanticParams
+    requires = ("sentence_transformers",)
+    columns = ("content_hash",)
+
+    def __init__(self, params: StepParams | None = None, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        p: SemanticParams = self.params  # type: ignore[assignment]
+        self.embedder = Embedder(p.model)
+        self._store: Any = None
+
+    def prepare(self, ctx: Any) -> None:
+        self._store = ctx.store
+
+    def features(self, batch: pa.Table) -> pa.Table:
+        vecs = cached_embeddings(self._store, self.embedder, batch.column("content_hash").to_pylist(),
+                                 batch.column("text").to_pylist())
+        flat = pa.array(vecs.reshape(-1), pa.float32())
+        return pa.table({"sample_id": batch.column("sample_id"),
+                         "vec": pa.FixedSizeListArray.from_arrays(flat, vecs.shape[1])})
+
+    def reduce(self, features: pa.Table, order: np.ndarray, anchors: np.ndarray | None = None,
+               kinds: list[str] | None = None, depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+        p: SemanticParams = self.params  # type: ignore[assignment]
+        n = features.num_rows
+        ids = features.column("sample_id").to_pylist()
+        if n == 0:
+            return Verdicts.from_reasons([]), Clusters()
+        x = features.column("vec").combine_chunks().flatten().to_numpy().reshape(n, -1).astype(np.float32)
+        parts = kmeans_partitions(x, max(1, int(np.ceil(n / p.partition_size))), p.kmeans_iters, p.seed)
+        a_all, b_all = [], []
+        for part in parts:
+            if len(part) < 2:
+                continue
+            sims = x[part] @ x[part].T
+            iu, ju = np.nonzero(np.triu(sims >= p.threshold, k=1))
+            a_all.append(part[iu])
+            b_all.append(part[ju])
+        a = np.concatenate(a_all) if a_all else np.empty(0, np.int64)
+        b = np.concatenate(b_all) if b_all else np.empty(0, np.int64)
+        labels = components(n, a, b)
+        return resolve(labels, order, ids, kinds, depths, "semantic_duplicate_of", anchors)
+
+
+def kmeans_partitions(x: np.ndarray, k: int, iters: int, seed: int) -> list[np.ndarray]:
+    """Spherical k-means; returns the member indices of each partition."""
+    n = len(x)
+    if k <= 1 or n <= k:
+        return [np.arange(n)]
+    rng = np.random.default_rng(seed)
+    centers = x[rng.choice(n, size=k, replace=False)].copy()
+    assign = np.zeros(n, dtype=np.int64)
+    for _ in range(iters):
+        assign = np.argmax(x @ centers.T, axis=1)
+        for c in range(k):
+            members = x[assign == c]
+            if len(members):
+                v = members.sum(axis=0)
+                centers[c] = v / (np.linalg.norm(v) or 1.0)
+    return [np.flatnonzero(assign == c) for c in range(k)]

@@ -1,0 +1,195 @@
+"""Runs a recipe over a selection of the store, recording every decision as a row.
+
+Filters stream over batches; dedup steps compute per-sample features in the same pass
+(map) and decide over all of them at the end (reduce). Samples kept by earlier runs join
+the reduce as anchors, so new samples are deduplicated against everything kept before.
+Counters are derived from the decision rows, never kept alongside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curation.base import Clusters, Filter, GlobalStep, Verdicts
+from curation.recipe import Recipe
+from store.select import validate_where
+from store.store import Store
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Context:
+    """What steps may read while preparing: the store and the run."""
+
+    store: Store
+    run_id: str
+
+
+@dataclass
+class CurateResult:
+    run_id: str
+    selected: int = 0
+    kept: int = 0
+    dropped: int = 0
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "selected": self.selected, "kept": self.kept,
+                "dropped": self.dropped, "steps": self.steps}
+
+
+class _Decisions:
+    """Decision, cluster and annotation rows of a run, appended in bulk per batch."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.langs: list[tuple[str, str | None]] = []
+
+    def add(self, step: str, ids: pa.Array | list[str], v: Verdicts, only: np.ndarray | None = None) -> None:
+        ids_list = ids.to_pylist() if isinstance(ids, pa.Array | pa.ChunkedArray) else list(ids)
+        idx = np.arange(len(ids_list)) if only is None else np.flatnonzero(only)
+        if not len(idx):
+            return
+        keep = v.keep[idx]
+        scores = v.scores[idx].tolist() if v.scores is not None else [None] * len(idx)
+        self.store.append("decisions", pa.table({
+            "run_id": pa.array([self.run_id] * len(idx), pa.string()),
+            "sample_id": pa.array([ids_list[i] for i in idx.tolist()], pa.string()),
+            "step": pa.array([step] * len(idx), pa.string()),
+            "verdict": pa.array(["kept" if k else "dropped" for k in keep.tolist()], pa.string()),
+            "reason": pa.array([v.reasons[i] for i in idx.tolist()], pa.string()),
+            "score": pa.array(scores, pa.float64()),
+        }))
+
+    def clusters(self, method: str, c: Clusters) -> None:
+        if c.sample_ids:
+            self.store.append("clusters", pa.table({
+                "run_id": [self.run_id] * len(c.sample_ids), "sample_id": c.sample_ids,
+                "cluster_id": c.cluster_ids, "method": [method] * len(c.sample_ids), "kept": c.kept,
+            }))
+
+
+def curate(store: Store, recipe: Recipe | None = None, where: str | None = None, *, new_only: bool = False,
+           progress: Progress | None = None) -> CurateResult:
+    """Run a recipe (the built-in default when None) over `--where` samples, as one run."""
+    recipe = recipe or Recipe.default()
+    steps = recipe.build()
+    filters = [s for s in steps if isinstance(s, Filter)]
+    globals_ = [s for s in steps if isinstance(s, GlobalStep)]
+    pred = validate_where(store, where)
+    config = {"recipe": recipe.config(), "where": where, "new_only": new_only}
+    with store.run("curate", f"curate_{recipe.name}", config) as run:
+        ctx = Context(store, run.run_id)
+        for s in steps:
+            s.prepare(ctx)
+        rec = _Decisions(store, run.run_id)
+        cond = f"{pred} AND s.kind <> 'eval'"
+        if new_only:
+            cond += " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.sample_id = s.sample_id)"
+        extra = sorted({c for s in steps for c in s.columns} - {"url"})
+        url = ", (SELECT any_value(o.url) FROM sample_origins o WHERE o.sample_id = s.sample_id) AS url" \
+            if any("url" in s.columns for s in steps) else ""
+        anchors_sql = ""
+        if globals_:
+            anchors_sql = f"""UNION ALL SELECT st.sample_id, TRUE FROM sample_status st JOIN samples s USING (sample_id)
+                WHERE st.status = 'kept' AND NOT ({cond})"""
+        cur = store.execute(f"""
+            WITH pick AS (SELECT s.sample_id, FALSE AS anchor FROM samples s WHERE {cond} {anchors_sql})
+            SELECT s.sample_id, s.text, s.kind, s.synth_depth, pick.anchor{''.join(', s.' + c for c in extra)}{url},
+                   row_number() OVER (ORDER BY {recipe.order_sql()}) AS rank
+            FROM samples s JOIN pick USING (sample_id) LEFT JOIN runs r ON r.run_id = s.created_run_id
+            ORDER BY s.sample_id""")
+        reader = cur.to_arrow_reader(recipe.batch_size)
+        feats: dict[int, list[pa.Table]] = {i: [] for i in range(len(globals_))}
+        pop: dict[str, list[Any]] = {"ids": [], "rank": [], "anchor": [], "kind": [], "depth": []}
+        selected = 0
+        for rb in reader:
+            batch = pa.Table.from_batches([rb])
+            anchor = batch.column("anchor").to_numpy(zero_copy_only=False)
+            new = batch.filter(pc.invert(batch.column("anchor")))
+            selected += new.num_rows
+            for f in filters:
+                if new.num_rows == 0:
+                    break
+                v = f.decide(new)
+                rec.add(f.step_name, new.column("sample_id"), v)
+                if "lang" in v.annotations:
+                    rec.langs.extend(zip(new.column("sample_id").to_pylist(), v.annotations["lang"], strict=True))
+                new = new.filter(pa.array(v.keep))
+            alive = pa.concat_tables([batch.filter(pa.array(anchor)), new]) if anchor.any() else new
+            for i, g in enumerate(globals_):
+                feats[i].append(g.features(alive))
+            pop["ids"] += alive.column("sample_id").to_pylist()
+            pop["rank"] += alive.column("rank").to_pylist()
+            pop["anchor"] += alive.column("anchor").to_pylist()
+            pop["kind"] += alive.column("kind").to_pylist()
+            pop["depth"] += alive.column("synth_depth").to_pylist()
+            if progress is not None:
+                progress(batch.num_rows)
+        live = np.ones(len(pop["ids"]), dtype=bool)
+        rank = np.asarray(pop["rank"], dtype=np.int64)
+        anchors = np.asarray(pop["anchor"], dtype=bool)
+        depths = np.asarray(pop["depth"], dtype=np.int64)
+        for i, g in enumerate(globals_):
+            table = pa.concat_tables(feats[i]) if feats[i] else None
+            if table is None or table.num_rows == 0:
+                continue
+            idx = np.flatnonzero(live)
+            sub = table.take(pa.array(idx))
+            v, clusters = g.reduce(sub, rank[idx], anchors[idx], [pop["kind"][j] for j in idx.tolist()], depths[idx])
+            rec.add(g.step_name, sub.column("sample_id"), v, only=~anchors[idx])
+            rec.clusters(g.name.removesuffix("_dedup"), clusters)
+            live[idx[~v.keep]] = False
+        if rec.langs:
+            store.con.register("_langs", pa.table({"sample_id": [a for a, _ in rec.langs], "lang": [b for _, b in rec.langs]}))
+            try:
+                store.execute("UPDATE samples SET lang = l.lang FROM _langs l WHERE samples.sample_id = l.sample_id")
+            finally:
+                store.con.unregister("_langs")
+        result = summarize(store, run.run_id, selected)
+        run.stats.update({"selected": result.selected, "kept": result.kept, "dropped": result.dropped})
+    return result
+
+
+def summarize(store: Store, run_id: str, selected: int) -> CurateResult:
+    """Counters of a curation run, derived from its decision rows."""
+    res = CurateResult(run_id, selected)
+    res.dropped = int(store.scalar("SELECT count(DISTINCT sample_id) FROM decisions WHERE run_id = ? AND verdict = 'dropped'", [run_id]))
+    res.kept = selected - res.dropped
+    for row in store.rows(
+        """SELECT step, count(*) FILTER (WHERE verdict = 'kept') AS kept,
+                  count(*) FILTER (WHERE verdict = 'dropped') AS dropped
+           FROM decisions WHERE run_id = ? GROUP BY step ORDER BY min(rowid)""", [run_id]):
+        reasons = store.rows(
+            """SELECT split_part(reason, ':', 1) AS reason, count(*) AS n FROM decisions
+               WHERE run_id = ? AND step = ? AND verdict = 'dropped' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10""",
+            [run_id, row["step"]])
+        row["reasons"] = {r["reason"]: r["n"] for r in reasons}
+        res.steps.append(row)
+    return res
+
+
+def why(store: Store, sample_id: str) -> dict[str, Any]:
+    """Every decision and cluster about a sample, oldest run first."""
+    from store.lineage import resolve_id
+
+    sid = resolve_id(store, sample_id)
+    decisions = store.rows(
+        """SELECT d.run_id, r.step AS recipe, d.step, d.verdict, d.reason, d.score, r.started_at
+           FROM decisions d JOIN runs r USING (run_id) WHERE d.sample_id = ? ORDER BY r.started_at, d.rowid""", [sid])
+    clusters = store.rows(
+        """SELECT c.run_id, c.method, c.cluster_id, c.kept,
+                  (SELECT count(*) FROM clusters c2 WHERE c2.run_id = c.run_id AND c2.method = c.method
+                   AND c2.cluster_id = c.cluster_id) AS size
+           FROM clusters c WHERE c.sample_id = ?""", [sid])
+    status = store.rows("SELECT status, run_id FROM sample_status WHERE sample_id = ?", [sid])
+    return {"sample_id": sid, "status": status[0]["status"] if status else "uncurated",
+            "decisions": decisions, "clusters": clusters}

@@ -1,0 +1,150 @@
+"""Curation recipes: a TOML or YAML file that lists steps and their parameters."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curation.base import Filter, GlobalStep, Step
+from curation.decontam.ngram import Decontaminate
+from curation.decontam.urls import BannedUrls
+from curation.dedup.exact import ExactDedup
+from curation.dedup.minhash import MinHashDedup
+from curation.dedup.semantic import SemanticDedup
+from curation.filters.gopher import GopherQuality, GopherRepetition
+from curation.filters.language import LanguageId
+from curation.filters.rules import Boilerplate, C4Quality, FineWebQuality, Length
+from store.errors import ConfigError
+
+STEP_TYPES: dict[str, type[Step]] = {
+    cls.name: cls
+    for cls in (Length, GopherQuality, GopherRepetition, C4Quality, FineWebQuality, Boilerplate,
+                LanguageId, Decontaminate, BannedUrls, ExactDedup, MinHashDedup, SemanticDedup)
+}
+KEEP_RULES = ("human", "older", "longer", "shorter", "newer", "source_order")
+
+DEFAULT_RECIPE = """\
+# mixline's default curation recipe. Filters run first, in order; then dedup steps.
+name = "default"
+# Which copy of a duplicate cluster is kept, in order of precedence.
+keep = ["human", "older", "longer"]
+# source_order = ["medquad", "common-crawl"]   # used when keep includes "source_order"
+
+[[steps]]
+type = "length"
+min_chars = 20
+
+[[steps]]
+type = "gopher_quality"
+min_doc_words = 50
+
+[[steps]]
+type = "gopher_repetition"
+
+[[steps]]
+type = "decontaminate"      # against every sample ingested with --kind eval
+n = 13
+
+[[steps]]
+type = "exact_dedup"
+
+[[steps]]
+type = "minhash_dedup"
+shingle_size = 5
+num_perm = 112
+bands = 14
+rows = 8
+"""
+
+
+@dataclass
+class Recipe:
+    name: str
+    steps: list[dict[str, Any]]
+    keep: tuple[str, ...] = ("human", "older", "longer")
+    source_order: tuple[str, ...] = ()
+    batch_size: int = 5000
+    origin: str = "built-in default"
+    _built: list[Step] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def default(cls) -> Recipe:
+        return cls.parse(tomllib.loads(DEFAULT_RECIPE), "built-in default")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Recipe:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"recipe {p} not found")
+        text = p.read_text(encoding="utf-8")
+        try:
+            data = yaml.safe_load(text) if p.suffix.lower() in (".yml", ".yaml") else tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"recipe {p} does not parse: {exc}") from exc
+        return cls.parse(data, str(p))
+
+    @classmethod
+    def parse(cls, data: Any, origin: str) -> Recipe:
+        if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
+            raise ConfigError(f"recipe {origin}: needs a non-empty `steps` list ([[steps]] tables in TOML)")
+        keep = tuple(data.get("keep", cls.keep))
+        for k in keep:
+            if k not in KEEP_RULES:
+                raise ConfigError(f"recipe {origin}: keep rule {k!r} is not one of {', '.join(KEEP_RULES)}")
+        steps = []
+        for i, s in enumerate(data["steps"]):
+            if not isinstance(s, dict) or s.get("type") not in STEP_TYPES:
+                raise ConfigError(f"recipe {origin}: steps[{i}] needs `type`, one of {', '.join(sorted(STEP_TYPES))}")
+            steps.append(dict(s))
+        return cls(str(data.get("name", Path(origin).stem)), steps, keep, tuple(data.get("source_order", ())),
+                   int(data.get("batch_size", 5000)), origin)
+
+    def build(self) -> list[Step]:
+        """Step objects, with every parameter checked; filters must come before global steps."""
+        if self._built:
+            return self._built
+        built: list[Step] = []
+        seen_global = False
+        for i, spec in enumerate(self.steps):
+            params: dict[str, Any] = {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)
+                      for k, v in spec.items() if k != "type"}
+            try:
+                step = STEP_TYPES[spec["type"]](None, **params)
+            except ConfigError as exc:
+                raise ConfigError(f"recipe {self.origin}: steps[{i}]: {exc}") from exc
+            if isinstance(step, GlobalStep):
+                seen_global = True
+            elif isinstance(step, Filter) and seen_global:
+                raise ConfigError(f"recipe {self.origin}: steps[{i}] ({step.name}) is a filter after a dedup step; "
+                                  "list filters first, dedup steps last")
+            built.append(step)
+        self._built = built
+        return built
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "keep": list(self.keep), "source_order": list(self.source_order),
+                "steps": [s.config() for s in self.build()]}
+
+    def order_sql(self) -> str:
+        """ORDER BY clause ranking samples for keep decisions (first is preferred)."""
+        parts = []
+        for rule in self.keep:
+            if rule == "human":
+                parts.append("s.synth_depth ASC")
+            elif rule == "older":
+                parts.append("r.started_at ASC NULLS LAST")
+            elif rule == "newer":
+                parts.append("r.started_at DESC NULLS LAST")
+            elif rule == "longer":
+                parts.append("s.n_chars DESC")
+            elif rule == "shorter":
+                parts.append("s.n_chars ASC")
+            elif rule == "source_order" and self.source_order:
+                cases = " ".join(f"WHEN '{src.replace(chr(39), chr(39) * 2)}' THEN {i}" for i, src in enumerate(self.source_order))
+                parts.append(f"CASE s.source {cases} ELSE {len(self.source_order)} END ASC")
+        parts.append("s.sample_id ASC")
+        return ", ".join(parts)

@@ -1,0 +1,63 @@
+"""Each filter on literal texts: the verdict and the exact rule named."""
+
+import pyarrow as pa
+import pytest
+
+from curation.filters.gopher import GopherQuality, GopherRepetition
+from curation.filters.language import LanguageId
+from curation.filters.rules import Boilerplate, C4Quality, FineWebQuality, Length
+from store import ConfigError
+
+GOOD = ("The committee met on Tuesday to review the budget and to discuss the plans that have been "
+        "proposed for the new library. Members of the public were invited to share their views with "
+        "the board, and many of them spoke about the importance of having a quiet place to read and "
+        "study. The chair thanked everyone for coming and said that the final decision would be made "
+        "next month, after the architects have presented revised drawings. Coffee was served afterwards. Nobody left early.")
+
+
+def reasons(step, texts):
+    return step.decide(pa.table({"text": texts})).reasons
+
+
+def test_gopher_quality_rules_name_the_rule():
+    g = GopherQuality()
+    assert reasons(g, [GOOD]) == [None]
+    assert reasons(g, ["Too short to be a document."]) == ["short_doc"]
+    assert reasons(g, [" ".join(["#tag"] * 60)]) == ["too_many_hashes"]
+    no_stop = " ".join(f"word{i} alpha beta gamma" for i in range(20))
+    assert reasons(g, [no_stop]) == ["few_stop_words"]
+    assert reasons(g, ["\n".join(f"- item {i} of the list and the rest" for i in range(60))]) == ["too_many_bullets"]
+
+
+def test_gopher_parameters_are_configurable():
+    assert reasons(GopherQuality(min_doc_words=5), ["The cat and the dog sat with me."]) == [None]
+    with pytest.raises(ConfigError, match="min_doc_word"):
+        GopherQuality(min_doc_word=5)
+
+
+def test_gopher_repetition():
+    r = GopherRepetition()
+    assert reasons(r, [GOOD]) == [None]
+    assert reasons(r, ["\n\n".join(["The same paragraph again and again."] * 5)]) == ["dup_para_frac"]
+    spam = " ".join(["buy cheap pills now"] * 40)
+    assert reasons(r, [spam])[0] in {"top_2_gram", "top_3_gram", "top_4_gram", "duplicated_5_n_grams"}
+
+
+def test_c4_fineweb_length_boilerplate():
+    assert reasons(C4Quality(), [GOOD]) == [None]
+    assert reasons(C4Quality(), [GOOD + " Lorem ipsum dolor sit amet."]) == ["lorem_ipsum"]
+    assert reasons(C4Quality(), [GOOD + " function() { return 1; }"]) == ["curly_bracket"]
+    assert reasons(C4Quality(), ["One sentence only. Two."]) == ["few_sentences"]
+    assert reasons(FineWebQuality(), [GOOD]) == [None]
+    assert reasons(FineWebQuality(), ["\n".join(["menu", "home", "about", "contact", "shop"])]) == ["line_punct_ratio"]
+    assert reasons(Length(min_chars=10), ["tiny", GOOD]) == ["too_few_chars", None]
+    page = "\n".join(["Sign in", "Subscribe to our newsletter", "Privacy policy", "Cookie settings", GOOD])
+    assert reasons(Boilerplate(), [page]) == ["boilerplate_lines"]
+
+
+def test_language_id_keeps_wanted_languages_and_annotates():
+    v = LanguageId(keep=("en",)).decide(pa.table({"text": [GOOD, "Der Ausschuss traf sich am Dienstag, um den Haushalt zu prüfen und die Pläne für die neue Bibliothek zu besprechen."]}))
+    assert v.reasons == [None, "lang_de"]
+    assert v.annotations["lang"] == ["en", "de"]
+    with pytest.raises(ConfigError, match="ISO 639-1"):
+        LanguageId(keep=("english",))
