@@ -18,11 +18,17 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
 class Embedder:
-    """Embeds texts on the CPU (bf16 autocast) or GPU; vectors are L2-normalised float32."""
+    """Embeds texts on the CPU or GPU; vectors are L2-normalised float32.
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None, batch_size: int = 64) -> None:
+    `bf16=True` runs CPU inference under bfloat16 autocast: faster on short sentences on
+    some CPUs, slower on 256-token passages on others (see benchmarks/RESULTS.md).
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None, batch_size: int = 64,
+                 bf16: bool = False) -> None:
         self.model_name = model
         self.batch_size = batch_size
+        self.bf16 = bf16
         self.device = device or _default_device()
         self._model: Any = None
         self.embedded = 0
@@ -46,7 +52,7 @@ class Embedder:
 
         model = self._load()
         self.embedded += len(texts)
-        if self.device == "cpu":
+        if self.device == "cpu" and self.bf16:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 vecs = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
         else:

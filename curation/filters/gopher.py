@@ -8,6 +8,8 @@ import pyarrow as pa
 
 from curation.base import Filter, StepParams, Verdicts
 from curation.filters.text import (
+    NUMBER,
+    TOKEN,
     duplicate_fraction,
     duplicate_ngram_char_fraction,
     is_symbol,
@@ -17,6 +19,7 @@ from curation.filters.text import (
 )
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+BULLETS = ("•", "-")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ class GopherQualityParams(StepParams):
     max_ellipsis_lines_ratio: float | None = 0.3
     min_alpha_words_ratio: float | None = 0.8
     min_stop_words: int | None = 2
+    # datatrove compares stop words case-sensitively ("The" does not count); so does this,
+    # for verdicts that match it. Set False to count them in any case.
+    stop_words_case_sensitive: bool = True
 
 
 class GopherQuality(Filter):
@@ -43,14 +49,16 @@ class GopherQuality(Filter):
 
     def reason(self, text: str) -> str | None:
         p: GopherQualityParams = self.params  # type: ignore[assignment]
-        words = tokens(text)
+        words = TOKEN.findall(text)
         n_words = len(words) or 1
-        real = [w for w in words if not is_symbol(w)]
+        # A token is a symbol when it has no letter or digit: it starts with punctuation,
+        # unless it is a contraction such as 's.
+        real = [w for w in words if w[0].isalnum() or (len(w) > 1 and w[0] in "'’")]
         if p.min_doc_words is not None and len(real) < p.min_doc_words:
             return "short_doc"
         if p.max_doc_words is not None and len(real) > p.max_doc_words:
             return "long_doc"
-        avg = sum(len(w) for w in real) / len(real) if real else 0.0
+        avg = sum(map(len, real)) / len(real) if real else 0.0
         if p.min_avg_word_length is not None and avg < p.min_avg_word_length:
             return "short_avg_word"
         if p.max_avg_word_length is not None and avg > p.max_avg_word_length:
@@ -62,7 +70,7 @@ class GopherQuality(Filter):
                 return "too_many_ellipsis"
         lines = text.splitlines() or [text]
         if p.max_bullet_lines_ratio is not None:
-            bullets = sum(1 for ln in lines if ln.lstrip().startswith(("•", "-", "*", "●", "▪")))
+            bullets = sum(1 for ln in lines if ln.lstrip().startswith(BULLETS))
             if bullets / len(lines) > p.max_bullet_lines_ratio:
                 return "too_many_bullets"
         if p.max_ellipsis_lines_ratio is not None:
@@ -70,11 +78,13 @@ class GopherQuality(Filter):
             if ell / len(lines) > p.max_ellipsis_lines_ratio:
                 return "too_many_end_ellipsis"
         if p.min_alpha_words_ratio is not None:
-            alpha = sum(1 for w in words if any(c.isalpha() for c in w))
+            alpha = len(real) - sum(1 for w in real if NUMBER.fullmatch(w))
             if alpha / n_words < p.min_alpha_words_ratio:
                 return "few_alpha_words"
-        if p.min_stop_words is not None and sum(1 for w in words if w.lower() in STOP_WORDS) < p.min_stop_words:
-            return "few_stop_words"
+        if p.min_stop_words is not None:
+            pool = real if p.stop_words_case_sensitive else [w.lower() for w in real]
+            if sum(1 for w in pool if w in STOP_WORDS) < p.min_stop_words:
+                return "few_stop_words"
         return None
 
 

@@ -1,0 +1,169 @@
+"""Curation side by side: Gopher rules vs datatrove, MinHash vs datatrove/datasketch/rensa,
+semantic-dedup embedding vs plain sentence-transformers, and MinHash memory at 1M docs.
+
+Peers run from benchmarks/_work/peers (a venv with datatrove, spacy, datasketch, rensa),
+because datatrove pins xxhash<4. Create it with `make bench`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PEAK_RSS, ROOT, WORK, machine, realdata, table, timed  # noqa: E402
+
+PEERS = WORK / "peers" / "bin" / "python"
+N_DOCS = int(os.environ.get("BENCH_DOCS", 10_000))
+
+
+def load_docs(n: int) -> list[dict[str, str]]:
+    data = realdata()
+    texts = [json.loads(x)["text"] for x in gzip.open(data / "web/dolma_CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz", "rt")]
+    texts = [t for t in texts if t.strip()]
+    for line in gzip.open(data / "domain_medical/medquad_qa.jsonl.gz", "rt"):
+        r = json.loads(line)
+        texts.append(r["question"] + "\n\n" + r["answer"])
+        if len(texts) >= n:
+            break
+    return [{"id": f"d{i}", "text": t} for i, t in enumerate(texts[:n])]
+
+
+def peer(script: str, *args: str) -> dict:
+    out = subprocess.run([str(PEERS), str(ROOT / "benchmarks" / "peers" / script), *args],
+                         capture_output=True, text=True, cwd=WORK)
+    if out.returncode != 0:
+        raise RuntimeError(f"{script} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def agreement(ids: list[str], a: set[str], b: set[str]) -> float:
+    return sum(1 for i in ids if (i in a) == (i in b)) / len(ids)
+
+
+def bench_gopher(docs: list[dict[str, str]], path: Path) -> list[dict]:
+    from curation.filters.gopher import GopherQuality
+
+    step = GopherQuality()
+    batch = pa.table({"text": [d["text"] for d in docs]})
+    t0 = time.perf_counter()
+    ours = step.decide(batch).keep
+    ours_s = time.perf_counter() - t0
+    theirs = peer("datatrove_gopher.py", str(path))
+    same = sum(1 for d, k in zip(docs, ours.tolist(), strict=True) if theirs["verdicts"][d["id"]] == k) / len(docs)
+    n = len(docs)
+    return [
+        {"step": "Gopher quality", "tool": "mixline", "docs/s": n / ours_s, "speed-up": theirs["seconds"] / ours_s, "same verdict": same},
+        {"step": "Gopher quality", "tool": "datatrove GopherQualityFilter", "docs/s": n / theirs["seconds"], "speed-up": 1.0, "same verdict": 1.0},
+    ]
+
+
+def bench_minhash(docs: list[dict[str, str]], path: Path) -> list[dict]:
+    from curation.dedup.minhash import MinHashDedup
+
+    ids = [d["id"] for d in docs]
+    step = MinHashDedup()
+    t0 = time.perf_counter()
+    feats = [step.features(pa.table({"sample_id": ids[i:i + 5000], "text": [d["text"] for d in docs[i:i + 5000]]}))
+             for i in range(0, len(docs), 5000)]
+    v, _ = step.reduce(pa.concat_tables(feats), np.arange(len(ids)))
+    ours_s = time.perf_counter() - t0
+    ours = {i for i, k in zip(ids, v.keep.tolist(), strict=True) if not k}
+    dt = peer("datatrove_minhash.py", str(path), str(WORK / "dt_minhash"))
+    ds = peer("sketch_minhash.py", "datasketch", str(path))
+    rs = peer("sketch_minhash.py", "rensa", str(path))
+    n = len(docs)
+    rows = [{"step": "MinHash end to end", "tool": "mixline", "docs/s": n / ours_s, "speed-up": dt["seconds"] / ours_s,
+             "same verdict": agreement(ids, ours, set(dt["removed"])), "removed": len(ours)}]
+    for name, r in (("datatrove (4 stages)", dt), ("datasketch", ds), ("rensa pipeline", rs)):
+        rows.append({"step": "MinHash end to end", "tool": name, "docs/s": n / r["seconds"], "speed-up": dt["seconds"] / r["seconds"],
+                     "same verdict": agreement(ids, ours, set(r["removed"])), "removed": len(r["removed"])})
+    return rows
+
+
+def bench_semantic(docs: list[dict[str, str]]) -> list[dict]:
+    from curation.embed import Embedder, cached_embeddings
+    from store import Store
+    from store.ids import content_id
+
+    texts = [d["text"][:2000] for d in docs[:2000]]
+    hashes = [content_id(t) for t in texts]
+    emb = Embedder()
+    emb.encode(["warm up"])
+    st = Store(":memory:")
+    t0 = time.perf_counter()
+    cached_embeddings(st, emb, hashes, texts)
+    ours_s = time.perf_counter() - t0
+    before = emb.embedded
+    t0 = time.perf_counter()
+    cached_embeddings(st, emb, hashes, texts)
+    second_s = time.perf_counter() - t0
+    again = emb.embedded - before
+    model = emb._load()
+    t0 = time.perf_counter()
+    model.encode(texts, batch_size=64, normalize_embeddings=True)
+    plain_s = time.perf_counter() - t0
+    n = len(texts)
+    return [
+        {"step": "embedding (first run)", "tool": "mixline cached_embeddings", "docs/s": n / ours_s, "speed-up": plain_s / ours_s, "same verdict": "", "removed": ""},
+        {"step": "embedding (second run)", "tool": "mixline cached_embeddings", "docs/s": n / second_s, "speed-up": plain_s / second_s, "same verdict": f"{again} re-embedded", "removed": ""},
+        {"step": "embedding", "tool": "sentence-transformers encode (fp32)", "docs/s": n / plain_s, "speed-up": 1.0, "same verdict": "", "removed": ""},
+    ]
+
+
+MEMORY = PEAK_RSS + """
+import json, random, time
+import numpy as np, pyarrow as pa
+from curation.dedup.minhash import MinHashDedup
+docs = json.load(open('{src}'))
+rng = random.Random(0)
+step = MinHashDedup()
+feats = []
+t0 = time.perf_counter()
+n = 0
+while n < {n}:
+    texts = []
+    for _ in range(10000):
+        words = docs[rng.randrange(len(docs))].split()
+        k = rng.randrange(len(words)) if words else 0
+        words[k:k + 1] = [str(n)]  # a change per copy; most stay near-duplicates of their source
+        texts.append(' '.join(words))
+        n += 1
+    feats.append(step.features(pa.table({{'sample_id': [str(i) for i in range(n - len(texts), n)], 'text': texts}})))
+v, c = step.reduce(pa.concat_tables(feats), np.arange(n))
+print(json.dumps({{'seconds': time.perf_counter() - t0, 'peak_mb': _peak(), 'removed': int((~v.keep).sum())}}))
+"""
+
+
+def main() -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    docs = load_docs(N_DOCS)
+    path = WORK / "curation_docs.jsonl"
+    with path.open("w") as fh:
+        for d in docs:
+            fh.write(json.dumps(d) + "\n")
+    rows = bench_gopher(docs, path) + bench_minhash(docs, path) + bench_semantic(docs)
+    for r in rows:
+        r.setdefault("removed", "")
+    src = WORK / "memory_docs.json"
+    json.dump([d["text"][:1500] for d in docs], src.open("w"))
+    mem_n = int(os.environ.get("BENCH_MEMORY_DOCS", 1_000_000))
+    mem = timed(MEMORY.format(src=src, n=mem_n))
+    print(f"## Curation ({machine()})\n")
+    print(f"{len(docs):,} real docs (Common Crawl + MedQuAD); one core for mixline's filters, peers as shipped.\n")
+    print(table(rows))
+    print(f"\nMinHash on {mem_n:,} docs (real text with one changed word per copy): {mem['seconds']:.0f} s, "
+          f"peak RSS {mem['peak_mb']:.0f} MB (target < 4096), {mem['removed']:,} removed as near-duplicates.")
+
+
+if __name__ == "__main__":
+    main()
