@@ -101,18 +101,21 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
         if globals_:
             anchors_sql = f"""UNION ALL SELECT st.sample_id, TRUE FROM sample_status st JOIN samples s USING (sample_id)
                 WHERE st.status = 'kept' AND NOT ({cond})"""
-        cur = store.execute(f"""
+        # Materialised first: a streaming result would be closed by the writes below.
+        store.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _sel AS
             WITH pick AS (SELECT s.sample_id, FALSE AS anchor FROM samples s WHERE {cond} {anchors_sql})
             SELECT s.sample_id, s.text, s.kind, s.synth_depth, pick.anchor{''.join(', s.' + c for c in extra)}{url},
-                   row_number() OVER (ORDER BY {recipe.order_sql()}) AS rank
-            FROM samples s JOIN pick USING (sample_id) LEFT JOIN runs r ON r.run_id = s.created_run_id
-            ORDER BY s.sample_id""")
-        reader = cur.to_arrow_reader(recipe.batch_size)
+                   row_number() OVER (ORDER BY {recipe.order_sql()}) AS rank,
+                   row_number() OVER (ORDER BY s.sample_id) AS _page
+            FROM samples s JOIN pick USING (sample_id) LEFT JOIN runs r ON r.run_id = s.created_run_id""")
+        total = int(store.scalar("SELECT count(*) FROM _sel"))
         feats: dict[int, list[pa.Table]] = {i: [] for i in range(len(globals_))}
         pop: dict[str, list[Any]] = {"ids": [], "rank": [], "anchor": [], "kind": [], "depth": []}
         selected = 0
-        for rb in reader:
-            batch = pa.Table.from_batches([rb])
+        for lo in range(0, total, recipe.batch_size):
+            batch = store.execute("SELECT * EXCLUDE (_page) FROM _sel WHERE _page > ? AND _page <= ? ORDER BY _page",
+                                  [lo, lo + recipe.batch_size]).to_arrow_table()
             anchor = batch.column("anchor").to_numpy(zero_copy_only=False)
             new = batch.filter(pc.invert(batch.column("anchor")))
             selected += new.num_rows
@@ -148,6 +151,7 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
             rec.add(g.step_name, sub.column("sample_id"), v, only=~anchors[idx])
             rec.clusters(g.name.removesuffix("_dedup"), clusters)
             live[idx[~v.keep]] = False
+        store.execute("DROP TABLE IF EXISTS _sel")
         if rec.langs:
             store.con.register("_langs", pa.table({"sample_id": [a for a, _ in rec.langs], "lang": [b for _, b in rec.langs]}))
             try:

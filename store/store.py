@@ -116,6 +116,13 @@ class Store:
         names = [d[0] for d in cur.description or []]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
+    def one(self, sql: str, params: Sequence[Any] | None = None) -> tuple[Any, ...]:
+        """The single row of an aggregate query."""
+        row = self.execute(sql, params).fetchone()
+        if row is None:
+            raise StoreError(f"query returned no row: {sql[:200]}")
+        return tuple(row)
+
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         row = self.execute(sql, params).fetchone()
         return row[0] if row else None

@@ -118,3 +118,10 @@ def test_cli_curate_json_and_why(mixline, tmp_path):
     assert w["status"] == "dropped" and w["decisions"][-1]["reason"].startswith("exact_duplicate_of:")
     t = mixline.json("trace", dropped)
     assert t["clusters"][0]["method"] == "exact"
+
+
+def test_every_batch_is_processed_when_the_selection_spans_many(store):
+    add(store, [(GOOD + f" Extra sentence number {i}.", "web", 0, "s") for i in range(7)] + [("tiny", "web", 0, "s")])
+    res = curate(store, recipe([{"type": "length", "min_chars": 20}, {"type": "exact_dedup"}], batch_size=2))
+    assert (res.selected, res.dropped) == (8, 1)
+    assert store.scalar("SELECT count(DISTINCT sample_id) FROM decisions") == 8

@@ -1,0 +1,191 @@
+"""Export a mix (Parquet, JSONL or a Hugging Face dataset folder) with a manifest and a card,
+and verify an export against its manifest.
+
+The manifest lists every member's id and content hash, so `verify` can recompute them
+from the exported text alone. Only what a mix holds is exported: curated, scrubbed text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from pipelines.mix import describe, resolve_mix
+from store.errors import ConfigError, InputError
+from store.store import Store, code_version
+
+FORMATS = ("parquet", "jsonl", "hf")
+
+
+def export_root() -> Path:
+    """Exports must land under this folder: $MIXLINE_EXPORT_ROOT, else the working directory."""
+    return Path(os.environ.get("MIXLINE_EXPORT_ROOT", os.getcwd())).resolve()
+
+
+def _check_out(out: Path, mix_id: str) -> Path:
+    root = export_root()
+    target = out.resolve()
+    if target != root and root not in target.parents:
+        raise ConfigError(f"--out {out} is outside the export root {root}; export under it, or set MIXLINE_EXPORT_ROOT")
+    manifest = target / "manifest.json"
+    if manifest.exists():
+        other = json.loads(manifest.read_text()).get("mix_id")
+        if other != mix_id:
+            raise ConfigError(f"--out {out} already holds mix {other}; choose another folder or delete it first")
+    elif target.exists() and any(target.iterdir()):
+        raise ConfigError(f"--out {out} is not empty and holds no mixline export; choose an empty or new folder")
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str, Any]:
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    mix_id = resolve_mix(store, ref)
+    target = _check_out(out, mix_id)
+    mix = store.rows("SELECT name, recipe FROM mixes WHERE mix_id = ?", [mix_id])[0]
+    summary = describe(store, mix_id)
+    (target / "data").mkdir(exist_ok=True)
+    files: dict[str, list[str]] = {}
+    select = """SELECT s.sample_id, s.text, s.messages, s.kind, s.source, s.domain, s.synth_depth, s.content_hash
+                FROM mix_members m JOIN samples s USING (sample_id), range(m.repeats) r(i)
+                WHERE m.mix_id = ? AND m.split = ? ORDER BY s.sample_id, r.i"""
+    for split in ("train", "heldout"):
+        table = store.execute(select, [mix_id, split]).to_arrow_table()
+        if table.num_rows == 0:
+            continue
+        if fmt == "jsonl":
+            name = f"data/{split}-00000.jsonl"
+            with (target / name).open("w", encoding="utf-8") as fh:
+                for row in table.to_pylist():
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            name = f"data/{split}-00000.parquet"
+            pq.write_table(table, target / name, compression="zstd")
+        files[split] = [name]
+    members = store.rows("""SELECT m.sample_id, s.content_hash, m.repeats, m.split, s.source
+                            FROM mix_members m JOIN samples s USING (sample_id) WHERE m.mix_id = ? ORDER BY m.sample_id""", [mix_id])
+    licenses = store.rows("""SELECT src.name AS source, src.license, count(*) AS docs
+                             FROM mix_members m JOIN samples s USING (sample_id) JOIN sources src ON src.source_id = s.source_id
+                             WHERE m.mix_id = ? GROUP BY 1, 2 ORDER BY 1""", [mix_id])
+    steps = store.rows("""SELECT d.step, count(*) FILTER (WHERE d.verdict = 'kept') AS kept,
+                                 count(*) FILTER (WHERE d.verdict = 'dropped') AS dropped
+                          FROM decisions d JOIN samples s USING (sample_id) WHERE s.source IN (
+                              SELECT DISTINCT s2.source FROM mix_members m JOIN samples s2 USING (sample_id) WHERE m.mix_id = ?)
+                          GROUP BY 1 ORDER BY 1""", [mix_id])
+    manifest = {
+        "mix_id": mix_id, "name": mix["name"], "recipe": json.loads(mix["recipe"]), "format": fmt, "files": files,
+        "code_version": code_version(), "counts": {k: summary[k] for k in ("members", "tokens", "heldout", "synthetic_share")},
+        "by_source": summary["by_source"], "by_kind": summary["by_kind"], "licenses": licenses,
+        "curation_steps": steps, "members": members,
+    }
+    (target / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str, ensure_ascii=False))
+    (target / "README.md").write_text(_card(manifest), encoding="utf-8")
+    (target / "croissant.json").write_text(json.dumps(_croissant(manifest), indent=1))
+    if fmt == "hf":
+        import datasets
+
+        dd = datasets.DatasetDict({split: datasets.Dataset.from_parquet([str(target / f) for f in fs])
+                                   for split, fs in files.items()})
+        dd.save_to_disk(str(target / "hf"))
+    return {"mix_id": mix_id, "out": str(target), "format": fmt, "files": files,
+            "rows": sum(pq.ParquetFile(target / f).metadata.num_rows if f.endswith(".parquet") else
+                        len((target / f).read_text(encoding="utf-8").splitlines()) for fs in files.values() for f in fs)}
+
+
+def _card(m: dict[str, Any]) -> str:
+    splits = "\n".join(f"  - split: {s}\n    path: {fs[0].replace('00000', '*')}" for s, fs in m["files"].items())
+    rows = "\n".join(f"| {r['key']} | {r['docs']:,} | {r['tokens']:,} |" for r in m["by_source"])
+    lic = "\n".join(f"| {r['source']} | {r['license'] or 'unknown'} | {r['docs']:,} |" for r in m["licenses"])
+    steps = "\n".join(f"| {r['step']} | {r['kept']:,} | {r['dropped']:,} |" for r in m["curation_steps"]) or "| (none) | | |"
+    return f"""---
+configs:
+- config_name: default
+  data_files:
+{splits}
+---
+# {m['name']}
+
+Training mix `{m['mix_id']}`, built by {m['code_version']}. The id is the hash of the
+resolved recipe and the sorted member ids, repeats and splits: `mixline mix verify` on
+this folder recomputes every content hash listed in `manifest.json`.
+
+- members: {m['counts']['members']:,} (held out: {m['counts']['heldout']:,})
+- tokens (train, with repeats): {m['counts']['tokens']:,}
+- synthetic share of train tokens: {m['counts']['synthetic_share']:.3f}
+
+## Provenance by source
+
+| source | docs | tokens |
+|---|---|---|
+{rows}
+
+## Licences
+
+| source | licence | docs |
+|---|---|---|
+{lic}
+
+## Curation steps applied to these sources
+
+| step | kept | dropped |
+|---|---|---|
+{steps}
+
+Only samples that curation kept are included; raw samples with personal data are replaced
+by their scrubbed versions. Eval samples never enter a mix.
+"""
+
+
+def _croissant(m: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "@context": {"@vocab": "https://schema.org/", "cr": "http://mlcommons.org/croissant/"},
+        "@type": "Dataset", "name": m["name"], "identifier": m["mix_id"],
+        "distribution": [{"@type": "cr:FileObject", "name": f, "contentUrl": f,
+                          "encodingFormat": "application/x-parquet" if f.endswith(".parquet") else "application/jsonlines"}
+                         for fs in m["files"].values() for f in fs],
+        "license": sorted({r["license"] or "unknown" for r in m["licenses"]}),
+    }
+
+
+def verify(folder: Path) -> dict[str, Any]:
+    """Recompute every content hash of an export and compare with its manifest."""
+    mpath = folder / "manifest.json"
+    if not mpath.is_file():
+        raise InputError(f"{folder} has no manifest.json; is it a mixline export?")
+    m = json.loads(mpath.read_text())
+    expected = {r["sample_id"]: r for r in m["members"]}
+    seen: dict[str, int] = {}
+    problems: list[str] = []
+    for split, fs in m["files"].items():
+        for f in fs:
+            path = folder / f
+            if not path.is_file():
+                problems.append(f"{f}: missing")
+                continue
+            rows = pq.read_table(path).to_pylist() if f.endswith(".parquet") else [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+            for i, r in enumerate(rows):
+                want = expected.get(r["sample_id"])
+                got = hashlib.sha256(r["text"].encode("utf-8")).hexdigest()[:32]
+                if want is None:
+                    problems.append(f"{f} row {i}: sample {r['sample_id']} is not in the manifest")
+                elif got != want["content_hash"]:
+                    problems.append(f"{f} row {i}: sample {r['sample_id']} text hash {got} != manifest {want['content_hash']}")
+                elif want["split"] != split:
+                    problems.append(f"{f} row {i}: sample {r['sample_id']} is in {split}, manifest says {want['split']}")
+                seen[r["sample_id"]] = seen.get(r["sample_id"], 0) + 1
+    for sid, r in expected.items():
+        if seen.get(sid, 0) != r["repeats"]:
+            problems.append(f"sample {sid}: {seen.get(sid, 0)} rows, manifest says {r['repeats']} repeats")
+    h = hashlib.sha256(json.dumps(m["recipe"], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+    for sid in sorted(expected):
+        r = expected[sid]
+        h.update(f"{sid}:{r['repeats']}:{r['split']};".encode())
+    if "mix-" + h.hexdigest()[:24] != m["mix_id"]:
+        problems.append(f"mix id {m['mix_id']} does not match the recipe and members in the manifest")
+    return {"mix_id": m["mix_id"], "ok": not problems, "problems": problems[:100], "rows_checked": sum(seen.values())}

@@ -1,0 +1,361 @@
+"""Training mixes: a declarative recipe becomes a content-addressed set of samples.
+
+Only samples that curation kept are eligible (or, if the recipe allows, samples no run has
+curated yet), never eval samples, and never a raw sample that has a scrubbed child. The
+mix id is the hash of the resolved recipe plus the sorted member ids, repeats and splits,
+so the same recipe on the same store state always gives the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import yaml
+
+from store.errors import ConfigError, NotFoundError
+from store.ids import canonical_json, config_hash
+from store.select import validate_where
+from store.store import Store
+
+CHARS_PER_TOKEN = 4.0
+STATUSES = ("kept", "uncurated")
+
+
+@dataclass(frozen=True)
+class Group:
+    """A slice of the mix: which samples (`where`) and how much of them."""
+
+    name: str
+    where: str = "TRUE"
+    weight: float | None = None
+    tokens: int | None = None
+    docs: int | None = None
+    max_repeats: int = 1
+
+
+@dataclass(frozen=True)
+class Holdout:
+    fraction: float = 0.0
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MixRecipe:
+    name: str
+    groups: tuple[Group, ...]
+    seed: int = 0
+    total_tokens: int | None = None
+    max_synthetic_share: float | None = None
+    max_synth_depth: int | None = None
+    max_docs_per_source: int | None = None
+    max_tokens_per_source: int | None = None
+    where: str = "TRUE"
+    status: tuple[str, ...] = ("kept",)
+    tokenizer: str = "estimate"
+    holdout: Holdout = field(default_factory=Holdout)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> MixRecipe:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"mix recipe {p} not found")
+        text = p.read_text(encoding="utf-8")
+        try:
+            data = yaml.safe_load(text) if p.suffix.lower() in (".yml", ".yaml") else tomllib.loads(text)
+        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"mix recipe {p} does not parse: {exc}") from exc
+        return cls.parse(data, str(p))
+
+    @classmethod
+    def parse(cls, data: Any, origin: str = "recipe") -> MixRecipe:
+        if not isinstance(data, dict):
+            raise ConfigError(f"mix recipe {origin}: expected a table of settings")
+        raw_groups = data.get("groups")
+        if not isinstance(raw_groups, list) or not raw_groups:
+            raise ConfigError(f"mix recipe {origin}: needs a non-empty `groups` list ([[groups]] in TOML)")
+        groups = []
+        known = {f for f in Group.__dataclass_fields__}
+        for i, g in enumerate(raw_groups):
+            if not isinstance(g, dict) or "name" not in g:
+                raise ConfigError(f"mix recipe {origin}: groups[{i}] needs a `name`")
+            unknown = set(g) - known
+            if unknown:
+                raise ConfigError(f"mix recipe {origin}: groups[{i}] has unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+            grp = Group(**g)
+            if sum(x is not None for x in (grp.weight, grp.tokens, grp.docs)) > 1:
+                raise ConfigError(f"mix recipe {origin}: group {grp.name!r} sets more than one of weight, tokens, docs")
+            if grp.weight is not None and not data.get("total_tokens"):
+                raise ConfigError(f"mix recipe {origin}: group {grp.name!r} has a weight but the recipe has no total_tokens")
+            if grp.max_repeats < 1:
+                raise ConfigError(f"mix recipe {origin}: group {grp.name!r}: max_repeats must be at least 1")
+            groups.append(grp)
+        status = tuple(data.get("status", ("kept",)))
+        for s in status:
+            if s not in STATUSES:
+                raise ConfigError(f"mix recipe {origin}: status {s!r} is not one of {', '.join(STATUSES)}")
+        hold = data.get("holdout") or {}
+        known_top = set(cls.__dataclass_fields__) - {"groups", "holdout"}
+        unknown = set(data) - known_top - {"groups", "holdout"}
+        if unknown:
+            raise ConfigError(f"mix recipe {origin}: unknown settings {sorted(unknown)}")
+        kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known_top}
+        kw["status"] = status
+        return cls(groups=tuple(groups), holdout=Holdout(float(hold.get("fraction", 0.0)), tuple(hold.get("sources", ()))), **kw)
+
+    def resolved(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MixResult:
+    mix_id: str
+    name: str
+    created: bool
+    summary: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mix_id": self.mix_id, "name": self.name, "created": self.created, **self.summary}
+
+
+def _q(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _token_expr(recipe: MixRecipe) -> str:
+    return f"coalesce(s.n_tokens, CAST(ceil(s.n_chars / {CHARS_PER_TOKEN}) AS BIGINT))"
+
+
+def count_tokens(store: Store, recipe: MixRecipe) -> None:
+    """Fill samples.n_tokens for eligible samples with the recipe's tokenizer (unless estimating)."""
+    if recipe.tokenizer == "estimate":
+        return
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(recipe.tokenizer)
+    rows = store.execute("SELECT sample_id, text FROM _eligible").fetchall()
+    counts = []
+    for i in range(0, len(rows), 1000):
+        chunk = rows[i : i + 1000]
+        enc = tok([t for _, t in chunk], add_special_tokens=False)["input_ids"]
+        counts += [(sid, len(ids)) for (sid, _), ids in zip(chunk, enc, strict=True)]
+    store.con.register("_counts", pa.table({"sample_id": [a for a, _ in counts], "n": [b for _, b in counts]}))
+    try:
+        store.execute("UPDATE samples SET n_tokens = c.n FROM _counts c WHERE samples.sample_id = c.sample_id")
+    finally:
+        store.con.unregister("_counts")
+
+
+def build(store: Store, recipe: MixRecipe) -> MixResult:
+    """Select members per group, check every limit, and record the mix (idempotent)."""
+    resolved = recipe.resolved()
+    base = validate_where(store, recipe.where)
+    status_sql = []
+    if "kept" in recipe.status:
+        status_sql.append("st.status = 'kept'")
+    if "uncurated" in recipe.status:
+        status_sql.append("st.status IS NULL")
+    depth_sql = f"AND s.synth_depth <= {int(recipe.max_synth_depth)}" if recipe.max_synth_depth is not None else ""
+    group_preds = [validate_where(store, g.where) for g in recipe.groups]
+    group_case = "CASE " + " ".join(f"WHEN {p} THEN {i}" for i, p in enumerate(group_preds)) + " END"
+    seed = int(recipe.seed)
+    with store.run("mix", "mix_build_v1", resolved) as run:
+        store.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _eligible AS
+            SELECT s.sample_id, s.text, s.source, s.kind, s.domain, s.synth_depth, s.content_hash,
+                   {group_case} AS grp,
+                   md5(s.sample_id || ':{seed}') AS draw,
+                   md5('holdout:' || s.sample_id || ':{seed}') AS hdraw
+            FROM samples s LEFT JOIN sample_status st USING (sample_id)
+            WHERE s.kind <> 'eval' AND {base} AND ({' OR '.join(status_sql)}) {depth_sql}
+              AND NOT EXISTS (SELECT 1 FROM edges e WHERE e.parent_key = ('0x' || substr(s.sample_id, 1, 16))::UBIGINT
+                              AND e.parent_id = s.sample_id AND e.relation = 'scrubbed_from')""")
+        store.execute("DELETE FROM _eligible WHERE grp IS NULL")
+        if not store.scalar("SELECT count(*) FROM _eligible"):
+            raise ConfigError(
+                f"mix {recipe.name}: no eligible samples. Only samples that curation kept can enter a mix "
+                "(run `mixline curate` first, or set status = [\"kept\", \"uncurated\"]), eval samples never do, "
+                "and every group's `where` must match something")
+        count_tokens(store, recipe)
+        store.execute("ALTER TABLE _eligible ADD COLUMN tokens BIGINT")
+        store.execute(f"UPDATE _eligible e SET tokens = (SELECT {_token_expr(recipe)} FROM samples s WHERE s.sample_id = e.sample_id)")
+        _holdout(store, recipe)
+        _source_caps(store, recipe)
+        members = _select(store, recipe)
+        _check_synthetic(store, recipe, members)
+        mix_id = _mix_id(store, resolved)
+        created = not store.scalar("SELECT count(*) FROM mixes WHERE mix_id = ?", [mix_id])
+        if created:
+            store.execute("INSERT INTO mix_members SELECT ?, sample_id, repeats, split FROM _members", [mix_id])
+            store.append_rows("mixes", [{"mix_id": mix_id, "name": recipe.name, "recipe": canonical_json(resolved),
+                                         "recipe_hash": config_hash(resolved), "run_id": run.run_id}])
+        summary = describe(store, mix_id)
+        run.stats.update({"mix_id": mix_id, "members": summary["members"], "tokens": summary["tokens"]})
+    return MixResult(mix_id, recipe.name, created, summary)
+
+
+def _holdout(store: Store, recipe: MixRecipe) -> None:
+    h = recipe.holdout
+    store.execute("ALTER TABLE _eligible ADD COLUMN split VARCHAR DEFAULT 'train'")
+    if h.sources:
+        store.execute(f"UPDATE _eligible SET split = 'heldout' WHERE source IN ({','.join(_q(s) for s in h.sources)})")
+    if h.fraction > 0:
+        # Stratified: the same fraction of every group, by a seeded hash rank.
+        store.execute(f"""
+            UPDATE _eligible SET split = 'heldout' WHERE sample_id IN (
+                SELECT sample_id FROM (SELECT sample_id, percent_rank() OVER (PARTITION BY grp ORDER BY hdraw) AS r
+                                       FROM _eligible WHERE split = 'train') WHERE r < {float(h.fraction)})""")
+    if h.sources or h.fraction > 0:
+        _drop_train_near_heldout(store)
+
+
+def _drop_train_near_heldout(store: Store) -> None:
+    """Train samples that are near-duplicates of a held-out one leave the train split."""
+    from curation.dedup.minhash import MinHashDedup
+
+    rows = store.execute("SELECT sample_id, text, split FROM _eligible ORDER BY sample_id").fetchall()
+    step = MinHashDedup()
+    keys = step.band_keys(step.signatures([t for _, t, _ in rows]))
+    held = {int(k) for i, (_, _, sp) in enumerate(rows) if sp == "heldout" for k in keys[i]}
+    drop = [rows[i][0] for i in range(len(rows)) if rows[i][2] == "train" and any(int(k) in held for k in keys[i])]
+    if drop:
+        store.con.register("_near", pa.table({"sample_id": drop}))
+        try:
+            store.execute("UPDATE _eligible SET split = 'excluded' WHERE sample_id IN (SELECT sample_id FROM _near)")
+        finally:
+            store.con.unregister("_near")
+
+
+def _source_caps(store: Store, recipe: MixRecipe) -> None:
+    if recipe.max_docs_per_source is not None:
+        store.execute(f"""DELETE FROM _eligible WHERE split = 'train' AND sample_id IN (
+            SELECT sample_id FROM (SELECT sample_id, row_number() OVER (PARTITION BY source ORDER BY draw) AS n
+                                   FROM _eligible WHERE split = 'train') WHERE n > {int(recipe.max_docs_per_source)})""")
+    if recipe.max_tokens_per_source is not None:
+        store.execute(f"""DELETE FROM _eligible WHERE split = 'train' AND sample_id IN (
+            SELECT sample_id FROM (SELECT sample_id, sum(tokens) OVER (PARTITION BY source ORDER BY draw
+                                   ROWS UNBOUNDED PRECEDING) AS c FROM _eligible WHERE split = 'train')
+            WHERE c > {int(recipe.max_tokens_per_source)})""")
+
+
+def _select(store: Store, recipe: MixRecipe) -> int:
+    """Fill _members with (sample_id, repeats, split); refuse quotas that cannot be met."""
+    store.execute("CREATE OR REPLACE TEMP TABLE _members (sample_id VARCHAR, repeats INTEGER, split VARCHAR)")
+    store.execute("INSERT INTO _members SELECT sample_id, 1, 'heldout' FROM _eligible WHERE split = 'heldout'")
+    for i, g in enumerate(recipe.groups):
+        avail_docs, avail_tokens = store.one(
+            "SELECT count(*), coalesce(sum(tokens), 0) FROM _eligible WHERE grp = ? AND split = 'train'", [i])
+        if g.weight is not None:
+            target, unit = int(round(g.weight * int(recipe.total_tokens or 0))), "tokens"
+        elif g.tokens is not None:
+            target, unit = int(g.tokens), "tokens"
+        elif g.docs is not None:
+            target, unit = int(g.docs), "docs"
+        else:
+            store.execute("INSERT INTO _members SELECT sample_id, 1, 'train' FROM _eligible WHERE grp = ? AND split = 'train'", [i])
+            continue
+        avail = avail_tokens if unit == "tokens" else avail_docs
+        if target > avail * g.max_repeats:
+            raise ConfigError(
+                f"mix {recipe.name}: group {g.name!r} needs {target:,} {unit} but only {avail:,} are eligible"
+                + (f" (x{g.max_repeats} repeats = {avail * g.max_repeats:,})" if g.max_repeats > 1 else "")
+                + f"; short by {target - avail * g.max_repeats:,}. Lower the quota, raise max_repeats, or widen `where`")
+        full = target // avail if avail else 0
+        rest = target - full * avail
+        measure = "tokens" if unit == "tokens" else "1"
+        # Every sample repeats `full` times; then samples in draw order add one more until the rest is met.
+        store.execute(f"""
+            INSERT INTO _members
+            SELECT sample_id, {full} + CASE WHEN c - m < {rest} THEN 1 ELSE 0 END AS repeats, 'train'
+            FROM (SELECT sample_id, {measure} AS m, sum({measure}) OVER (ORDER BY draw ROWS UNBOUNDED PRECEDING) AS c
+                  FROM _eligible WHERE grp = ? AND split = 'train')
+            WHERE {full} + CASE WHEN c - m < {rest} THEN 1 ELSE 0 END > 0""", [i])
+    return int(store.scalar("SELECT count(*) FROM _members"))
+
+
+def _check_synthetic(store: Store, recipe: MixRecipe, members: int) -> None:
+    if recipe.max_synthetic_share is None or not members:
+        return
+    total, synth = store.one("""
+        SELECT sum(e.tokens * m.repeats), sum(CASE WHEN e.synth_depth > 0 THEN e.tokens * m.repeats ELSE 0 END)
+        FROM _members m JOIN _eligible e USING (sample_id) WHERE m.split = 'train'""")
+    share = (synth or 0) / (total or 1)
+    if share > recipe.max_synthetic_share + 1e-12:
+        over = (synth or 0) - recipe.max_synthetic_share * (total or 0)
+        raise ConfigError(
+            f"mix {recipe.name}: synthetic share {share:.3f} exceeds max_synthetic_share {recipe.max_synthetic_share} "
+            f"by {share - recipe.max_synthetic_share:.3f} (about {math.ceil(over):,} synthetic tokens too many); "
+            "lower the synthetic groups' quotas")
+
+
+def _mix_id(store: Store, resolved: dict[str, Any]) -> str:
+    h = hashlib.sha256(canonical_json(resolved).encode())
+    for sid, rep, split in store.execute("SELECT sample_id, repeats, split FROM _members ORDER BY sample_id").fetchall():
+        h.update(f"{sid}:{rep}:{split};".encode())
+    return "mix-" + h.hexdigest()[:24]
+
+
+def resolve_mix(store: Store, ref: str) -> str:
+    hits = [r[0] for r in store.execute("SELECT mix_id FROM mixes WHERE mix_id = ? OR starts_with(mix_id, ?) OR name = ? ORDER BY created_at DESC",
+                                        [ref, ref, ref]).fetchall()]
+    if not hits:
+        raise NotFoundError(f"no mix {ref!r}; list mixes with `mixline sql \"SELECT mix_id, name FROM mixes\"`")
+    return str(hits[0])
+
+
+def describe(store: Store, mix_id: str) -> dict[str, Any]:
+    """Counts and tokens by split, kind, source and domain; synthetic share and depth."""
+    tok = f"coalesce(s.n_tokens, CAST(ceil(s.n_chars / {CHARS_PER_TOKEN}) AS BIGINT))"
+
+    def by(col: str) -> list[dict[str, Any]]:
+        return store.rows(f"""SELECT {col} AS key, count(*) AS docs, sum(m.repeats) AS docs_with_repeats,
+                                     sum({tok} * m.repeats) AS tokens
+                              FROM mix_members m JOIN samples s USING (sample_id)
+                              WHERE m.mix_id = ? AND m.split = 'train' GROUP BY 1 ORDER BY 4 DESC, 1""", [mix_id])
+
+    totals = store.one(f"""SELECT count(*), coalesce(sum({tok} * m.repeats), 0),
+                                  coalesce(sum(CASE WHEN s.synth_depth > 0 THEN {tok} * m.repeats END), 0)
+                           FROM mix_members m JOIN samples s USING (sample_id) WHERE m.mix_id = ? AND m.split = 'train'""",
+                       [mix_id])
+    held = store.scalar("SELECT count(*) FROM mix_members WHERE mix_id = ? AND split = 'heldout'", [mix_id])
+    return {
+        "members": int(totals[0]), "tokens": int(totals[1]),
+        "synthetic_share": float(totals[2]) / float(totals[1] or 1), "heldout": int(held),
+        "by_kind": by("s.kind"), "by_source": by("s.source"), "by_domain": by("coalesce(s.domain, '(none)')"),
+        "synth_depth": store.rows("""SELECT s.synth_depth AS depth, count(*) AS docs FROM mix_members m JOIN samples s USING (sample_id)
+                                     WHERE m.mix_id = ? AND m.split = 'train' GROUP BY 1 ORDER BY 1""", [mix_id]),
+        "token_counts": "estimate (characters / 4) unless the recipe names a tokenizer",
+    }
+
+
+def show(store: Store, ref: str) -> dict[str, Any]:
+    mix_id = resolve_mix(store, ref)
+    row = store.rows("SELECT mix_id, name, recipe, recipe_hash, run_id, created_at FROM mixes WHERE mix_id = ?", [mix_id])[0]
+    import json
+
+    row["recipe"] = json.loads(row["recipe"])
+    return {**row, **describe(store, mix_id),
+            "models": store.rows("SELECT model_id, name FROM models WHERE mix_id = ?", [mix_id])}
+
+
+def diff(store: Store, a_ref: str, b_ref: str) -> dict[str, Any]:
+    a, b = resolve_mix(store, a_ref), resolve_mix(store, b_ref)
+    rows = store.rows("""
+        WITH a AS (SELECT sample_id, repeats FROM mix_members WHERE mix_id = ? AND split = 'train'),
+             b AS (SELECT sample_id, repeats FROM mix_members WHERE mix_id = ? AND split = 'train')
+        SELECT s.source,
+               count(*) FILTER (WHERE a.sample_id IS NULL) AS added,
+               count(*) FILTER (WHERE b.sample_id IS NULL) AS removed,
+               count(*) FILTER (WHERE a.sample_id IS NOT NULL AND b.sample_id IS NOT NULL AND a.repeats <> b.repeats) AS repeats_changed
+        FROM a FULL JOIN b USING (sample_id) JOIN samples s ON s.sample_id = coalesce(a.sample_id, b.sample_id)
+        GROUP BY 1 HAVING added + removed + repeats_changed > 0 ORDER BY 1""", [a, b])
+    da, db = describe(store, a), describe(store, b)
+    return {"a": a, "b": b, "by_source": rows,
+            "added": sum(r["added"] for r in rows), "removed": sum(r["removed"] for r in rows),
+            "tokens": {"a": da["tokens"], "b": db["tokens"], "delta": db["tokens"] - da["tokens"]},
+            "synthetic_share": {"a": da["synthetic_share"], "b": db["synthetic_share"]}}
