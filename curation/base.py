@@ -118,3 +118,30 @@ class GlobalStep(Step):
         `order[i]` ranks row i (lower is preferred when keeping a copy); `anchors` marks
         samples kept by earlier runs, which always win; `depths` are synthetic depths.
         """
+
+
+@dataclass
+class Rewrite:
+    """A row's replacement: new text (and messages for conversations) plus what was changed."""
+
+    text: str
+    messages: str | None
+    spans: list[Any]
+    reason: str
+
+
+@dataclass
+class Rewrites:
+    """One rewriter's output for a batch: per row, a Rewrite, a drop reason, or nothing (kept as is)."""
+
+    rows: list[Rewrite | str | None]
+
+
+class Rewriter(Step):
+    """Row-local steps that may replace a sample with a new one (linked by `relation`)."""
+
+    relation: ClassVar[str] = "rewritten_from"
+
+    @abstractmethod
+    def rewrite(self, batch: pa.Table) -> Rewrites:
+        """For each row: a Rewrite, a drop reason (str), or None to keep it unchanged."""

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.base import Clusters, Filter, GlobalStep, Verdicts
+from curation.base import Clusters, Filter, GlobalStep, Rewrite, Rewriter, Verdicts
 from curation.recipe import Recipe
 from store.select import validate_where
 from store.store import Store
@@ -38,11 +38,12 @@ class CurateResult:
     selected: int = 0
     kept: int = 0
     dropped: int = 0
+    rewritten: int = 0
     steps: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "selected": self.selected, "kept": self.kept,
-                "dropped": self.dropped, "steps": self.steps}
+                "dropped": self.dropped, "rewritten": self.rewritten, "steps": self.steps}
 
 
 class _Decisions:
@@ -82,7 +83,7 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
     """Run a recipe (the built-in default when None) over `--where` samples, as one run."""
     recipe = recipe or Recipe.default()
     steps = recipe.build()
-    filters = [s for s in steps if isinstance(s, Filter)]
+    filters = [s for s in steps if isinstance(s, Filter | Rewriter)]
     globals_ = [s for s in steps if isinstance(s, GlobalStep)]
     pred = validate_where(store, where)
     config = {"recipe": recipe.config(), "where": where, "new_only": new_only}
@@ -122,6 +123,9 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
             for f in filters:
                 if new.num_rows == 0:
                     break
+                if isinstance(f, Rewriter):
+                    new = _apply_rewriter(store, run.run_id, f, new, rec)
+                    continue
                 v = f.decide(new)
                 rec.add(f.step_name, new.column("sample_id"), v)
                 if "lang" in v.annotations:
@@ -152,6 +156,12 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
             rec.clusters(g.name.removesuffix("_dedup"), clusters)
             live[idx[~v.keep]] = False
         store.execute("DROP TABLE IF EXISTS _sel")
+        for f in filters:
+            prints = getattr(f, "fingerprints", None)
+            if prints:
+                store.append("pii_fingerprints", pa.table({
+                    "fingerprint": [a for a, _ in prints], "entity_type": [b for _, b in prints],
+                    "run_id": [run.run_id] * len(prints)}))
         if rec.langs:
             store.con.register("_langs", pa.table({"sample_id": [a for a, _ in rec.langs], "lang": [b for _, b in rec.langs]}))
             try:
@@ -163,14 +173,69 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
     return result
 
 
+def _apply_rewriter(store: Store, run_id: str, step: Rewriter, batch: pa.Table, rec: _Decisions) -> pa.Table:
+    """Record a rewriter's decisions; children replace their parents in the batch."""
+    from store.ids import content_id
+
+    rows = step.rewrite(batch).rows
+    ids = batch.column("sample_id").to_pylist()
+    keep = np.array([not isinstance(r, str) for r in rows], dtype=bool)
+    reasons = [r if isinstance(r, str) else (r.reason if isinstance(r, Rewrite) else None) for r in rows]
+    verdict = Verdicts(keep, reasons)
+    rec.add(step.step_name, ids, verdict)
+    changed = [i for i, r in enumerate(rows) if isinstance(r, Rewrite)]
+    if changed:
+        store.execute("UPDATE decisions SET verdict = 'rewritten' WHERE run_id = ? AND step = ? AND sample_id IN ("
+                      + ",".join("?" * len(changed)) + ")", [run_id, step.step_name, *[ids[i] for i in changed]])
+        children = []
+        redactions: dict[str, list[Any]] = {k: [] for k in ("sample_id", "run_id", "entity_type", "start", "end", "detector", "policy")}
+        for i in changed:
+            r = rows[i]
+            assert isinstance(r, Rewrite)
+            child = content_id(r.messages if r.messages is not None else r.text)
+            children.append({"child_id": child, "parent_id": ids[i], "text": r.text, "messages": r.messages,
+                             "content_hash": content_id(r.text)})
+            for span, policy in r.spans:
+                for k, v in (("sample_id", child), ("run_id", run_id), ("entity_type", span.entity_type),
+                             ("start", span.start), ("end", span.end), ("detector", span.detector), ("policy", policy)):
+                    redactions[k].append(v)
+        store.con.register("_children", pa.Table.from_pylist(children))
+        try:
+            store.execute("""
+                INSERT INTO samples (sample_id, source_id, source, kind, text, messages, content_hash, lang, domain,
+                                     n_chars, synth_depth, created_run_id)
+                SELECT DISTINCT ON (c.child_id) c.child_id, p.source_id, p.source, p.kind, c.text, c.messages, c.content_hash,
+                       p.lang, p.domain, length(c.text), p.synth_depth, ?
+                FROM _children c JOIN samples p ON p.sample_id = c.parent_id
+                WHERE NOT EXISTS (SELECT 1 FROM samples x WHERE x.sample_id = c.child_id)""", [run_id])
+        finally:
+            store.con.unregister("_children")
+        store.add_edges([{"child_id": c["child_id"], "parent_id": c["parent_id"], "relation": step.relation,
+                          "run_id": run_id, "step": step.step_name} for c in children])
+        store.append("redactions", pa.table(redactions))
+        child_ids = [c["child_id"] for c in children]
+        rec.add(step.step_name, child_ids, Verdicts(np.ones(len(child_ids), dtype=bool), [None] * len(child_ids)))
+        # Children take their parents' places in the batch.
+        cols = {name: batch.column(name).to_pylist() for name in batch.column_names}
+        for n, i in enumerate(changed):
+            cols["sample_id"][i] = children[n]["child_id"]
+            cols["text"][i] = children[n]["text"]
+            if "messages" in cols:
+                cols["messages"][i] = children[n]["messages"]
+        batch = pa.table(cols, schema=batch.schema)
+    return batch.filter(pa.array(keep))
+
+
 def summarize(store: Store, run_id: str, selected: int) -> CurateResult:
     """Counters of a curation run, derived from its decision rows."""
     res = CurateResult(run_id, selected)
     res.dropped = int(store.scalar("SELECT count(DISTINCT sample_id) FROM decisions WHERE run_id = ? AND verdict = 'dropped'", [run_id]))
+    res.rewritten = int(store.scalar("SELECT count(DISTINCT sample_id) FROM decisions WHERE run_id = ? AND verdict = 'rewritten'", [run_id]))
     res.kept = selected - res.dropped
     for row in store.rows(
         """SELECT step, count(*) FILTER (WHERE verdict = 'kept') AS kept,
-                  count(*) FILTER (WHERE verdict = 'dropped') AS dropped
+                  count(*) FILTER (WHERE verdict = 'dropped') AS dropped,
+                  count(*) FILTER (WHERE verdict = 'rewritten') AS rewritten
            FROM decisions WHERE run_id = ? GROUP BY step ORDER BY min(rowid)""", [run_id]):
         reasons = store.rows(
             """SELECT split_part(reason, ':', 1) AS reason, count(*) AS n FROM decisions

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from curation.base import Filter, GlobalStep, Step
+from curation.base import Filter, GlobalStep, Rewriter, Step
 from curation.decontam.ngram import Decontaminate
 from curation.decontam.urls import BannedUrls
 from curation.dedup.exact import ExactDedup
@@ -18,12 +18,13 @@ from curation.dedup.semantic import SemanticDedup
 from curation.filters.gopher import GopherQuality, GopherRepetition
 from curation.filters.language import LanguageId
 from curation.filters.rules import Boilerplate, C4Quality, FineWebQuality, Length
+from curation.pii.scrub import PiiScrub
 from store.errors import ConfigError
 
 STEP_TYPES: dict[str, type[Step]] = {
     cls.name: cls
     for cls in (Length, GopherQuality, GopherRepetition, C4Quality, FineWebQuality, Boilerplate,
-                LanguageId, Decontaminate, BannedUrls, ExactDedup, MinHashDedup, SemanticDedup)
+                LanguageId, Decontaminate, BannedUrls, PiiScrub, ExactDedup, MinHashDedup, SemanticDedup)
 }
 KEEP_RULES = ("human", "older", "longer", "shorter", "newer", "source_order")
 
@@ -48,6 +49,12 @@ type = "gopher_repetition"
 [[steps]]
 type = "decontaminate"      # against every sample ingested with --kind eval
 n = 13
+
+[[steps]]
+type = "pii"                # scrub into new samples; raw parents never reach a mix
+policy = "placeholder"      # or "pseudonym" / "drop", per entity type below
+policies = { PERSON = "pseudonym" }
+conversation_policies = { SECRET = "drop" }
 
 [[steps]]
 type = "exact_dedup"
@@ -111,14 +118,14 @@ class Recipe:
         seen_global = False
         for i, spec in enumerate(self.steps):
             params: dict[str, Any] = {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)
-                      for k, v in spec.items() if k != "type"}
+                                      for k, v in spec.items() if k != "type"}
             try:
                 step = STEP_TYPES[spec["type"]](None, **params)
             except ConfigError as exc:
                 raise ConfigError(f"recipe {self.origin}: steps[{i}]: {exc}") from exc
             if isinstance(step, GlobalStep):
                 seen_global = True
-            elif isinstance(step, Filter) and seen_global:
+            elif isinstance(step, Filter | Rewriter) and seen_global:
                 raise ConfigError(f"recipe {self.origin}: steps[{i}] ({step.name}) is a filter after a dedup step; "
                                   "list filters first, dedup steps last")
             built.append(step)

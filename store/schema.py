@@ -151,3 +151,18 @@ def _sample_status(con: duckdb.DuckDBPyConnection) -> None:
         GROUP BY dr.sample_id
         """
     )
+
+
+@migration(5, "pii")
+def _pii(con: duckdb.DuckDBPyConnection) -> None:
+    """Redactions (never the value), keyed fingerprints of detected values, and the store's PII key."""
+    con.execute(
+        """
+        CREATE TABLE redactions (
+            sample_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, entity_type VARCHAR NOT NULL,
+            "start" INTEGER NOT NULL, "end" INTEGER NOT NULL, detector VARCHAR NOT NULL, policy VARCHAR NOT NULL);
+        CREATE TABLE pii_fingerprints (
+            fingerprint VARCHAR NOT NULL, entity_type VARCHAR NOT NULL, run_id VARCHAR NOT NULL);
+        CREATE TABLE store_secrets (name VARCHAR NOT NULL, value VARCHAR NOT NULL);
+        """
+    )

