@@ -18,13 +18,14 @@ from curation.dedup.semantic import SemanticDedup
 from curation.filters.gopher import GopherQuality, GopherRepetition
 from curation.filters.language import LanguageId
 from curation.filters.rules import Boilerplate, C4Quality, FineWebQuality, Length
+from curation.pii.memorisation import Memorisation
 from curation.pii.scrub import PiiScrub
 from store.errors import ConfigError
 
 STEP_TYPES: dict[str, type[Step]] = {
     cls.name: cls
     for cls in (Length, GopherQuality, GopherRepetition, C4Quality, FineWebQuality, Boilerplate,
-                LanguageId, Decontaminate, BannedUrls, PiiScrub, ExactDedup, MinHashDedup, SemanticDedup)
+                LanguageId, Decontaminate, BannedUrls, PiiScrub, Memorisation, ExactDedup, MinHashDedup, SemanticDedup)
 }
 KEEP_RULES = ("human", "older", "longer", "shorter", "newer", "source_order")
 

@@ -174,6 +174,10 @@ def trace(ctx: Ctx, as_json: bool, sample_id: str, full: bool) -> None:
         click.echo(f"cluster {c['method']} {c['cluster_id']} size {c['size']} {'kept' if c['kept'] else 'dropped'}")
     for m in t["mixes"]:
         click.echo(f"in mix {m['mix_id']} ({m['name']}) x{m['repeats']} [{m['split']}]")
+    if t["redactions"]:
+        click.echo("redactions: " + ", ".join(f"{k} {v}" for k, v in t["redactions"].items()))
+    for c in t["scrubbed_into"]:
+        click.echo(f"scrubbed into {c}")
 
 
 @command(cli)
@@ -437,6 +441,41 @@ def mix_verify(ctx: Ctx, as_json: bool, folder: Path) -> None:
             click.echo(f"  {p}")
     if not res["ok"]:
         sys.exit(1)
+
+
+@cli.group()
+def pii() -> None:
+    """Detect personal data: scan files, and scrub through the `pii` curation step."""
+
+
+@command(pii, "scan")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--text-field", default="text", show_default=True, help="Field holding the text.")
+@click.option("--id-field", default="id", show_default=True, help="Field holding the record id (else the line number).")
+@click.option("--no-ner", is_flag=True, help="Skip the spaCy NER pass (names, locations): much faster.")
+def pii_scan(ctx: Ctx, as_json: bool, path: Path, text_field: str, id_field: str, no_ner: bool) -> None:
+    """Print detected PII spans per JSONL record (offsets in the input text). Nothing is stored."""
+    from curation.pii.detectors import Detector
+
+    records: list[tuple[Any, str]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MixlineError(f"{path}:line {n}: malformed JSON ({exc.msg}); fix or remove the line") from exc
+        text = rec.get(text_field) if isinstance(rec, dict) else None
+        if not isinstance(text, str):
+            raise MixlineError(f"{path}:line {n}: field {text_field!r} is missing or not a string; set --text-field")
+        records.append((rec.get(id_field, n), text))
+    det = Detector(ner=not no_ner)
+    found = det.detect([t for _, t in records])
+    for (rid, _text), spans in zip(records, found, strict=True):
+        if as_json:
+            click.echo(json.dumps({"id": rid, "spans": [s.as_dict() for s in spans]}, ensure_ascii=False))
+        else:
+            click.echo(f"{rid}: " + (", ".join(f"{s.entity_type}[{s.start}:{s.end}] by {s.detector}" for s in spans) or "no PII"))
 
 
 def main() -> None:

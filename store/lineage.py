@@ -115,12 +115,15 @@ class Trace:
     generated_by: list[dict[str, Any]] = field(default_factory=list)
     clusters: list[dict[str, Any]] = field(default_factory=list)
     mixes: list[dict[str, Any]] = field(default_factory=list)
+    redactions: dict[str, int] = field(default_factory=dict)
+    scrubbed_into: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "sample": self.sample, "sources": self.origins, "ancestors": self.ancestors,
             "decisions": self.decisions, "generated_by": self.generated_by,
-            "clusters": self.clusters, "mixes": self.mixes,
+            "clusters": self.clusters, "mixes": self.mixes, "redactions": self.redactions,
+            "scrubbed_into": self.scrubbed_into,
         }
 
 
@@ -172,7 +175,17 @@ def trace(store: Store, ref: str) -> Trace:
     mixes = store.rows(
         """SELECT mm.mix_id, m.name, mm.repeats, mm.split FROM mix_members mm
            LEFT JOIN mixes m USING (mix_id) WHERE mm.sample_id = ? ORDER BY mm.mix_id""", [sid])
-    return Trace(sample, origins, ancestors, decisions, generated_by, clusters, mixes)
+    redactions = {r["entity_type"]: r["n"] for r in store.rows(
+        "SELECT entity_type, count(*) AS n FROM redactions WHERE sample_id = ? GROUP BY 1 ORDER BY 1", [sid])}
+    scrubbed = [r[0] for r in store.execute(
+        "SELECT child_id FROM edges WHERE parent_key = ? AND parent_id = ? AND relation = 'scrubbed_from'",
+        [key_of(sid), sid]).fetchall()]
+    if scrubbed:
+        # Raw PII never leaves the store: show where the scrubbed text is instead.
+        sample["text"] = f"[raw text withheld: it contains PII; see scrubbed sample {scrubbed[0]}]"
+        sample["messages"] = None
+        sample["withheld"] = True
+    return Trace(sample, origins, ancestors, decisions, generated_by, clusters, mixes, redactions, scrubbed)
 
 
 @dataclass

@@ -45,9 +45,13 @@ SLACK = re.compile(r"\bxox[abposr]-(?:\d+-)+[A-Za-z0-9]+\b|https://hooks\.slack\
 PRIVATE_KEY = re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY( BLOCK)?-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY( BLOCK)?-----|$)")
 JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\b")
 KEY_VALUE = re.compile(
-    r"(?i)(?:^|[\s{,;(])[\"']?[\w.-]*(?:key|secret|token|passw(?:or)?d|pwd|pass|auth|credential|api)[\w.-]*[\"']?\s*"
-    r"(?::=|=>|[:=])\s*[\"']?([^\s\"',;<>]{6,})")
-QUOTED = re.compile(r"[\"']([A-Za-z0-9+/=_\-]{16,})[\"']|(?<![\w/+=-])([A-Fa-f0-9]{32,}|[A-Za-z0-9+/]{32,}={0,2})(?![\w/+=-])")
+    r"(?i)(?:^|[\s{,;(])[\"']?[\w.-]*(?:key|secret|token|passw(?:or)?d|pwd|pass|auth|credential|api)[\w.-]*[\"']?[ \t]*"
+    r"(?::=|=>|[:=])[ \t]*(?:!!\w+[ \t]+)?[\"']?([^\s\"',;<>]{6,})")
+QUOTED = re.compile(r"[\"']([A-Za-z0-9+/=_\-]{10,})[\"']|(?<![\w/+=-])([A-Fa-f0-9]{32,}|[A-Za-z0-9+/]{32,}={0,2})(?![\w/+=-])")
+# A config value (key: value, key = value) or a bare token on its own line.
+CONFIG_VALUE = re.compile(r"(?m)^[ \t]*[\w.-]+[ \t]*[:=][ \t]*(?:!!\w+[ \t]+)?([A-Za-z0-9+/=_\-]{10,})[ \t]*(?:#.*)?$"
+                          r"|^[ \t]+([A-Za-z0-9+/=]{12,})[ \t]*$")
+DATE_LIKE = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$")
 STREET = re.compile(
     r"\b\d{1,6}(?:\s+[A-Z][A-Za-z'-]+){1,4}\s+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|"
     r"Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Square|Sq|Highway|Hwy|Trail|Trl)\b\.?"
@@ -121,7 +125,7 @@ def find_phone(text: str) -> Iterator[Span]:
     for m in PHONE.finditer(text):
         raw = m.group()
         d = _digits(raw)
-        if not 7 <= len(d) <= 15:
+        if not 7 <= len(d) <= 15 or DATE_LIKE.match(raw):
             continue
         if raw.startswith("+"):
             import phonenumbers
@@ -131,8 +135,8 @@ def find_phone(text: str) -> Iterator[Span]:
                     continue
             except phonenumbers.NumberParseException:
                 continue
-        elif not any(c in raw for c in " .-()"):
-            continue  # a bare run of digits is more often an id than a phone number
+        elif not any(c in raw for c in " .-()") or len(d) > 12:
+            continue  # a bare or very long run of digits is more often an id than a phone number
         yield Span(m.start(), m.end(), "PHONE", "phone_pattern")
 
 
@@ -152,12 +156,19 @@ def find_secrets(text: str) -> Iterator[Span]:
             continue
         if entropy(value) >= 3.0 or (len(value) >= 8 and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
             yield Span(m.start(1), m.end(1), "SECRET", "keyword_value")
-    for m in QUOTED.finditer(text):
-        value = m.group(1) or m.group(2)
-        start = m.start(1) if m.group(1) else m.start(2)
-        hexy = all(c in "0123456789abcdefABCDEF" for c in value)
-        if (hexy and entropy(value) >= 3.0) or (not hexy and entropy(value) >= 4.5):
-            yield Span(start, start + len(value), "SECRET", "high_entropy")
+    for rx in (QUOTED, CONFIG_VALUE):
+        for m in rx.finditer(text):
+            g = 1 if m.group(1) else 2
+            value = m.group(g)
+            if high_entropy(value):
+                yield Span(m.start(g), m.end(g), "SECRET", "high_entropy")
+
+
+def high_entropy(value: str) -> bool:
+    """Hex strings above 3 bits per character, base64-like ones above 4.5 (detect-secrets' limits)."""
+    if all(c in "0123456789abcdefABCDEF" for c in value):
+        return any(c.isdigit() for c in value) and entropy(value) >= 3.0
+    return len(value) >= 16 and entropy(value) >= 4.5
 
 
 def find_street(text: str) -> Iterator[Span]:
