@@ -32,9 +32,14 @@ ENTITY_TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS",
                 "SECRET", "STREET_ADDRESS", "PERSON", "LOCATION")
 
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![\w-])")
-PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,5}(?:[\s.-]\d{2,5}){1,4}(?![\w-])|(?<![\w+])\+\d{8,14}(?!\w)")
+PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?|00\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{1,6}){1,4}"
+    r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w-])"
+    r"|(?<![\w+])\(\d{1,4}\)[ .-]?\d{3,4}[ .-]?\d{3,4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w-])"
+    r"|(?<![\w+])\+\d{8,14}(?!\w)")
+EXTENSION = re.compile(r"[ ]?(?:x|ext\.?)[ ]?\d{1,6}$")
 CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}\b")
 SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
 IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])")
 IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
@@ -51,7 +56,7 @@ QUOTED = re.compile(r"[\"']([A-Za-z0-9+/=_\-]{10,})[\"']|(?<![\w/+=-])([A-Fa-f0-
 # A config value (key: value, key = value) or a bare token on its own line.
 CONFIG_VALUE = re.compile(r"(?m)^[ \t]*[\w.-]+[ \t]*[:=][ \t]*(?:!!\w+[ \t]+)?([A-Za-z0-9+/=_\-]{10,})[ \t]*(?:#.*)?$"
                           r"|^[ \t]+([A-Za-z0-9+/=]{12,})[ \t]*$")
-DATE_LIKE = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$")
+DATE_LIKE = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$)")
 STREET = re.compile(
     r"\b\d{1,6}(?:\s+[A-Z][A-Za-z'-]+){1,4}\s+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|"
     r"Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Square|Sq|Highway|Hwy|Trail|Trl)\b\.?"
@@ -70,7 +75,7 @@ def luhn(digits: str) -> bool:
 
 
 def iban_ok(value: str) -> bool:
-    s = value.replace(" ", "")
+    s = value.replace(" ", "").upper()
     if not 15 <= len(s) <= 34:
         return False
     moved = s[4:] + s[:4]
@@ -101,8 +106,12 @@ def find_card(text: str) -> Iterator[Span]:
 
 def find_iban(text: str) -> Iterator[Span]:
     for m in IBAN.finditer(text):
-        if iban_ok(m.group()):
-            yield Span(m.start(), m.end(), "IBAN", "iban_mod97")
+        raw = m.group()
+        # The pattern may run on into following words; the longest prefix that checks out wins.
+        for end in range(len(raw), 14, -1):
+            if (end == len(raw) or raw[end] == " ") and raw[end - 1] != " " and iban_ok(raw[:end]):
+                yield Span(m.start(), m.start() + end, "IBAN", "iban_mod97")
+                break
 
 
 def find_ssn(text: str) -> Iterator[Span]:
@@ -124,7 +133,7 @@ def find_ip(text: str) -> Iterator[Span]:
 def find_phone(text: str) -> Iterator[Span]:
     for m in PHONE.finditer(text):
         raw = m.group()
-        d = _digits(raw)
+        d = _digits(EXTENSION.sub("", raw))
         if not 7 <= len(d) <= 15 or DATE_LIKE.match(raw):
             continue
         if raw.startswith("+"):

@@ -1,0 +1,158 @@
+"""PII detection side by side with Presidio on the same texts, with one type mapping.
+
+Span-level precision, recall and F1 per entity type (a span counts when its boundaries
+and type match the gold span exactly), on Presidio's generated sets, WNUT-17 dev (person
+and location in real social-media text), and the detect-secrets baseline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, WORK, machine, realdata, table  # noqa: E402
+
+PEERS = WORK / "peers" / "bin" / "python"
+OURS_TO_GOLD = {"EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER", "CREDIT_CARD": "CREDIT_CARD", "IBAN": "IBAN_CODE",
+                "US_SSN": "US_SSN", "IP_ADDRESS": "IP_ADDRESS", "PERSON": "PERSON", "LOCATION": "LOCATION"}
+PRESIDIO_TO_GOLD = {"EMAIL_ADDRESS": "EMAIL_ADDRESS", "PHONE_NUMBER": "PHONE_NUMBER", "CREDIT_CARD": "CREDIT_CARD",
+                    "IBAN_CODE": "IBAN_CODE", "US_SSN": "US_SSN", "IP_ADDRESS": "IP_ADDRESS", "PERSON": "PERSON",
+                    "LOCATION": "LOCATION"}
+TYPES = sorted(set(OURS_TO_GOLD.values()))
+
+
+def presidio_sets() -> tuple[list[str], list[set[tuple[int, int, str]]]]:
+    texts, gold = [], []
+    for name in ("presidio_generated_small.json", "presidio_generated_large.json"):
+        for r in json.loads((realdata() / "pii" / name).read_text()):
+            texts.append(r["full_text"])
+            gold.append({(s["start_position"], s["end_position"], s["entity_type"]) for s in r["spans"] if s["entity_type"] in TYPES})
+    return texts, gold
+
+
+def wnut() -> tuple[list[str], list[set[tuple[int, int, str]]]]:
+    texts, gold = [], []
+    words: list[tuple[str, str]] = []
+    lines = (realdata() / "pii/wnut17/emerging.dev.conll").read_text(encoding="utf-8").splitlines() + [""]
+    for line in lines:
+        if line.strip():
+            tok, tag = line.split("\t")[:2]
+            words.append((tok, tag))
+            continue
+        if not words:
+            continue
+        text, spans, pos, cur = "", set(), 0, None
+        for tok, tag in words:
+            start = len(text) + (1 if text else 0)
+            text = (text + " " + tok) if text else tok
+            kind = {"person": "PERSON", "location": "LOCATION"}.get(tag[2:]) if tag != "O" else None
+            if tag.startswith("B-") and kind:
+                if cur:
+                    spans.add(cur)
+                cur = (start, len(text), kind)
+            elif tag.startswith("I-") and kind and cur:
+                cur = (cur[0], len(text), cur[2])
+            else:
+                if cur:
+                    spans.add(cur)
+                cur = None
+        if cur:
+            spans.add(cur)
+        texts.append(text)
+        gold.append(spans)
+        words = []
+        del pos
+    return texts, gold
+
+
+def score(gold: list[set], pred: list[set], types: list[str]) -> dict[str, dict[str, float]]:
+    out = {}
+    for t in [*types, "ALL"]:
+        tp = fp = fn = 0
+        for g, p in zip(gold, pred, strict=True):
+            gt = {x for x in g if t in ("ALL", x[2])}
+            pt = {x for x in p if t in ("ALL", x[2]) and x[2] in types}
+            tp += len(gt & pt)
+            fp += len(pt - gt)
+            fn += len(gt - pt)
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        out[t] = {"p": prec, "r": rec, "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0, "n": tp + fn}
+    return out
+
+
+def ours(texts: list[str], ner: bool) -> tuple[float, list[set]]:
+    from curation.pii.detectors import Detector
+
+    det = Detector(ner=ner)
+    det.detect(["warm up John at john@x.io"])
+    t0 = time.perf_counter()
+    found = det.detect(texts)
+    dt = time.perf_counter() - t0
+    return dt, [{(s.start, s.end, OURS_TO_GOLD[s.entity_type]) for s in spans if s.entity_type in OURS_TO_GOLD} for spans in found]
+
+
+def presidio(texts: list[str]) -> tuple[float, list[set]]:
+    path = WORK / "pii_texts.json"
+    path.write_text(json.dumps(texts))
+    out = subprocess.run([str(PEERS), str(ROOT / "benchmarks/peers/presidio_scan.py"), str(path)],
+                         capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(WORK)})
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    return res["seconds"], [{(s["start"], s["end"], PRESIDIO_TO_GOLD[s["entity_type"]]) for s in spans if s["entity_type"] in PRESIDIO_TO_GOLD}
+                            for spans in res["spans"]]
+
+
+def secrets_recall() -> float:
+    from curation.pii.detectors import Detector
+
+    root = realdata() / "pii/detect_secrets_test_data"
+    base = json.loads((root / "baseline.file").read_text())
+    det = Detector(entities=("SECRET", "URL_CREDENTIALS"), ner=False)
+    hit = total = 0
+    for name, items in base["results"].items():
+        text = (root / name).read_text(errors="replace")
+        spans = det.detect([text])[0]
+        hashes = {hashlib.sha1(text[s.start:s.end].encode()).hexdigest() for s in spans}
+        lines = {text.count("\n", 0, s.start) + 1 for s in spans}
+        for it in items:
+            total += 1
+            hit += it["hashed_secret"] in hashes or bool(lines & {it["line_number"] - 1, it["line_number"], it["line_number"] + 1})
+    return hit / total
+
+
+def main() -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows = []
+    speed = []
+    for label, (texts, gold) in (("Presidio generated (small+large)", presidio_sets()), ("WNUT-17 dev", wnut())):
+        types = TYPES if label.startswith("Presidio") else ["PERSON", "LOCATION"]
+        t_ner, p_ner = ours(texts, True)
+        t_fast, p_fast = ours(texts, False)
+        t_pr, p_pr = presidio(texts)
+        s_ner, s_fast, s_pr = score(gold, p_ner, types), score(gold, p_fast, types), score(gold, p_pr, types)
+        for t in [*types, "ALL"]:
+            if s_pr[t]["n"] == 0:
+                continue
+            rows.append({"data": label, "type": t, "gold spans": s_pr[t]["n"], "mixline F1": round(s_ner[t]["f1"], 3),
+                         "mixline (no NER) F1": round(s_fast[t]["f1"], 3), "Presidio F1": round(s_pr[t]["f1"], 3),
+                         "mixline P/R": f"{s_ner[t]['p']:.2f}/{s_ner[t]['r']:.2f}", "Presidio P/R": f"{s_pr[t]['p']:.2f}/{s_pr[t]['r']:.2f}"})
+        n = len(texts)
+        speed.append({"data": label, "docs": n, "mixline docs/s": round(n / t_ner), "mixline (no NER) docs/s": round(n / t_fast),
+                      "Presidio docs/s": round(n / t_pr), "ratio (NER)": round(t_pr / t_ner, 1), "ratio (no NER)": round(t_pr / t_fast, 1)})
+    print(f"## PII detection ({machine()})\n")
+    print("Span-level scores (exact boundaries and type), one type mapping for both tools.\n")
+    print(table(rows))
+    print("\nThroughput on one process (OMP_NUM_THREADS=1 for Presidio):\n")
+    print(table(speed))
+    print(f"\nSecrets recall on the detect-secrets baseline (hash match, or the line within one): {secrets_recall():.3f} (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()
