@@ -72,6 +72,8 @@ def main() -> None:
             ("WARC pages", [str(real / "web" / "dolma_sample-0000.warc.gz"), str(real / "web" / "dolma_sample-0001.warc.gz"), "--kind", "web", "--source", "warc-sample"]),
             ("Open-Assistant trees", [str(real / "conversations" / "oasst_en_100_message.jsonl"), "--kind", "conversation", "--source", "oasst", "--license", "Apache-2.0"]),
             ("MedQuAD", [str(real / "domain_medical" / "medquad_qa.jsonl.gz"), "--kind", "domain", "--source", "medquad", "--domain", "medical", "--license", "CC-BY-4.0", "--text-field", "question", "--text-field", "answer", "--id-field", "qid"]),
+            ("GSM8K (eval, for decontamination)", [str(real / "benchmarks" / "gsm8k_train.jsonl"), "--kind", "eval", "--source", "gsm8k", "--text-field", "question"]),
+            ("HumanEval (eval)", [str(real / "benchmarks" / "HumanEval.jsonl.gz"), "--kind", "eval", "--source", "humaneval", "--text-field", "prompt", "--id-field", "task_id"]),
         ]
     else:
         print("(real data folder not found; set MIXLINE_REALDATA to add web, OASST and MedQuAD)")
@@ -80,14 +82,67 @@ def main() -> None:
         print(mixline(store, "ingest", *args, "--quiet").strip())
     step("ingest again: nothing is added twice")
     print(mixline(store, "ingest", *inputs[0][1], "--quiet").strip())
+    step("curate with the default recipe (filters, decontamination, PII scrubbing, exact and near dedup)")
+    print(mixline(store, "curate", "--quiet").rstrip())
     step("stats")
     print(mixline(store, "stats").rstrip())
-    step("trace one conversation sample")
-    sid = json.loads(mixline(store, "sql", "SELECT sample_id FROM samples WHERE kind = 'conversation' ORDER BY sample_id LIMIT 1", "--json"))[0]["sample_id"]
-    print(mixline(store, "trace", sid).rstrip())
+    step("build a training mix")
+    recipe = out / "mix.toml"
+    recipe.write_text(MIX_RECIPE if real is not None else MIX_RECIPE_PIP)
+    built = json.loads(mixline(store, "mix", "build", str(recipe), "--json"))
+    print(mixline(store, "mix", "show", built["mix_id"]).rstrip())
+    step("export it with a manifest and dataset card, then verify every hash")
+    os.environ.setdefault("MIXLINE_EXPORT_ROOT", str(out.resolve()))
+    print(mixline(store, "mix", "export", built["mix_id"], "--out", str(out / "export")).strip())
+    print(mixline(store, "mix", "verify", str(out / "export")).strip())
+    step("trace a scrubbed sample back to its raw parent (whose text stays in the store)")
+    scrubbed = json.loads(mixline(store, "sql", """SELECT e.child_id FROM edges e LEFT JOIN mix_members m ON m.sample_id = e.child_id
+        WHERE e.relation = 'scrubbed_from' ORDER BY m.mix_id IS NULL, e.child_id LIMIT 1""", "--json"))
+    if scrubbed:
+        print(mixline(store, "trace", scrubbed[0]["child_id"]).rstrip())
+        step("impact of the raw sample: what a deletion request must cover")
+        raw = json.loads(mixline(store, "sql", f"SELECT parent_id FROM edges WHERE child_id = '{scrubbed[0]['child_id']}'", "--json"))[0]["parent_id"]
+        print(mixline(store, "impact", raw).rstrip())
+    step("why was a sample dropped?")
+    dropped = json.loads(mixline(store, "sql", "SELECT sample_id FROM decisions WHERE verdict = 'dropped' ORDER BY sample_id LIMIT 1", "--json"))
+    if dropped:
+        print(mixline(store, "why", dropped[0]["sample_id"]).rstrip())
     step("quarantine")
     print(mixline(store, "quarantine", "--limit", "5").rstrip())
-    print(f"\nstore: {store}  ({time.time() - started:.1f} s). Try: .venv/bin/mixline --store {store} stats")
+    print(f"\nstore: {store}  export: {out / 'export'}  ({time.time() - started:.0f} s)")
+    print(f"Try: .venv/bin/mixline --store {store} stats   |   .venv/bin/mixline --store {store} sql \"SELECT * FROM runs\"")
+
+
+MIX_RECIPE_PIP = """name = "demo"
+seed = 0
+[[groups]]
+name = "docs"
+where = "domain = 'code'"
+[[groups]]
+name = "chat"
+where = "kind = 'conversation'"
+"""
+
+MIX_RECIPE = """name = "demo"
+seed = 0
+total_tokens = 300000
+max_synthetic_share = 0.2
+[[groups]]
+name = "web"
+where = "kind = 'web'"
+weight = 0.3
+max_repeats = 2
+[[groups]]
+name = "chat"
+where = "kind = 'conversation'"
+weight = 0.2
+[[groups]]
+name = "medical"
+where = "domain = 'medical'"
+weight = 0.5
+[holdout]
+fraction = 0.02
+"""
 
 
 if __name__ == "__main__":
