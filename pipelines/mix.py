@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import yaml
 
@@ -182,16 +183,24 @@ def build(store: Store, recipe: MixRecipe) -> MixResult:
                 "(run `mixline curate` first, or set status = [\"kept\", \"uncurated\"]), eval samples never do, "
                 "and every group's `where` must match something")
         count_tokens(store, recipe)
-        store.execute("ALTER TABLE _eligible ADD COLUMN tokens BIGINT")
-        store.execute(f"UPDATE _eligible e SET tokens = (SELECT {_token_expr(recipe)} FROM samples s WHERE s.sample_id = e.sample_id)")
+        # New columns come from a rebuild, not ALTER TABLE: ALTER ... ADD COLUMN on a large
+        # temp table inside a transaction lost rows in DuckDB 1.5.5.
+        store.execute(f"""CREATE OR REPLACE TEMP TABLE _eligible AS
+            SELECT e.*, {_token_expr(recipe)} AS tokens, 'train' AS split
+            FROM _eligible e JOIN samples s USING (sample_id)""")
         _holdout(store, recipe)
         _source_caps(store, recipe)
         members = _select(store, recipe)
-        _check_synthetic(store, recipe, members)
-        mix_id = _mix_id(store, resolved)
-        created = not store.scalar("SELECT count(*) FROM mixes WHERE mix_id = ?", [mix_id])
+        store.con.register("_members", members)
+        try:
+            _check_synthetic(store, recipe, members.num_rows)
+            mix_id = _mix_id(resolved, members)
+            created = not store.scalar("SELECT count(*) FROM mixes WHERE mix_id = ?", [mix_id])
+            if created:
+                store.execute("INSERT INTO mix_members SELECT ?, sample_id, repeats, split FROM _members", [mix_id])
+        finally:
+            store.con.unregister("_members")
         if created:
-            store.execute("INSERT INTO mix_members SELECT ?, sample_id, repeats, split FROM _members", [mix_id])
             store.append_rows("mixes", [{"mix_id": mix_id, "name": recipe.name, "recipe": canonical_json(resolved),
                                          "recipe_hash": config_hash(resolved), "run_id": run.run_id}])
         summary = describe(store, mix_id)
@@ -201,7 +210,6 @@ def build(store: Store, recipe: MixRecipe) -> MixResult:
 
 def _holdout(store: Store, recipe: MixRecipe) -> None:
     h = recipe.holdout
-    store.execute("ALTER TABLE _eligible ADD COLUMN split VARCHAR DEFAULT 'train'")
     if h.sources:
         store.execute(f"UPDATE _eligible SET split = 'heldout' WHERE source IN ({','.join(_q(s) for s in h.sources)})")
     if h.fraction > 0:
@@ -243,10 +251,13 @@ def _source_caps(store: Store, recipe: MixRecipe) -> None:
             WHERE c > {int(recipe.max_tokens_per_source)})""")
 
 
-def _select(store: Store, recipe: MixRecipe) -> int:
-    """Fill _members with (sample_id, repeats, split); refuse quotas that cannot be met."""
-    store.execute("CREATE OR REPLACE TEMP TABLE _members (sample_id VARCHAR, repeats INTEGER, split VARCHAR)")
-    store.execute("INSERT INTO _members SELECT sample_id, 1, 'heldout' FROM _eligible WHERE split = 'heldout'")
+def _select(store: Store, recipe: MixRecipe) -> pa.Table:
+    """Members as (sample_id, repeats, split); refuses quotas that cannot be met.
+
+    Members are gathered in Arrow, not in a temp table: inserting more than one row group
+    into a temp table created inside the run's transaction lost the rows in DuckDB 1.5.5.
+    """
+    parts = [store.execute("SELECT sample_id, 1::INTEGER AS repeats, 'heldout' AS split FROM _eligible WHERE split = 'heldout'").to_arrow_table()]
     for i, g in enumerate(recipe.groups):
         avail_docs, avail_tokens = store.one(
             "SELECT count(*), coalesce(sum(tokens), 0) FROM _eligible WHERE grp = ? AND split = 'train'", [i])
@@ -257,7 +268,7 @@ def _select(store: Store, recipe: MixRecipe) -> int:
         elif g.docs is not None:
             target, unit = int(g.docs), "docs"
         else:
-            store.execute("INSERT INTO _members SELECT sample_id, 1, 'train' FROM _eligible WHERE grp = ? AND split = 'train'", [i])
+            parts.append(store.execute(f"SELECT sample_id, 1::INTEGER AS repeats, 'train' AS split FROM _eligible WHERE grp = {int(i)} AND split = 'train'").to_arrow_table())
             continue
         avail = avail_tokens if unit == "tokens" else avail_docs
         if target > avail * g.max_repeats:
@@ -267,15 +278,18 @@ def _select(store: Store, recipe: MixRecipe) -> int:
                 + f"; short by {target - avail * g.max_repeats:,}. Lower the quota, raise max_repeats, or widen `where`")
         full = target // avail if avail else 0
         rest = target - full * avail
-        measure = "tokens" if unit == "tokens" else "1"
-        # Every sample repeats `full` times; then samples in draw order add one more until the rest is met.
-        store.execute(f"""
-            INSERT INTO _members
-            SELECT sample_id, {full} + CASE WHEN c - m < {rest} THEN 1 ELSE 0 END AS repeats, 'train'
-            FROM (SELECT sample_id, {measure} AS m, sum({measure}) OVER (ORDER BY draw ROWS UNBOUNDED PRECEDING) AS c
-                  FROM _eligible WHERE grp = ? AND split = 'train')
-            WHERE {full} + CASE WHEN c - m < {rest} THEN 1 ELSE 0 END > 0""", [i])
-    return int(store.scalar("SELECT count(*) FROM _members"))
+        # Every sample repeats `full` times; then samples in draw order take one more repeat
+        # until the rest is met.
+        t = store.execute(f"SELECT sample_id, tokens FROM _eligible WHERE grp = {int(i)} AND split = 'train' ORDER BY draw").to_arrow_table()
+        m = t.column("tokens").to_numpy() if unit == "tokens" else np.ones(t.num_rows, dtype=np.int64)
+        before = np.cumsum(m) - m
+        repeats = full + (before < rest).astype(np.int64)
+        pick = repeats > 0
+        parts.append(pa.table({"sample_id": t.column("sample_id").filter(pa.array(pick)),
+                               "repeats": pa.array(repeats[pick].astype(np.int32)),
+                               "split": pa.array(["train"] * int(pick.sum()), pa.string())}))
+    members = pa.concat_tables([p.cast(parts[-1].schema) for p in parts])
+    return members.sort_by("sample_id")
 
 
 def _check_synthetic(store: Store, recipe: MixRecipe, members: int) -> None:
@@ -293,9 +307,10 @@ def _check_synthetic(store: Store, recipe: MixRecipe, members: int) -> None:
             "lower the synthetic groups' quotas")
 
 
-def _mix_id(store: Store, resolved: dict[str, Any]) -> str:
+def _mix_id(resolved: dict[str, Any], members: pa.Table) -> str:
     h = hashlib.sha256(canonical_json(resolved).encode())
-    for sid, rep, split in store.execute("SELECT sample_id, repeats, split FROM _members ORDER BY sample_id").fetchall():
+    for sid, rep, split in zip(members.column("sample_id").to_pylist(), members.column("repeats").to_pylist(),
+                               members.column("split").to_pylist(), strict=True):
         h.update(f"{sid}:{rep}:{split};".encode())
     return "mix-" + h.hexdigest()[:24]
 
