@@ -130,17 +130,17 @@ class PiiScrub(Rewriter):
         without = [i for i in docs if kinds[i] not in p.ner_kinds]
         found: dict[int, list[Span]] = {}
         for idx, det in ((with_ner, self.detector), (without, self.patterns_only)):
-            for i, spans in zip(idx, det.detect([texts[i] for i in idx]), strict=True):
-                found[i] = spans
+            for i, hits in zip(idx, det.detect([texts[i] for i in idx]), strict=True):
+                found[i] = hits
         doc_iter = iter(found[i] for i in docs)
         for text, kind, msgs in zip(texts, kinds, messages, strict=True):
             conversation = kind == "conversation" or msgs is not None
             if msgs is None:
-                scrubbed, spans, drop = self._replace(text, next(doc_iter), conversation)
+                scrubbed, changed, drop = self._replace(text, next(doc_iter), conversation)
                 if drop:
                     rows.append(drop)
-                elif spans:
-                    rows.append(Rewrite(scrubbed, None, spans, _reason(spans)))
+                elif changed:
+                    rows.append(Rewrite(scrubbed, None, changed, _reason(changed)))
                 else:
                     rows.append(None)
                 continue
