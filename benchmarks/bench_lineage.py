@@ -75,6 +75,7 @@ def main() -> None:
             n, e = build(st)
             optimize(st)
         print(f"built {n:,} samples, {e:,} edges in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    Store(path).close()  # migrate a graph built by an older mixline
     rng = random.Random(0)
     with Store(path, read_only=True) as st:
         n = st.scalar("SELECT count(*) FROM samples")

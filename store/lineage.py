@@ -177,9 +177,10 @@ def trace(store: Store, ref: str) -> Trace:
            LEFT JOIN mixes m USING (mix_id) WHERE mm.sample_id = ? ORDER BY mm.mix_id""", [sid])
     redactions = {r["entity_type"]: r["n"] for r in store.rows(
         "SELECT entity_type, count(*) AS n FROM redactions WHERE sample_id = ? GROUP BY 1 ORDER BY 1", [sid])}
+    # The key is inlined: a bound Python int above 2**63 is not typed UBIGINT, and the index is skipped.
     scrubbed = [r[0] for r in store.execute(
-        "SELECT child_id FROM edges WHERE parent_key = ? AND parent_id = ? AND relation = 'scrubbed_from'",
-        [key_of(sid), sid]).fetchall()]
+        f"SELECT child_id FROM edges WHERE parent_key = {key_of(sid)} AND parent_id = ? AND relation = 'scrubbed_from'",
+        [sid]).fetchall()]
     if scrubbed:
         # Raw PII never leaves the store: show where the scrubbed text is instead.
         sample["text"] = f"[raw text withheld: it contains PII; see scrubbed sample {scrubbed[0]}]"
