@@ -478,6 +478,47 @@ def pii_scan(ctx: Ctx, as_json: bool, path: Path, text_field: str, id_field: str
             click.echo(f"{rid}: " + (", ".join(f"{s.entity_type}[{s.start}:{s.end}] by {s.detector}" for s in spans) or "no PII"))
 
 
+@cli.group()
+def drift() -> None:
+    """Echo-chamber drift: compare a batch with human reference text, calibrated on the reference."""
+
+
+@command(drift, "check")
+@click.option("--batch", "batch_where", required=True, help="SQL predicate over samples selecting the batch.")
+@click.option("--reference", "reference_where", required=True, help="SQL predicate selecting human reference text.")
+@click.option("--no-embeddings", is_flag=True, help="Text metrics only (skips MiniLM: MMD, Fréchet, Vendi, spread).")
+@click.option("--bootstrap", default=30, show_default=True, help="Reference-vs-reference pairs for calibration.")
+@click.option("--seed", default=0, show_default=True)
+def drift_check(ctx: Ctx, as_json: bool, batch_where: str, reference_where: str, no_embeddings: bool, bootstrap: int, seed: int) -> None:
+    """Per-metric values, calibrated thresholds and an overall alert; stored with the run."""
+    from curation.drift import DriftConfig, check_store
+
+    with ctx.open() as st:
+        out = check_store(st, batch_where, reference_where, DriftConfig(bootstrap=bootstrap, seed=seed, embeddings=not no_embeddings))
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"{'ALERT' if out['alert'] else 'ok'}: {out['n_batch']} batch samples vs {out['n_reference']} reference; moved: {', '.join(out['moved']) or 'nothing'}")
+    for m in out["metrics"]:
+        click.echo(f"  {m['metric']:<22} value {m['value']:.4f}  distance {m['distance']:.4f}  threshold {m['threshold']:.4f}{'  <-- moved' if m['alert'] else ''}")
+    for n in out["notes"]:
+        click.echo(f"  note: {n}")
+
+
+@command(drift, "report")
+def drift_report(ctx: Ctx, as_json: bool) -> None:
+    """Every drift check so far, oldest first, with the metrics that moved."""
+    from curation.drift import report_table
+
+    with ctx.open(read_only=True) as st:
+        rows = report_table(st)
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['checked_at']}  {'ALERT' if r['alert'] else 'ok   '}  batch [{r['batch']}] vs [{r['reference']}]  {r['moved'] or ''}")
+
+
 def main() -> None:
     cli(prog_name="mixline")
 

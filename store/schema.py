@@ -166,3 +166,16 @@ def _pii(con: duckdb.DuckDBPyConnection) -> None:
         CREATE TABLE store_secrets (name VARCHAR NOT NULL, value VARCHAR NOT NULL);
         """
     )
+
+
+@migration(6, "drift")
+def _drift(con: duckdb.DuckDBPyConnection) -> None:
+    """Drift checks: one row per metric per check, with its calibrated threshold."""
+    con.execute(
+        """
+        CREATE TABLE drift (
+            run_id VARCHAR NOT NULL, subject VARCHAR NOT NULL, reference VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL, value DOUBLE, reference_value DOUBLE, distance DOUBLE,
+            threshold DOUBLE, alert BOOLEAN NOT NULL, created_at TIMESTAMP DEFAULT current_timestamp);
+        """
+    )

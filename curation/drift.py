@@ -1,0 +1,317 @@
+"""Echo-chamber drift: how far a batch of text is from a frozen human reference set.
+
+Every metric is anchored to the reference. A metric's distance is how far the batch's
+value is from a same-sized sample of the reference (or, for two-sample metrics such as
+Jensen-Shannon, MMD and the Fréchet distance, the distance between the two sets). The
+thresholds come from random pairs of disjoint reference samples of the same size: a
+normal tail fitted to those distances, Bonferroni-corrected so that, across all metrics
+at once, two samples of human text raise an alert in only about `alpha` of the pairs. An alert therefore means "further
+apart than two samples of human text are", and it names the metrics that moved.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from curation.normalize import words
+
+TEXT_METRICS = ("distinct_1", "distinct_2", "distinct_3", "unigram_entropy", "compression_ratio",
+                "mean_words", "js_distance", "ref_vocab_coverage", "invented_word_share", "self_bleu")
+EMBED_METRICS = ("mmd2", "frechet", "vendi", "spread")
+
+
+def _tokens(texts: list[str]) -> list[list[str]]:
+    return [[w.decode("utf-8", "replace") for w in words(t)] for t in texts]
+
+
+def distinct_n(toks: list[list[str]], n: int) -> float:
+    grams: Counter[tuple[str, ...]] = Counter()
+    total = 0
+    for t in toks:
+        for i in range(len(t) - n + 1):
+            grams[tuple(t[i:i + n])] += 1
+            total += 1
+    return len(grams) / total if total else 0.0
+
+
+def unigram_entropy(counts: Counter[str]) -> float:
+    total = sum(counts.values())
+    return -sum(c / total * math.log2(c / total) for c in counts.values()) if total else 0.0
+
+
+def js_distance(p: Counter[str], q: Counter[str]) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two unigram distributions."""
+    keys = set(p) | set(q)
+    tp, tq = sum(p.values()) or 1, sum(q.values()) or 1
+    js = 0.0
+    for k in keys:
+        a, b = p.get(k, 0) / tp, q.get(k, 0) / tq
+        m = (a + b) / 2
+        if a:
+            js += 0.5 * a * math.log2(a / m)
+        if b:
+            js += 0.5 * b * math.log2(b / m)
+    return math.sqrt(max(js, 0.0))
+
+
+def self_bleu(toks: list[list[str]], rng: np.random.Generator, k: int = 30, n: int = 4) -> float:
+    """Mean BLEU-n of k sampled texts against the rest of the batch (higher = more alike)."""
+    if len(toks) < 3:
+        return 0.0
+    idx = rng.choice(len(toks), size=min(k, len(toks)), replace=False)
+    pools = [Counter(tuple(t[i:i + g]) for t in toks for i in range(len(t) - g + 1)) for g in range(1, n + 1)]
+    scores = []
+    for j in idx:
+        t = toks[j]
+        logp = 0.0
+        for g in range(1, n + 1):
+            own = Counter(tuple(t[i:i + g]) for i in range(len(t) - g + 1))
+            total = sum(own.values())
+            if not total:
+                logp += math.log(1e-9)
+                continue
+            # Matches against the other texts: the pool minus this text's own n-grams.
+            match = sum(min(c, pools[g - 1][gram] - c) for gram, c in own.items())
+            logp += math.log(max(match, 1e-9) / total)
+        scores.append(math.exp(logp / n))
+    return float(np.mean(scores))
+
+
+def text_stats(texts: list[str], rng: np.random.Generator, toks: list[list[str]] | None = None) -> dict[str, Any]:
+    toks = toks if toks is not None else _tokens(texts)
+    uni: Counter[str] = Counter(w for t in toks for w in t)
+    return {
+        "distinct_1": distinct_n(toks, 1), "distinct_2": distinct_n(toks, 2), "distinct_3": distinct_n(toks, 3),
+        "unigram_entropy": unigram_entropy(uni),
+        # Mean per-text ratio: the ratio of one concatenation swings with a single long text.
+        "compression_ratio": float(np.mean([len(zlib.compress(t.encode("utf-8"), 6)) / max(1, len(t.encode("utf-8"))) for t in texts])),
+        "mean_words": float(np.mean([len(t) for t in toks])) if toks else 0.0,
+        "self_bleu": self_bleu(toks, rng), "_unigrams": uni,
+    }
+
+
+def _rbf(x: np.ndarray, y: np.ndarray, gamma: float) -> np.ndarray:
+    d = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T
+    return np.exp(-gamma * np.maximum(d, 0))
+
+
+def mmd2(x: np.ndarray, y: np.ndarray, gamma: float) -> float:
+    """Unbiased MMD² with an RBF kernel."""
+    kxx, kyy, kxy = _rbf(x, x, gamma), _rbf(y, y, gamma), _rbf(x, y, gamma)
+    n, m = len(x), len(y)
+    return float((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
+
+
+def mmd_permutation_p(x: np.ndarray, y: np.ndarray, gamma: float, perms: int, rng: np.random.Generator) -> tuple[float, float]:
+    """MMD² and its permutation-test p-value (kernel matrix computed once)."""
+    z = np.concatenate([x, y])
+    k = _rbf(z, z, gamma)
+    n = len(x)
+    np.fill_diagonal(k, 0.0)
+
+    def stat(idx: np.ndarray) -> float:
+        a, b = idx[:n], idx[n:]
+        m = len(b)
+        return float(k[np.ix_(a, a)].sum() / (n * (n - 1)) + k[np.ix_(b, b)].sum() / (m * (m - 1)) - 2 * k[np.ix_(a, b)].mean())
+
+    base = np.arange(len(z))
+    observed = stat(base)
+    count = sum(stat(rng.permutation(base)) >= observed for _ in range(perms))
+    return observed, (count + 1) / (perms + 1)
+
+
+def frechet(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy import linalg
+
+    mx, my = x.mean(0), y.mean(0)
+    cx, cy = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    covmean, _ = linalg.sqrtm(cx @ cy, disp=False)
+    return float(((mx - my) ** 2).sum() + np.trace(cx + cy - 2 * np.real(covmean)))
+
+
+def vendi(x: np.ndarray) -> float:
+    """Vendi score: exp of the entropy of the eigenvalues of the cosine similarity matrix / n."""
+    k = (x @ x.T) / len(x)
+    ev = np.clip(np.linalg.eigvalsh(k), 0, None)
+    ev = ev[ev > 1e-12]
+    return float(np.exp(-(ev * np.log(ev)).sum()))
+
+
+def spread(x: np.ndarray) -> float:
+    return float(np.linalg.norm(x - x.mean(0), axis=1).mean())
+
+
+@dataclass
+class MetricResult:
+    metric: str
+    value: float
+    reference_value: float | None
+    distance: float
+    threshold: float
+    alert: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "value": self.value, "reference_value": self.reference_value,
+                "distance": self.distance, "threshold": self.threshold, "alert": self.alert}
+
+
+@dataclass
+class DriftReport:
+    alert: bool
+    n_batch: int
+    n_reference: int
+    metrics: list[MetricResult]
+    mmd_p_value: float | None = None
+    bootstrap: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        moved = [m.metric for m in self.metrics if m.alert]
+        return {"alert": self.alert, "moved": moved, "n_batch": self.n_batch, "n_reference": self.n_reference,
+                "mmd_p_value": self.mmd_p_value, "bootstrap": self.bootstrap, "notes": self.notes,
+                "metrics": [m.as_dict() for m in self.metrics]}
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    bootstrap: int = 30
+    # Family-wise false-alert rate on human-vs-human pairs, across all metrics at once.
+    alpha: float = 0.02
+    max_samples: int = 700
+    permutations: int = 200
+    seed: int = 0
+    embeddings: bool = True
+
+
+class DriftChecker:
+    """Compares a batch with a reference; thresholds from reference-vs-reference splits."""
+
+    def __init__(self, config: DriftConfig | None = None) -> None:
+        self.config = config or DriftConfig()
+
+    def _distances(self, a: dict[str, Any], b: dict[str, Any], ea: np.ndarray | None, eb: np.ndarray | None,
+                   gamma: float) -> dict[str, tuple[float, float, float]]:
+        """(value of a, value of b, distance) per metric."""
+        out: dict[str, tuple[float, float, float]] = {}
+        for m in ("distinct_1", "distinct_2", "distinct_3", "unigram_entropy", "compression_ratio", "mean_words", "self_bleu"):
+            out[m] = (a[m], b[m], abs(a[m] - b[m]))
+        ua, ub = a["_unigrams"], b["_unigrams"]
+        out["js_distance"] = (js_distance(ua, ub), 0.0, js_distance(ua, ub))
+        vocab_b = set(ub)
+        cov_a = len(set(ua) & vocab_b) / max(1, len(vocab_b))
+        inv_a = sum(c for w, c in ua.items() if w not in vocab_b) / max(1, sum(ua.values()))
+        out["ref_vocab_coverage"] = (cov_a, 1.0, 1.0 - cov_a)
+        out["invented_word_share"] = (inv_a, 0.0, inv_a)
+        if ea is not None and eb is not None:
+            out["mmd2"] = (mmd2(ea, eb, gamma), 0.0, mmd2(ea, eb, gamma))
+            out["frechet"] = (frechet(ea, eb), 0.0, frechet(ea, eb))
+            va, vb = vendi(ea), vendi(eb)
+            out["vendi"] = (va, vb, abs(va - vb))
+            sa, sb = spread(ea), spread(eb)
+            out["spread"] = (sa, sb, abs(sa - sb))
+        return out
+
+    def check(self, batch: list[str], reference: list[str], batch_emb: np.ndarray | None = None,
+              ref_emb: np.ndarray | None = None) -> DriftReport:
+        cfg = self.config
+        rng = np.random.default_rng(cfg.seed)
+        notes = []
+        if len(batch) > cfg.max_samples:
+            pick = rng.choice(len(batch), cfg.max_samples, replace=False)
+            batch = [batch[i] for i in pick]
+            batch_emb = batch_emb[pick] if batch_emb is not None else None
+        n = len(batch)
+        if len(reference) < 3 * n:
+            # Calibration draws pairs of disjoint reference samples as large as the batch; with
+            # a third of the reference each, the pairs vary as much as batch-vs-reference does
+            # (halves would always be complements of each other, and vary less).
+            n = len(reference) // 3
+            pick = rng.choice(len(batch), n, replace=False)
+            batch = [batch[i] for i in pick]
+            batch_emb = batch_emb[pick] if batch_emb is not None else None
+            notes.append(f"batch subsampled to {n}, a third of the {len(reference)} reference samples")
+        if n < 20:
+            raise ValueError(f"drift check needs at least 20 samples per side; got batch {len(batch)}, reference {len(reference)}")
+        if n < 500:
+            notes.append(f"only {n} samples per side; at least 500 give stable thresholds")
+        use_emb = cfg.embeddings and batch_emb is not None and ref_emb is not None
+        gamma = 1.0
+        if use_emb:
+            assert ref_emb is not None
+            sub = ref_emb[rng.choice(len(ref_emb), min(300, len(ref_emb)), replace=False)]
+            d = ((sub[:, None, :] - sub[None, :, :]) ** 2).sum(-1)
+            gamma = 1.0 / max(float(np.median(d[d > 0])), 1e-6)
+        ref_idx = np.arange(len(reference))
+        ref_toks = _tokens(reference)
+        boot: list[dict[str, float]] = []
+        for _ in range(cfg.bootstrap):
+            perm = rng.permutation(ref_idx)
+            a, b = perm[:n], perm[n:2 * n]
+            ta = text_stats([reference[i] for i in a], rng, [ref_toks[i] for i in a])
+            tb = text_stats([reference[i] for i in b], rng, [ref_toks[i] for i in b])
+            ea = ref_emb[a] if use_emb and ref_emb is not None else None
+            eb = ref_emb[b] if use_emb and ref_emb is not None else None
+            boot.append({m: v[2] for m, v in self._distances(ta, tb, ea, eb, gamma).items()})
+        metrics = list(boot[0])
+        dist = {m: np.array([b[m] for b in boot]) for m in metrics}
+        # Family-wise calibration across all metrics (Bonferroni), with a normal tail fitted
+        # to the bootstrap distances: a few dozen pairs cannot resolve a 0.1% quantile.
+        from statistics import NormalDist
+
+        z = NormalDist().inv_cdf(1 - cfg.alpha / len(metrics))
+        thresholds = {m: float(max(dist[m].max(), dist[m].mean() + z * dist[m].std(ddof=1))) for m in metrics}
+        r = rng.choice(ref_idx, n, replace=False)
+        tb_, tr_ = text_stats(batch, rng), text_stats([reference[i] for i in r], rng, [ref_toks[i] for i in r])
+        er = ref_emb[r] if use_emb and ref_emb is not None else None
+        observed = self._distances(tb_, tr_, batch_emb if use_emb else None, er, gamma)
+        results = []
+        for m in metrics:
+            value, ref_value, distance = observed[m]
+            # A little slack over the largest bootstrap distance keeps ties from alerting.
+            thr = thresholds[m]
+            results.append(MetricResult(m, value, ref_value, distance, thr, distance > thr * 1.0000001 and distance > 0))
+        p_value = None
+        if use_emb and batch_emb is not None and er is not None:
+            _, p_value = mmd_permutation_p(batch_emb, er, gamma, cfg.permutations, rng)
+        return DriftReport(any(x.alert for x in results), n, len(reference), results, p_value, cfg.bootstrap, notes)
+
+
+def check_store(store: Any, batch_where: str, reference_where: str, config: DriftConfig | None = None) -> dict[str, Any]:
+    """`mixline drift check`: select both sides with --where predicates, compare, record the results."""
+    from curation.embed import Embedder, cached_embeddings
+    from store.select import validate_where
+
+    cfg = config or DriftConfig()
+    bw, rw = validate_where(store, batch_where), validate_where(store, reference_where)
+    batch = store.execute(f"SELECT content_hash, text FROM samples WHERE {bw} ORDER BY sample_id").fetchall()
+    ref = store.execute(f"SELECT content_hash, text FROM samples WHERE {rw} ORDER BY sample_id").fetchall()
+    be = re_ = None
+    if cfg.embeddings:
+        emb = Embedder()
+        be = cached_embeddings(store, emb, [h for h, _ in batch], [t for _, t in batch])
+        re_ = cached_embeddings(store, emb, [h for h, _ in ref], [t for _, t in ref])
+    with store.run("drift", "drift_check_v1", {"batch": batch_where, "reference": reference_where, **cfg.__dict__}) as run:
+        report = DriftChecker(cfg).check([t for _, t in batch], [t for _, t in ref], be, re_)
+        store.append_rows("drift", [{"run_id": run.run_id, "subject": batch_where, "reference": reference_where,
+                                     "metric": m.metric, "value": m.value, "reference_value": m.reference_value,
+                                     "distance": m.distance, "threshold": m.threshold, "alert": m.alert}
+                                    for m in report.metrics])
+        run.stats.update({"alert": report.alert, "n_batch": report.n_batch})
+        out = report.as_dict()
+        out["run_id"] = run.run_id
+    return out
+
+
+def report_table(store: Any) -> list[dict[str, Any]]:
+    """One row per drift check, oldest first: which metrics moved, and by how much."""
+    return store.rows("""
+        SELECT d.run_id, min(d.created_at) AS checked_at, any_value(d.subject) AS batch, any_value(d.reference) AS reference,
+               bool_or(d.alert) AS alert,
+               string_agg(CASE WHEN d.alert THEN d.metric || ' ' || round(d.distance / nullif(d.threshold, 0), 2) || 'x' END, ', ') AS moved
+        FROM drift d GROUP BY d.run_id ORDER BY checked_at""")
