@@ -179,3 +179,18 @@ def _drift(con: duckdb.DuckDBPyConnection) -> None:
             threshold DOUBLE, alert BOOLEAN NOT NULL, created_at TIMESTAMP DEFAULT current_timestamp);
         """
     )
+
+
+@migration(7, "models")
+def _models(con: duckdb.DuckDBPyConnection) -> None:
+    """Evaluations per model and eval set, and the state of resumable loops."""
+    con.execute(
+        """
+        CREATE TABLE evals (
+            model_id VARCHAR NOT NULL, eval_set VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+            value DOUBLE NOT NULL, run_id VARCHAR NOT NULL, n_docs INTEGER, n_chars BIGINT);
+        CREATE TABLE loop_state (
+            loop_id VARCHAR NOT NULL, generation INTEGER NOT NULL, strategy VARCHAR NOT NULL,
+            stage VARCHAR NOT NULL, output JSON NOT NULL, run_id VARCHAR NOT NULL);
+        """
+    )

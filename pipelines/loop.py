@@ -1,0 +1,150 @@
+"""Generation after generation: generate, curate, mix, train, evaluate, check drift.
+
+Strategies: `replace` trains each generation on the newest synthetic data only;
+`accumulate` on the real data plus all synthetic data so far; `capped` on the same pool
+with the synthetic share capped. Each generation's model starts from the same initial
+weights, as in the model-collapse studies. Every stage is its own run and its output is
+kept in `loop_state`, so a killed loop resumes from the last completed stage.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines import models as M
+from store.errors import ConfigError
+from store.store import Store
+
+STRATEGIES = ("replace", "accumulate", "capped")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    name: str
+    real_where: str
+    generations: int = 3
+    strategies: tuple[str, ...] = ("replace", "accumulate")
+    capped_share: float = 0.5
+    holdout_fraction: float = 0.1
+    samples_per_generation: int = 200
+    temperature: float = 1.0
+    train_steps: int = 150
+    batch_size: int = 16
+    seq_len: int = 128
+    max_new_tokens: int = 64
+    eval_docs: int = 100
+    drift: bool = True
+    gate: str = "none"
+    seed: int = 0
+    tiny: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> LoopConfig:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"loop config {p} not found")
+        text = p.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if p.suffix.lower() in (".yml", ".yaml") else tomllib.loads(text)
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"loop config {p}: unknown settings {sorted(unknown)}")
+        kw: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        cfg = cls(**kw)
+        for s in cfg.strategies:
+            if s not in STRATEGIES:
+                raise ConfigError(f"loop config {p}: strategy {s!r} is not one of {', '.join(STRATEGIES)}")
+        if cfg.gate not in ("none", "stop", "switch:accumulate"):
+            raise ConfigError(f"loop config {p}: gate {cfg.gate!r} must be none, stop or switch:accumulate")
+        return cfg
+
+
+class Loop:
+    def __init__(self, store: Store, cfg: LoopConfig, workdir: Path) -> None:
+        from dataclasses import asdict
+
+        from store.ids import config_hash
+
+        self.store, self.cfg, self.workdir = store, cfg, workdir
+        # Resumption is keyed by the config: an edited config starts a new loop.
+        self.loop_id = f"{cfg.name}-{config_hash(asdict(cfg))[:8]}"
+
+    def stage(self, generation: int, strategy: str, stage: str, fn: Any) -> dict[str, Any]:
+        """Run a stage once; a rerun returns the recorded output instead."""
+        row = self.store.execute("SELECT output FROM loop_state WHERE loop_id = ? AND generation = ? AND strategy = ? AND stage = ?",
+                                 [self.loop_id, generation, strategy, stage]).fetchone()
+        if row:
+            return dict(json.loads(row[0]))
+        out = fn()
+        self.store.append_rows("loop_state", [{"loop_id": self.loop_id, "generation": generation, "strategy": strategy,
+                                               "stage": stage, "output": json.dumps(out, default=str),
+                                               "run_id": out.get("run_id", "")}])
+        return dict(out)
+
+    def run(self) -> list[dict[str, Any]]:
+        from pipelines.mix import MixRecipe, build
+
+        c = self.cfg
+        real = self.stage(0, "real", "mix", lambda: build(self.store, MixRecipe.parse({
+            "name": f"{c.name}-real", "seed": c.seed, "status": ["kept", "uncurated"],
+            "groups": [{"name": "real", "where": c.real_where}], "holdout": {"fraction": c.holdout_fraction}})).as_dict())
+        real_mix = real["mix_id"]
+        held = f"sample_id IN (SELECT sample_id FROM mix_members WHERE mix_id = '{real_mix}' AND split = 'heldout')"
+        init = self.stage(0, "real", "init", lambda: M.init_tiny(self.store, real_mix, self.workdir / "init", M.TinyConfig(**c.tiny), c.seed))
+        train_cfg = M.TrainConfig(steps=c.train_steps, batch_size=c.batch_size, seq_len=c.seq_len, seed=c.seed)
+        gen0 = self.stage(0, "real", "train", lambda: M.train(self.store, init["model_id"], real_mix, self.workdir / "gen0", train_cfg, f"{c.name}-gen0"))
+        ev0 = self.stage(0, "real", "eval", lambda: M.evaluate(self.store, gen0["model_id"], {"real_heldout": held}, c.eval_docs))
+        results = [{"generation": 0, "strategy": "real", "model_id": gen0["model_id"], "mix_id": real_mix,
+                    "bits_per_char": ev0["sets"]["real_heldout"]["bits_per_char"], "drift_alert": None, "moved": []}]
+        for strategy in c.strategies:
+            prev, current, runs = gen0["model_id"], strategy, []
+            for g in range(1, c.generations + 1):
+                source = f"loop:{c.name}:{strategy}:gen{g}"
+                gen = self.stage(g, strategy, "generate", lambda prev=prev, source=source, g=g: M.generate(self.store, prev, M.GenerateConfig(
+                    n=c.samples_per_generation, prompts_where=f"({c.real_where}) AND NOT ({held})", temperature=c.temperature,
+                    max_new_tokens=c.max_new_tokens, seed=c.seed * 1000 + g, source=source)))
+                # A generation's samples are those its run wrote (identical text from another
+                # strategy is the same sample, so the source name alone would miss it).
+                runs.append(gen["run_id"])
+                newest = f"sample_id IN (SELECT sample_id FROM generations WHERE run_id = '{runs[-1]}')"
+                groups = self._groups(current, runs, held)
+                recipe = {"name": f"{c.name}-{strategy}-gen{g}", "seed": c.seed, "status": ["kept", "uncurated"], "groups": groups}
+                if current == "capped":
+                    recipe["max_synthetic_share"] = c.capped_share
+                mixed = self.stage(g, strategy, "mix", lambda recipe=recipe: build(self.store, MixRecipe.parse(recipe)).as_dict())
+                model = self.stage(g, strategy, "train", lambda mixed=mixed, g=g, strategy=strategy: M.train(
+                    self.store, init["model_id"], mixed["mix_id"], self.workdir / f"{strategy}-gen{g}", train_cfg, f"{c.name}-{strategy}-gen{g}"))
+                ev = self.stage(g, strategy, "eval", lambda model=model: M.evaluate(self.store, model["model_id"], {"real_heldout": held}, c.eval_docs))
+                drift: dict[str, Any] = {"alert": None, "moved": []}
+                if c.drift:
+                    from curation.drift import DriftConfig, check_store
+
+                    drift = self.stage(g, strategy, "drift", lambda newest=newest: check_store(
+                        self.store, newest, f"({c.real_where}) AND NOT ({held})", DriftConfig(embeddings=False, bootstrap=20)))
+                results.append({"generation": g, "strategy": strategy, "trained_as": current, "model_id": model["model_id"],
+                                "mix_id": mixed["mix_id"], "bits_per_char": ev["sets"]["real_heldout"]["bits_per_char"],
+                                "drift_alert": drift.get("alert"), "moved": drift.get("moved", [])})
+                prev = model["model_id"]
+                if drift.get("alert") and c.gate == "stop":
+                    results[-1]["gate"] = "stopped"
+                    break
+                if drift.get("alert") and c.gate == "switch:accumulate" and current != "accumulate":
+                    results[-1]["gate"] = "switched to accumulate"
+                    current = "accumulate"
+        return results
+
+    def _groups(self, strategy: str, runs: list[str], held: str) -> list[dict[str, Any]]:
+        def generated(ids: list[str]) -> str:
+            quoted = ", ".join("'" + r + "'" for r in ids)
+            return f"sample_id IN (SELECT sample_id FROM generations WHERE run_id IN ({quoted}))"
+
+        if strategy == "replace":
+            return [{"name": "newest", "where": generated(runs[-1:])}]
+        # The real data's held-out split stays out of every training mix.
+        return [{"name": "real", "where": f"({self.cfg.real_where}) AND NOT ({held})"},
+                {"name": "synthetic", "where": generated(runs)}]

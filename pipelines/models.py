@@ -1,0 +1,322 @@
+"""Models: a tiny local GPT-2 for tests and the demo, fine-tuning on a mix, evaluation,
+and generation of synthetic samples with their lineage.
+
+One linear module in the spirit of nanoGPT: read it top to bottom. Every checkpoint
+describes itself in `mixline.json` (config, mix id, base model), and every model is a
+row in `models` with its parent, mix, hyperparameters and loss curve.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from store.errors import ConfigError, NotFoundError
+from store.ids import canonical_json, content_id, step_id
+from store.store import Store
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def mix_texts(store: Store, mix_id: str, split: str = "train") -> list[str]:
+    rows = store.execute("""SELECT s.text FROM mix_members m JOIN samples s USING (sample_id), range(m.repeats) r(i)
+                            WHERE m.mix_id = ? AND m.split = ? ORDER BY s.sample_id, r.i""", [mix_id, split]).fetchall()
+    if not rows and split == "train":
+        raise NotFoundError(f"mix {mix_id} has no training samples; build it with `mixline mix build`")
+    return [t for (t,) in rows]
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    vocab_size: int = 2048
+    n_embd: int = 128
+    n_layer: int = 2
+    n_head: int = 4
+    n_positions: int = 128
+
+
+def _record_model(store: Store, model_id: str, name: str, base_ref: str, parent: str | None, method: str,
+                  mix_id: str | None, run_id: str, path: Path, config: dict[str, Any]) -> None:
+    if store.scalar("SELECT count(*) FROM models WHERE model_id = ?", [model_id]):
+        return
+    store.append_rows("models", [{"model_id": model_id, "name": name, "base_ref": base_ref, "parent_model_id": parent,
+                                  "method": method, "mix_id": mix_id, "train_run_id": run_id,
+                                  "checkpoint_uri": str(path.resolve()), "config": canonical_json(config)}])
+
+
+def _describe(path: Path, info: dict[str, Any]) -> None:
+    (path / "mixline.json").write_text(json.dumps(info, indent=1, default=str))
+
+
+def init_tiny(store: Store, mix_id: str, out: Path, cfg: TinyConfig | None = None, seed: int = 0) -> dict[str, Any]:
+    """Train a byte-level BPE tokenizer on a mix and save an untrained small GPT-2 beside it."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    cfg = cfg or TinyConfig()
+    texts = mix_texts(store, mix_id)
+    config = {"kind": "tiny-gpt2", "mix_id": mix_id, "seed": seed, **asdict(cfg)}
+    model_id = "model-" + step_id("init_tiny", 1, config, [mix_id])[:20]
+    with store.run("model", "init_tiny_v1", config) as run:
+        out.mkdir(parents=True, exist_ok=True)
+        bpe = ByteLevelBPETokenizer()
+        bpe.train_from_iterator(texts, vocab_size=cfg.vocab_size, min_frequency=2, special_tokens=["<|endoftext|>"])
+        tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+                                      unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+        tok.save_pretrained(out)
+        torch.manual_seed(seed)
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                                           n_positions=cfg.n_positions, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id))
+        model.save_pretrained(out)
+        params = sum(p.numel() for p in model.parameters())
+        _describe(out, {"model_id": model_id, "base": "scratch", "mix_id": mix_id, "config": config, "parameters": params})
+        _record_model(store, model_id, "tiny-init", "scratch", None, "init", mix_id, run.run_id, out, {**config, "parameters": params})
+        run.stats.update({"model_id": model_id, "parameters": params})
+    return {"model_id": model_id, "path": str(out), "parameters": params}
+
+
+def resolve_model(store: Store, ref: str) -> tuple[str | None, str]:
+    """(model id or None, loadable path or hub name) for a model id, a local folder or a hub name."""
+    row = store.execute("SELECT model_id, checkpoint_uri FROM models WHERE model_id = ? OR starts_with(model_id, ?) OR name = ? "
+                        "ORDER BY created_at DESC LIMIT 1", [ref, ref, ref]).fetchone()
+    if row:
+        return str(row[0]), str(row[1])
+    if Path(ref).is_dir():
+        return None, ref
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise NotFoundError(f"model {ref!r} is not in the store, not a folder, and the hub is offline")
+    return None, ref
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 200
+    batch_size: int = 16
+    seq_len: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    seed: int = 0
+    method: str = "full"
+    lora_r: int = 8
+
+
+def _blocks(tok: Any, texts: list[str], seq_len: int) -> Any:
+    import torch
+
+    ids: list[int] = []
+    for t in texts:
+        ids.extend(tok(t, add_special_tokens=False)["input_ids"])
+        ids.append(tok.eos_token_id)
+    n = len(ids) // seq_len
+    if n == 0:
+        raise ConfigError(f"the training text has {len(ids)} tokens, fewer than one block of {seq_len}")
+    return torch.tensor(ids[: n * seq_len]).view(n, seq_len)
+
+
+def train(store: Store, base_ref: str, mix_id: str, out: Path, cfg: TrainConfig | None = None, name: str | None = None) -> dict[str, Any]:
+    """Fine-tune (full or LoRA) a causal LM on a mix; the checkpoint and a models row record it."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cfg = cfg or TrainConfig()
+    if cfg.method not in ("full", "lora"):
+        raise ConfigError(f"--method {cfg.method!r} must be full or lora")
+    parent_id, path = resolve_model(store, base_ref)
+    texts = mix_texts(store, mix_id)
+    config = {"base": parent_id or path, "mix_id": mix_id, **asdict(cfg)}
+    model_id = "model-" + step_id("train", 1, config, [mix_id, parent_id or path])[:20]
+    with store.run("model", "train_v1", config) as run:
+        torch.manual_seed(cfg.seed)
+        dev = device()
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path).to(dev)  # type: ignore[arg-type]
+        if cfg.method == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules=["c_attn"], task_type="CAUSAL_LM"))
+        data = _blocks(tok, texts, cfg.seq_len)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        losses: list[float] = []
+        model.train()
+        t0 = time.perf_counter()
+        for step in range(cfg.steps):
+            # Cosine decay after a short warm-up: small models on small data are sensitive to the lr.
+            lr = cfg.lr * min(1.0, (step + 1) / 20) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
+            batch = data[idx].to(dev)
+            loss = model(input_ids=batch, labels=batch).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            losses.append(round(float(loss), 4))
+        seconds = time.perf_counter() - t0
+        if cfg.method == "lora":
+            model = model.merge_and_unload()
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        tokens = cfg.steps * cfg.batch_size * cfg.seq_len
+        info = {**config, "loss_curve": losses, "train_seconds": round(seconds, 2), "tokens_per_second": round(tokens / seconds, 1),
+                "device": dev}
+        _describe(out, {"model_id": model_id, "parent_model_id": parent_id, **info})
+        _record_model(store, model_id, name or f"trained-{mix_id[:12]}", parent_id or path, parent_id, cfg.method, mix_id,
+                      run.run_id, out, info)
+        run.stats.update({"model_id": model_id, "final_loss": losses[-1], "tokens_per_second": info["tokens_per_second"]})
+    return {"model_id": model_id, "path": str(out), "final_loss": losses[-1], "tokens_per_second": info["tokens_per_second"]}
+
+
+def evaluate(store: Store, model_ref: str, sets: dict[str, str], max_docs: int = 200) -> dict[str, Any]:
+    """Bits per character of a model on held-out sets (name -> --where predicate).
+
+    A held-out sample that is in the model's training mix is an error: it would flatter
+    the model.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from store.select import validate_where
+
+    model_id, path = resolve_model(store, model_ref)
+    if model_id is None:
+        raise NotFoundError(f"model {model_ref!r} is not in the store; evaluate models that mixline trained or registered")
+    mix_id = store.scalar("SELECT mix_id FROM models WHERE model_id = ?", [model_id])
+    dev = device()
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path).to(dev).eval()  # type: ignore[arg-type]
+    n_pos = model.config.n_positions
+    results: dict[str, Any] = {}
+    with store.run("eval", "evaluate_v1", {"model_id": model_id, "sets": sets, "max_docs": max_docs}) as run:
+        for name, where in sets.items():
+            pred = validate_where(store, where)
+            rows = store.execute(f"SELECT sample_id, text FROM samples WHERE {pred} ORDER BY sample_id LIMIT {int(max_docs)}").fetchall()
+            if not rows:
+                raise ConfigError(f"eval set {name!r} ({where}) selects no samples")
+            leaked = store.scalar(
+                f"SELECT count(*) FROM mix_members WHERE mix_id = ? AND split = 'train' AND sample_id IN ({','.join('?' * len(rows))})",
+                [mix_id, *[r[0] for r in rows]])
+            if leaked:
+                raise ConfigError(f"eval set {name!r}: {leaked} held-out samples are in model {model_id}'s training mix {mix_id}")
+            nll = chars = 0.0
+            with torch.no_grad():
+                for _, text in rows:
+                    ids = [tok.eos_token_id] + tok(text, add_special_tokens=False)["input_ids"]
+                    for s in range(0, len(ids) - 1, n_pos - 1):
+                        chunk = torch.tensor([ids[s : s + n_pos]], device=dev)
+                        if chunk.shape[1] < 2:
+                            break
+                        out = model(input_ids=chunk, labels=chunk)
+                        nll += float(out.loss) * (chunk.shape[1] - 1)
+                    chars += len(text)
+            bpc = nll / chars / math.log(2)
+            results[name] = {"bits_per_char": bpc, "docs": len(rows), "chars": int(chars)}
+            store.append_rows("evals", [{"model_id": model_id, "eval_set": name, "metric": "bits_per_char", "value": bpc,
+                                         "run_id": run.run_id, "n_docs": len(rows), "n_chars": int(chars)}])
+        parent = store.scalar("SELECT parent_model_id FROM models WHERE model_id = ?", [model_id])
+        if parent:
+            prev = {r["eval_set"]: r["value"] for r in store.rows(
+                "SELECT eval_set, arg_max(value, run_id) AS value FROM evals WHERE model_id = ? AND metric = 'bits_per_char' GROUP BY 1", [parent])}
+            for name in results:
+                if name in prev:
+                    results[name]["parent_bits_per_char"] = prev[name]
+                    results[name]["change"] = results[name]["bits_per_char"] - prev[name]
+    return {"model_id": model_id, "sets": results}
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    n: int = 50
+    prompts_where: str = "kind <> 'eval' AND synth_depth = 0"
+    prompt_chars: int = 48
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    top_k: int = 0
+    seed: int = 0
+    source: str | None = None
+
+
+def generate(store: Store, model_ref: str, cfg: GenerateConfig | None = None) -> dict[str, Any]:
+    """A model writes synthetic samples from prompts drawn from samples, each with its lineage.
+
+    Prompts are document prefixes, or the first user turn of a conversation. A sample's
+    synthetic depth is one more than the deepest sample in the model's training mix.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from store.select import validate_where
+
+    cfg = cfg or GenerateConfig()
+    model_id, path = resolve_model(store, model_ref)
+    if model_id is None:
+        raise NotFoundError(f"model {model_ref!r} is not in the store")
+    mix_id = store.scalar("SELECT mix_id FROM models WHERE model_id = ?", [model_id])
+    depth = int(store.scalar("""SELECT coalesce(max(s.synth_depth), 0) FROM mix_members m JOIN samples s USING (sample_id)
+                                WHERE m.mix_id = ? AND m.split = 'train'""", [mix_id]) or 0) + 1
+    pred = validate_where(store, cfg.prompts_where)
+    prompts = store.execute(f"""SELECT sample_id, text, messages FROM samples WHERE {pred}
+                                ORDER BY md5(sample_id || ':{int(cfg.seed)}') LIMIT {int(cfg.n)}""").fetchall()
+    if not prompts:
+        raise ConfigError(f"no prompt samples match {cfg.prompts_where!r}")
+    source = cfg.source or f"gen:{model_id}"
+    decoding = {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_k": cfg.top_k, "do_sample": cfg.temperature > 0}
+    with store.run("generate", "generate_v1", {"model_id": model_id, **asdict(cfg)}) as run:
+        dev = device()
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path).to(dev).eval()  # type: ignore[arg-type]
+        torch.manual_seed(cfg.seed)
+        texts, parents = [], []
+        for sid, text, messages in prompts:
+            prompt = json.loads(messages)[0]["content"] if messages else text
+            prompt = prompt[: cfg.prompt_chars]
+            ids = tok(prompt, return_tensors="pt").input_ids.to(dev)
+            with torch.no_grad():
+                out = model.generate(ids, max_new_tokens=cfg.max_new_tokens, do_sample=cfg.temperature > 0,
+                                     temperature=cfg.temperature if cfg.temperature > 0 else None,
+                                     top_k=cfg.top_k or None, pad_token_id=tok.eos_token_id)
+            gen = str(tok.decode(out[0][ids.shape[1]:], skip_special_tokens=True)).strip()
+            texts.append(prompt + gen if gen else prompt)
+            parents.append(sid)
+        _store_generated(store, run.run_id, model_id, source, depth, texts, parents, decoding, cfg.seed)
+        run.stats.update({"generated": len(texts), "synth_depth": depth})
+    return {"model_id": model_id, "source": source, "generated": len(texts), "synth_depth": depth, "run_id": run.run_id}
+
+
+def _store_generated(store: Store, run_id: str, model_id: str, source: str, depth: int, texts: list[str],
+                     parents: list[str], decoding: dict[str, Any], seed: int) -> None:
+    from pipelines.ingest import source_id_for
+
+    sid = source_id_for(source)
+    if not store.scalar("SELECT count(*) FROM sources WHERE source_id = ?", [sid]):
+        store.append_rows("sources", [{"source_id": sid, "name": source, "kind": "synthetic", "uri": f"model:{model_id}",
+                                       "license": None, "domain": None, "created_run_id": run_id}])
+    ids = [content_id(t) for t in texts]
+    table = pa.table({"sample_id": ids, "source_id": [sid] * len(ids), "source": [source] * len(ids),
+                      "kind": ["synthetic"] * len(ids), "text": texts, "content_hash": ids,
+                      "n_chars": [len(t) for t in texts], "synth_depth": [depth] * len(ids), "created_run_id": [run_id] * len(ids)})
+    store.con.register("_gen", table)
+    try:
+        store.execute("""INSERT INTO samples BY NAME SELECT DISTINCT ON (sample_id) * FROM _gen g
+                         WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sample_id = g.sample_id)""")
+    finally:
+        store.con.unregister("_gen")
+    store.add_edges([{"child_id": c, "parent_id": p, "relation": "prompted_by", "run_id": run_id, "step": "generate_v1"}
+                     for c, p in zip(ids, parents, strict=True)])
+    store.append_rows("generations", [{"sample_id": c, "model_id": model_id, "run_id": run_id, "prompt_sample_id": p,
+                                       "template_hash": None, "decoding": canonical_json(decoding), "seed": seed}
+                                      for c, p in zip(ids, parents, strict=True)])
