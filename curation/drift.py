@@ -282,7 +282,8 @@ class DriftChecker:
         return DriftReport(any(x.alert for x in results), n, len(reference), results, p_value, cfg.bootstrap, notes)
 
 
-def check_store(store: Any, batch_where: str, reference_where: str, config: DriftConfig | None = None) -> dict[str, Any]:
+def check_store(store: Any, batch_where: str, reference_where: str, config: DriftConfig | None = None,
+                subject: str | None = None, reference_label: str | None = None) -> dict[str, Any]:
     """`mixline drift check`: select both sides with --where predicates, compare, record the results."""
     from curation.embed import Embedder, cached_embeddings
     from store.select import validate_where
@@ -298,7 +299,7 @@ def check_store(store: Any, batch_where: str, reference_where: str, config: Drif
         re_ = cached_embeddings(store, emb, [h for h, _ in ref], [t for _, t in ref])
     with store.run("drift", "drift_check_v1", {"batch": batch_where, "reference": reference_where, **cfg.__dict__}) as run:
         report = DriftChecker(cfg).check([t for _, t in batch], [t for _, t in ref], be, re_)
-        store.append_rows("drift", [{"run_id": run.run_id, "subject": batch_where, "reference": reference_where,
+        store.append_rows("drift", [{"run_id": run.run_id, "subject": subject or batch_where, "reference": reference_label or reference_where,
                                      "metric": m.metric, "value": m.value, "reference_value": m.reference_value,
                                      "distance": m.distance, "threshold": m.threshold, "alert": m.alert}
                                     for m in report.metrics])

@@ -109,8 +109,49 @@ def main() -> None:
         print(mixline(store, "why", dropped[0]["sample_id"]).rstrip())
     step("quarantine")
     print(mixline(store, "quarantine", "--limit", "5").rstrip())
+    prose = prose_jsonl(out, real)
+    if prose is not None:
+        step("synthetic-data loop: a tiny GPT-2 trained here, 3 generations under replace and accumulate")
+        print(mixline(store, "ingest", str(prose), "--kind", "domain", "--source", "prose", "--domain", "prose", "--quiet").strip())
+        loop_cfg = out / "loop.toml"
+        loop_cfg.write_text(LOOP_CONFIG)
+        print(mixline(store, "loop", str(loop_cfg), "--workdir", str(out / "models")).rstrip())
+        step("drift report")
+        print(mixline(store, "drift", "report").rstrip())
+        member = json.loads(mixline(store, "sql", "SELECT m.sample_id FROM mix_members m JOIN mixes x USING (mix_id) WHERE x.name = 'collapse-real' AND m.split = 'train' ORDER BY m.sample_id LIMIT 1", "--json"))
+        if member:
+            step("impact of one real training sample: the models it reached, and what they wrote")
+            print(mixline(store, "impact", member[0]["sample_id"]).rstrip().splitlines()[0])
     print(f"\nstore: {store}  export: {out / 'export'}  ({time.time() - started:.0f} s)")
     print(f"Try: .venv/bin/mixline --store {store} stats   |   .venv/bin/mixline --store {store} sql \"SELECT * FROM runs\"")
+
+
+LOOP_CONFIG = """name = "collapse"
+real_where = "source = 'prose'"
+generations = 3
+strategies = ["replace", "accumulate"]
+samples_per_generation = 150
+train_steps = 120
+temperature = 1.0
+max_new_tokens = 64
+eval_docs = 60
+"""
+
+
+def prose_jsonl(out: Path, real: Path | None) -> Path | None:
+    """Paragraphs of real prose for the loop: Tiny Shakespeare if present, else Python's docs."""
+    if real is not None and (real / "prose" / "tinyshakespeare.txt").exists():
+        text = (real / "prose" / "tinyshakespeare.txt").read_text(encoding="utf-8")
+        paras = [p.strip() for p in text.split("\n\n") if len(p.strip()) > 200][:1500]
+    else:
+        from pydoc_data.topics import topics
+
+        paras = [p.strip() for t in topics.values() for p in t.split("\n\n") if len(p.strip()) > 200]
+    if len(paras) < 100:
+        return None
+    path = out / "prose.jsonl"
+    path.write_text("\n".join(json.dumps({"text": p}) for p in paras) + "\n", encoding="utf-8")
+    return path
 
 
 MIX_RECIPE_PIP = """name = "demo"

@@ -124,8 +124,9 @@ class Loop:
                 if c.drift:
                     from curation.drift import DriftConfig, check_store
 
-                    drift = self.stage(g, strategy, "drift", lambda newest=newest: check_store(
-                        self.store, newest, f"({c.real_where}) AND NOT ({held})", DriftConfig(embeddings=False, bootstrap=20)))
+                    drift = self.stage(g, strategy, "drift", lambda newest=newest, g=g, strategy=strategy: check_store(
+                        self.store, newest, f"({c.real_where}) AND NOT ({held})", DriftConfig(embeddings=False, bootstrap=20),
+                        subject=f"{c.name} {strategy} generation {g}", reference_label=f"{c.real_where} (training part)"))
                 results.append({"generation": g, "strategy": strategy, "trained_as": current, "model_id": model["model_id"],
                                 "mix_id": mixed["mix_id"], "bits_per_char": ev["sets"]["real_heldout"]["bits_per_char"],
                                 "drift_alert": drift.get("alert"), "moved": drift.get("moved", [])})

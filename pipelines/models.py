@@ -23,8 +23,17 @@ from store.ids import canonical_json, content_id, step_id
 from store.store import Store
 
 
+def _quiet() -> None:
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
 def device() -> str:
     import torch
+
+    _quiet()
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -65,6 +74,7 @@ def init_tiny(store: Store, mix_id: str, out: Path, cfg: TinyConfig | None = Non
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+    _quiet()
     cfg = cfg or TinyConfig()
     texts = mix_texts(store, mix_id)
     config = {"kind": "tiny-gpt2", "mix_id": mix_id, "seed": seed, **asdict(cfg)}
