@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from curation.base import Filter, GlobalStep, Rewriter, Step
 from curation.decontam.ngram import Decontaminate
 from curation.decontam.urls import BannedUrls
@@ -21,6 +19,7 @@ from curation.filters.rules import Boilerplate, C4Quality, FineWebQuality, Lengt
 from curation.pii.memorisation import Memorisation
 from curation.pii.scrub import PiiScrub
 from store.errors import ConfigError
+from store.recipes import read_table_file
 
 STEP_TYPES: dict[str, type[Step]] = {
     cls.name: cls
@@ -85,15 +84,7 @@ class Recipe:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Recipe:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"recipe {p} not found")
-        text = p.read_text(encoding="utf-8")
-        try:
-            data = yaml.safe_load(text) if p.suffix.lower() in (".yml", ".yaml") else tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"recipe {p} does not parse: {exc}") from exc
-        return cls.parse(data, str(p))
+        return cls.parse(read_table_file(path, "recipe"), str(path))
 
     @classmethod
     def parse(cls, data: Any, origin: str) -> Recipe:

@@ -10,15 +10,13 @@ kept in `loop_state`, so a killed loop resumes from the last completed stage.
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipelines import models as M
 from store.errors import ConfigError
+from store.recipes import read_table_file
 from store.store import Store
 
 STRATEGIES = ("replace", "accumulate", "capped")
@@ -47,10 +45,7 @@ class LoopConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> LoopConfig:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"loop config {p} not found")
-        text = p.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) if p.suffix.lower() in (".yml", ".yaml") else tomllib.loads(text)
+        data = read_table_file(p, "loop config")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"loop config {p}: unknown settings {sorted(unknown)}")

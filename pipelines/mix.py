@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import yaml
 
 from store.errors import ConfigError, NotFoundError
 from store.ids import canonical_json, config_hash
+from store.recipes import read_table_file
 from store.select import validate_where
 from store.store import Store
 
@@ -63,15 +62,7 @@ class MixRecipe:
 
     @classmethod
     def from_file(cls, path: str | Path) -> MixRecipe:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"mix recipe {p} not found")
-        text = p.read_text(encoding="utf-8")
-        try:
-            data = yaml.safe_load(text) if p.suffix.lower() in (".yml", ".yaml") else tomllib.loads(text)
-        except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"mix recipe {p} does not parse: {exc}") from exc
-        return cls.parse(data, str(p))
+        return cls.parse(read_table_file(path, "mix recipe"), str(path))
 
     @classmethod
     def parse(cls, data: Any, origin: str = "recipe") -> MixRecipe:
