@@ -174,7 +174,7 @@ def train(store: Store, base_ref: str, mix_id: str, out: Path, cfg: TrainConfig 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            losses.append(round(float(loss), 4))
+            losses.append(round(float(loss.detach()), 4))
         seconds = time.perf_counter() - t0
         if cfg.method == "lora":
             model = model.merge_and_unload()
