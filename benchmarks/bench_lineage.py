@@ -75,7 +75,13 @@ def main() -> None:
             n, e = build(st)
             optimize(st)
         print(f"built {n:,} samples, {e:,} edges in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    Store(path).close()  # migrate a graph built by an older mixline
+    with Store(path) as st:  # migrate a graph built by an older mixline, and index it
+        from store import lineage_index
+
+        if lineage_index.LineageIndex.open(st) is None:
+            t0 = time.perf_counter()
+            lineage_index.build(st)
+            print(f"lineage index built in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     rng = random.Random(0)
     with Store(path, read_only=True) as st:
         n = st.scalar("SELECT count(*) FROM samples")

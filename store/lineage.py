@@ -17,10 +17,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from store.errors import ConfigError, NotFoundError
 from store.ids import ID_HEX_CHARS
+from store.lineage_index import LineageIndex
 from store.schema import EDGES_DDL
 from store.store import Store, key_of
 
@@ -49,10 +51,21 @@ def _in_list(ids: list[str]) -> tuple[str, list[str]]:
     return ",".join("?" * len(ids)), ids
 
 
-def _edges_by_key(store: Store, side: str, ids: list[str], small: int = 256) -> list[tuple[str, str, str, str, str | None]]:
-    """Edges whose `side` ('child' or 'parent') is in `ids`, found by integer key, then checked exactly."""
+def _edges_by_key(store: Store, side: str, ids: list[str], small: int = 256,
+                  index: LineageIndex | None = None) -> list[tuple[str, str, str, str, str | None]]:
+    """Edges whose `side` ('child' or 'parent') is in `ids`, found by integer key, then checked exactly.
+
+    With a lineage index, the indexed edges come from it and only the table's tail past
+    its watermark is scanned.
+    """
     keys = sorted({key_of(i) for i in ids})
     cols = "child_id, parent_id, relation, run_id, step"
+    wanted = set(ids)
+    pos = 0 if side == "child" else 1
+    if index is not None and side == "child":
+        found = index.by_child(np.array(keys, dtype=np.uint64))
+        tail = store.execute(f"SELECT {cols} FROM edges WHERE rowid >= {index.edges} AND child_key IN ({','.join(map(str, keys))})").fetchall()
+        return [r for r in [*found, *tail] if r[pos] in wanted]
     if len(keys) <= small:
         rows = store.execute(f"SELECT {cols} FROM edges WHERE {side}_key IN ({','.join(map(str, keys))})").fetchall()
     else:
@@ -61,12 +74,10 @@ def _edges_by_key(store: Store, side: str, ids: list[str], small: int = 256) -> 
             rows = store.execute(f"SELECT {cols} FROM edges WHERE {side}_key IN (SELECT k FROM _frontier_keys)").fetchall()
         finally:
             store.con.unregister("_frontier_keys")
-    wanted = set(ids)
-    pos = 0 if side == "child" else 1
     return [r for r in rows if r[pos] in wanted]
 
 
-def _children(store: Store, ids: list[str], small: int = 256) -> list[tuple[str, str, str, str]]:
+def _children(store: Store, ids: list[str], small: int = 256, index: LineageIndex | None = None) -> list[tuple[str, str, str, str]]:
     """Edges out of `ids`: (child_id, parent_id, relation, run_id).
 
     Only integer keys and the child id are read: scanning the parent id strings of 20M
@@ -79,6 +90,15 @@ def _children(store: Store, ids: list[str], small: int = 256) -> list[tuple[str,
         by_key.setdefault(key_of(i), i)
     keys = sorted(by_key)
     cols = "child_id, parent_key, relation, run_id"
+    if index is not None:
+        found = index.children(np.array(keys, dtype=np.uint64))
+        store.con.register("_frontier_keys", pa.table({"k": pa.array(keys, pa.uint64())}))
+        try:
+            tail = store.execute(f"SELECT {cols} FROM edges SEMI JOIN _frontier_keys f ON edges.parent_key = f.k "
+                                 f"WHERE edges.rowid >= {index.edges}").fetchall()
+        finally:
+            store.con.unregister("_frontier_keys")
+        return [(c, by_key[pk], rel, run) for c, pk, rel, run in [*found, *tail]]
     if len(keys) <= small:
         rows = store.execute(f"SELECT {cols} FROM edges WHERE parent_key IN ({','.join(map(str, keys))})").fetchall()
     else:
@@ -144,10 +164,11 @@ def trace(store: Store, ref: str) -> Trace:
     seen = {sid}
     frontier = [sid]
     depth = 0
+    index = LineageIndex.open(store)
     while frontier and depth < MAX_DEPTH:
         depth += 1
         nxt = []
-        for child, parent, relation, run_id, step in sorted(_edges_by_key(store, "child", frontier)):
+        for child, parent, relation, run_id, step in sorted(_edges_by_key(store, "child", frontier, index=index)):
             ancestors.append({"sample_id": parent, "child_id": child, "relation": relation,
                               "run_id": run_id, "step": step, "distance": depth})
             if parent not in seen:
@@ -155,11 +176,14 @@ def trace(store: Store, ref: str) -> Trace:
                 nxt.append(parent)
         frontier = nxt
     if ancestors:
-        info = {r["sample_id"]: r for r in _frontier_dicts(
-            store, "SELECT sample_id, kind, synth_depth FROM samples WHERE sample_id IN {ids}", sorted(seen - {sid}))}
+        wanted = sorted(seen - {sid})
+        known = index.sample_info(wanted) if index is not None else {}
+        missing = [i for i in wanted if i not in known]
+        if missing:
+            for r in _frontier_dicts(store, "SELECT sample_id, kind, synth_depth FROM samples WHERE sample_id IN {ids}", missing):
+                known[r["sample_id"]] = (r["kind"], r["synth_depth"])
         for a in ancestors:
-            a["kind"] = info.get(a["sample_id"], {}).get("kind")
-            a["synth_depth"] = info.get(a["sample_id"], {}).get("synth_depth")
+            a["kind"], a["synth_depth"] = known.get(a["sample_id"], (None, None))
     decisions = store.rows(
         """SELECT d.run_id, d.step, d.verdict, d.reason, d.score, r.started_at
            FROM decisions d LEFT JOIN runs r USING (run_id) WHERE d.sample_id = ?
@@ -211,6 +235,7 @@ def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True
         raise ConfigError("impact needs at least one sample id")
     roots = [resolve_id(store, r) if len(r) != ID_HEX_CHARS else r.lower() for r in refs]
     reached: dict[str, dict[str, Any]] = {}
+    index = LineageIndex.open(store)
     seen = set(roots)
     mixes: dict[str, dict[str, Any]] = {}
     models: dict[str, dict[str, Any]] = {}
@@ -221,7 +246,7 @@ def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True
         depth += 1
         nxt: list[str] = []
         if frontier:
-            for child, parent, relation, run_id in _children(store, frontier):
+            for child, parent, relation, run_id in _children(store, frontier, index=index):
                 if child not in seen:
                     seen.add(child)
                     nxt.append(child)
@@ -316,4 +341,7 @@ def optimize(store: Store) -> dict[str, int]:
     for name, target in INDEXES.items():
         store.execute(f"CREATE INDEX {name} ON {target}")
     store.execute("CHECKPOINT")
+    from store import lineage_index
+
+    lineage_index.build(store)
     return {"edges": n, "indexes": len(INDEXES)}

@@ -95,3 +95,23 @@ def test_stats_and_optimize_keep_results(store, graph):
     assert s["synth_depth"] == [{"depth": 0, "samples": 3}, {"depth": 1, "samples": 1}]
     optimize(store)
     assert [a["sample_id"] for a in trace(store, graph["g1"]).ancestors] == [graph["scrubbed"], graph["raw"]]
+
+
+def test_lineage_index_matches_sql_and_sees_edges_added_later(store_path):
+    from store import Store
+
+    with Store(store_path) as st:
+        a, b, c, d = add_samples(st, ["root text", "child text", "grandchild text", "late child"])
+        st.add_edges([{"child_id": b, "parent_id": a, "relation": "scrubbed_from", "run_id": "r1", "step": "pii_v1"},
+                      {"child_id": c, "parent_id": b, "relation": "generated_from", "run_id": "r2", "step": "gen_v1"}])
+        plain_trace = [(x["sample_id"], x["relation"], x["run_id"]) for x in trace(st, c).ancestors]
+        plain_impact = [x["sample_id"] for x in impact(st, [a]).samples]
+        optimize(st)
+        assert (store_path.parent / (store_path.name + ".lineage") / "meta.json").exists()
+        assert [(x["sample_id"], x["relation"], x["run_id"]) for x in trace(st, c).ancestors] == plain_trace
+        assert [x["sample_id"] for x in impact(st, [a]).samples] == plain_impact
+        assert trace(st, c).ancestors[0]["kind"] == "web"
+        # An edge written after the index was built is found through the table's tail.
+        st.add_edges([{"child_id": d, "parent_id": a, "relation": "normalized_from", "run_id": "r3", "step": "x"}])
+        assert d in {x["sample_id"] for x in impact(st, [a]).samples}
+        assert [x["sample_id"] for x in trace(st, d).ancestors] == [a]
