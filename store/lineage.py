@@ -64,7 +64,8 @@ def _edges_by_key(store: Store, side: str, ids: list[str], small: int = 256,
     pos = 0 if side == "child" else 1
     if index is not None and side == "child":
         found = index.by_child(np.array(keys, dtype=np.uint64))
-        tail = store.execute(f"SELECT {cols} FROM edges WHERE rowid >= {index.edges} AND child_key IN ({','.join(map(str, keys))})").fetchall()
+        tail = store.execute(f"SELECT {cols} FROM edges WHERE rowid >= {index.edges} AND child_key IN ({','.join(map(str, keys))})").fetchall() \
+            if index.has_tail else []
         return [r for r in [*found, *tail] if r[pos] in wanted]
     if len(keys) <= small:
         rows = store.execute(f"SELECT {cols} FROM edges WHERE {side}_key IN ({','.join(map(str, keys))})").fetchall()
@@ -92,12 +93,14 @@ def _children(store: Store, ids: list[str], small: int = 256, index: LineageInde
     cols = "child_id, parent_key, relation, run_id"
     if index is not None:
         found = index.children(np.array(keys, dtype=np.uint64))
-        store.con.register("_frontier_keys", pa.table({"k": pa.array(keys, pa.uint64())}))
-        try:
-            tail = store.execute(f"SELECT {cols} FROM edges SEMI JOIN _frontier_keys f ON edges.parent_key = f.k "
-                                 f"WHERE edges.rowid >= {index.edges}").fetchall()
-        finally:
-            store.con.unregister("_frontier_keys")
+        tail: list[Any] = []
+        if index.has_tail:
+            store.con.register("_frontier_keys", pa.table({"k": pa.array(keys, pa.uint64())}))
+            try:
+                tail = store.execute(f"SELECT {cols} FROM edges SEMI JOIN _frontier_keys f ON edges.parent_key = f.k "
+                                     f"WHERE edges.rowid >= {index.edges}").fetchall()
+            finally:
+                store.con.unregister("_frontier_keys")
         return [(c, by_key[pk], rel, run) for c, pk, rel, run in [*found, *tail]]
     if len(keys) <= small:
         rows = store.execute(f"SELECT {cols} FROM edges WHERE parent_key IN ({','.join(map(str, keys))})").fetchall()
@@ -201,10 +204,12 @@ def trace(store: Store, ref: str) -> Trace:
            LEFT JOIN mixes m USING (mix_id) WHERE mm.sample_id = ? ORDER BY mm.mix_id""", [sid])
     redactions = {r["entity_type"]: r["n"] for r in store.rows(
         "SELECT entity_type, count(*) AS n FROM redactions WHERE sample_id = ? GROUP BY 1 ORDER BY 1", [sid])}
-    # The key is inlined: a bound Python int above 2**63 is not typed UBIGINT, and the index is skipped.
-    scrubbed = [r[0] for r in store.execute(
-        f"SELECT child_id FROM edges WHERE parent_key = {key_of(sid)} AND parent_id = ? AND relation = 'scrubbed_from'",
-        [sid]).fetchall()]
+    scrubbed = index.scrubbed_children(sid) if index is not None else []
+    if index is None or index.has_tail:
+        # The key is inlined: a bound Python int above 2**63 is not typed UBIGINT, and the index is skipped.
+        scrubbed += [r[0] for r in store.execute(
+            f"SELECT child_id FROM edges WHERE parent_key = {key_of(sid)} AND parent_id = ? AND relation = 'scrubbed_from'"
+            + (f" AND rowid >= {index.edges}" if index is not None else ""), [sid]).fetchall()]
     if scrubbed:
         # Raw PII never leaves the store: show where the scrubbed text is instead.
         sample["text"] = f"[raw text withheld: it contains PII; see scrubbed sample {scrubbed[0]}]"
@@ -331,6 +336,7 @@ def optimize(store: Store) -> dict[str, int]:
     """
     for name in INDEXES:
         store.execute(f"DROP INDEX IF EXISTS {name}")
+    store.attachments.pop("lineage_index", None)
     with store.run("maintenance", "optimize_v1", {}) as run:
         store.execute(EDGES_DDL.format(name="_edges_sorted"))
         store.execute("INSERT INTO _edges_sorted SELECT * FROM edges ORDER BY child_key, child_id")

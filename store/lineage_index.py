@@ -69,16 +69,27 @@ class LineageIndex:
         self.edges = int(meta["edges"])
         self.vocab = meta["vocab"]
         self.a = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+        self.has_tail = False
 
     @classmethod
     def open(cls, store: Store) -> LineageIndex | None:
+        """The store's index, if `optimize` wrote one that still matches the edge table.
+
+        The mapped arrays are kept on the Store object, so a process that traces many
+        samples opens them once.
+        """
         folder = index_dir(store)
         if folder is None or not (folder / "meta.json").exists():
             return None
-        idx = cls(folder)
+        idx = store.attachments.get("lineage_index")
+        if not isinstance(idx, LineageIndex):
+            idx = cls(folder)
+            store.attachments["lineage_index"] = idx
         # Rows before the watermark must be the rows the index was built from.
-        if int(store.scalar("SELECT count(*) FROM edges")) < idx.edges:
+        total = int(store.scalar("SELECT count(*) FROM edges"))
+        if total < idx.edges:
             return None
+        idx.has_tail = total > idx.edges
         return idx
 
     def _rows(self, rows: np.ndarray) -> list[tuple[str, str, str, str, str | None]]:
@@ -106,6 +117,10 @@ class LineageIndex:
         hexes = ids.tobytes().hex()
         return [(hexes[32 * i: 32 * i + 32], int(a["parent_key"][r]), v["relation"][a["relation"][r]], v["run"][a["run"][r]])
                 for i, r in enumerate(rows.tolist())]
+
+    def scrubbed_children(self, sample_id: str) -> list[str]:
+        rows = self.by_parent(np.array([int(sample_id[:16], 16)], dtype=np.uint64))
+        return [c for c, p, rel, _, _ in self._rows(rows) if p == sample_id and rel == "scrubbed_from"]
 
     def sample_info(self, ids: list[str]) -> dict[str, tuple[str, int]]:
         keys = np.array([int(i[:16], 16) for i in ids], dtype=np.uint64)

@@ -80,6 +80,8 @@ class Store:
             ) from exc
         self.con.execute("SET enable_progress_bar = false")
         self._in_tx = False
+        # Read-side helpers built from this store's files (the lineage index), opened once.
+        self.attachments: dict[str, Any] = {}
         if read_only:
             have = current_version_ro(self.con)
             if have < schema_version():
