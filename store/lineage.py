@@ -324,6 +324,13 @@ INDEXES = {
     "edges_child_key": "edges (child_key)",
     "edges_parent_key": "edges (parent_key)",
     "samples_sample_id": "samples (sample_id)",
+    # What trace and why read about one sample: point lookups instead of table scans.
+    "origins_sample_id": "sample_origins (sample_id)",
+    "decisions_sample_id": "decisions (sample_id)",
+    "clusters_sample_id": "clusters (sample_id)",
+    "mix_members_sample_id": "mix_members (sample_id)",
+    "generations_sample_id": "generations (sample_id)",
+    "redactions_sample_id": "redactions (sample_id)",
 }
 
 
