@@ -84,3 +84,30 @@ def test_cli_drift_check_stores_results(mixline, store_path):
     rows = mixline.json("drift", "report")
     assert len(rows) == 1 and rows[0]["alert"]
     assert mixline.json("sql", "SELECT count(*) AS n FROM drift")[0]["n"] == len(out["metrics"])
+
+
+def test_mmd_on_minilm_separates_model_output_from_human_replies(realdata):
+    """Subtle drift: fine-tuned models' replies vs the human replies they imitate, ~600 a side."""
+    from curation.embed import Embedder
+
+    gen = []
+    for size in ("1b", "3b", "12b"):
+        gen += pythia_for(realdata, size, "k50")
+    human = human_replies(realdata)
+    emb = Embedder()
+    g, h = emb.encode(gen), emb.encode(human)
+    rng = np.random.default_rng(0)
+    sub = h[rng.choice(len(h), 300, replace=False)]
+    d = ((sub[:, None] - sub[None]) ** 2).sum(-1)
+    gamma = 1 / float(np.median(d[d > 0]))
+    n = min(len(g), len(h))
+    _, p_model = mmd_permutation_p(g[:n], h[:n], gamma, 200, rng)
+    perm = rng.permutation(len(h))
+    _, p_human = mmd_permutation_p(h[perm[: len(h) // 2]], h[perm[len(h) // 2:]], gamma, 200, rng)
+    print(f"MMD permutation p: model vs human {p_model:.3f} ({n} a side), human vs human {p_human:.3f}")
+    assert p_model <= 0.01 and p_human > 0.2
+
+
+def pythia_for(realdata, size, config):
+    d = json.loads((realdata / f"synthetic/oasst_sampling_pythia-{size}-deduped-sft.json").read_text())
+    return [o for p in d["prompts"] for r in p["results"] if r["sampling_config"] == config for o in r["outputs"]]
