@@ -111,3 +111,20 @@ def test_mmd_on_minilm_separates_model_output_from_human_replies(realdata):
 def pythia_for(realdata, size, config):
     d = json.loads((realdata / f"synthetic/oasst_sampling_pythia-{size}-deduped-sft.json").read_text())
     return [o for p in d["prompts"] for r in p["results"] if r["sampling_config"] == config for o in r["outputs"]]
+
+
+def test_self_instruct_outputs_are_placed_apart(realdata):
+    base = realdata / "synthetic/self_instruct"
+
+    def load(name, key):
+        rows = [json.loads(line) for line in (base / name).read_text().splitlines()]
+        return [r[key].strip() for r in rows if r[key].strip()]
+
+    human = load("text-davinci-003_predictions.jsonl", "target")
+    davinci, d003 = load("davinci_predictions.jsonl", "response"), load("text-davinci-003_predictions.jsonl", "response")
+    checker = DriftChecker(DriftConfig(embeddings=False))
+    vs_human = {name: checker.check(out, human) for name, out in (("davinci", davinci), ("text-davinci-003", d003))}
+    assert all(r.alert for r in vs_human.values())
+    assert checker.check(davinci, d003).alert
+    # The instruction-tuned model sits closer to the human answers than base davinci does.
+    assert len(vs_human["text-davinci-003"].as_dict()["moved"]) < len(vs_human["davinci"].as_dict()["moved"])
