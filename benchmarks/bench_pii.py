@@ -7,7 +7,6 @@ and location in real social-media text), and the detect-secrets baseline.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -110,21 +109,9 @@ def presidio(texts: list[str]) -> tuple[float, list[set]]:
 
 
 def secrets_recall() -> float:
-    from curation.pii.detectors import Detector
+    from curation.pii.evaluate import secrets_recall as recall
 
-    root = realdata() / "pii/detect_secrets_test_data"
-    base = json.loads((root / "baseline.file").read_text())
-    det = Detector(entities=("SECRET", "URL_CREDENTIALS"), ner=False)
-    hit = total = 0
-    for name, items in base["results"].items():
-        text = (root / name).read_text(errors="replace")
-        spans = det.detect([text])[0]
-        hashes = {hashlib.sha1(text[s.start:s.end].encode()).hexdigest() for s in spans}
-        lines = {text.count("\n", 0, s.start) + 1 for s in spans}
-        for it in items:
-            total += 1
-            hit += it["hashed_secret"] in hashes or bool(lines & {it["line_number"] - 1, it["line_number"], it["line_number"] + 1})
-    return hit / total
+    return recall(realdata() / "pii/detect_secrets_test_data")[1]
 
 
 def main() -> None:

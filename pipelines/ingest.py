@@ -321,11 +321,6 @@ def prefetch(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
                 t.join(0.05)
 
 
-def iter_paths(paths: list[str]) -> Iterator[Path]:
-    for p in paths:
-        yield Path(p) if not p.startswith("hf:") else Path(p)
-
-
 def total_bytes(paths: list[Path]) -> int:
     n = 0
     for p in paths:

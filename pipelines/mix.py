@@ -119,8 +119,8 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def _token_expr(recipe: MixRecipe) -> str:
-    return f"coalesce(s.n_tokens, CAST(ceil(s.n_chars / {CHARS_PER_TOKEN}) AS BIGINT))"
+# A sample's tokens: counted by the recipe's tokenizer when it named one, else estimated.
+TOKENS_SQL = f"coalesce(s.n_tokens, CAST(ceil(s.n_chars / {CHARS_PER_TOKEN}) AS BIGINT))"
 
 
 def count_tokens(store: Store, recipe: MixRecipe) -> None:
@@ -177,7 +177,7 @@ def build(store: Store, recipe: MixRecipe) -> MixResult:
         # New columns come from a rebuild, not ALTER TABLE: ALTER ... ADD COLUMN on a large
         # temp table inside a transaction lost rows in DuckDB 1.5.5.
         store.execute(f"""CREATE OR REPLACE TEMP TABLE _eligible AS
-            SELECT e.*, {_token_expr(recipe)} AS tokens, 'train' AS split
+            SELECT e.*, {TOKENS_SQL} AS tokens, 'train' AS split
             FROM _eligible e JOIN samples s USING (sample_id)""")
         _holdout(store, recipe)
         _source_caps(store, recipe)
@@ -316,7 +316,7 @@ def resolve_mix(store: Store, ref: str) -> str:
 
 def describe(store: Store, mix_id: str) -> dict[str, Any]:
     """Counts and tokens by split, kind, source and domain; synthetic share and depth."""
-    tok = f"coalesce(s.n_tokens, CAST(ceil(s.n_chars / {CHARS_PER_TOKEN}) AS BIGINT))"
+    tok = TOKENS_SQL
 
     def by(col: str) -> list[dict[str, Any]]:
         return store.rows(f"""SELECT {col} AS key, count(*) AS docs, sum(m.repeats) AS docs_with_repeats,

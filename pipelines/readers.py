@@ -580,13 +580,3 @@ def _read_hf(path: Path, fields: FieldMap, split: str | None, batch_rows: int) -
         yield from_arrow(table, label, row, fields)
         row += table.num_rows
 
-
-def read_hf_files(files: list[str], builder: str, fields: FieldMap, batch_rows: int = 20_000) -> Iterator[Batch]:
-    """Local data files through `datasets.load_dataset(builder, data_files=...)`."""
-    import datasets
-
-    ds: Any = datasets.load_dataset(builder, data_files=files, split="train")
-    row = 0
-    for table in ds.with_format("arrow").iter(batch_size=batch_rows):
-        yield from_arrow(table, ",".join(files), row, fields)
-        row += table.num_rows

@@ -1,6 +1,5 @@
 """PII: detectors, scrub lineage, policies, conversations, memorisation, zero leaks, CLI, real data."""
 
-import hashlib
 import json
 
 from curation.pii.detectors import Detector
@@ -154,22 +153,12 @@ def test_cli_pii_scan_json(mixline, tmp_path):
 
 
 def test_secrets_recall_on_detect_secrets_baseline(realdata):
-    root = realdata / "pii/detect_secrets_test_data"
-    base = json.loads((root / "baseline.file").read_text())
-    det = Detector(entities=("SECRET", "URL_CREDENTIALS"), ner=False)
-    exact = near = total = 0
-    for name, items in base["results"].items():
-        text = (root / name).read_text(errors="replace")
-        spans = det.detect([text])[0]
-        hashes = {hashlib.sha1(text[s.start:s.end].encode()).hexdigest() for s in spans}
-        lines = {text.count("\n", 0, s.start) + 1 for s in spans}
-        for it in items:
-            total += 1
-            exact += it["hashed_secret"] in hashes or it["line_number"] in lines
-            near += it["hashed_secret"] in hashes or bool(lines & {it["line_number"] - 1, it["line_number"], it["line_number"] + 1})
-    print(f"secrets recall: {exact / total:.3f} exact line or hash, {near / total:.3f} within one line")
+    from curation.pii.evaluate import secrets_recall
+
+    exact, near = secrets_recall(realdata / "pii/detect_secrets_test_data")
+    print(f"secrets recall: {exact:.3f} exact line or hash, {near:.3f} within one line")
     # Three baseline entries point one line off their secret (the baseline predates an edit of the files).
-    assert near / total >= 0.9 and exact / total >= 0.85
+    assert near >= 0.9 and exact >= 0.85
 
 
 def test_presidio_small_set_structured_types(realdata):
