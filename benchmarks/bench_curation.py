@@ -27,14 +27,14 @@ N_DOCS = int(os.environ.get("BENCH_DOCS", 10_000))
 
 def load_docs(n: int) -> list[dict[str, str]]:
     data = realdata()
-    texts = [json.loads(x)["text"] for x in gzip.open(data / "web/dolma_CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz", "rt")]
-    texts = [t for t in texts if t.strip()]
+    web = [json.loads(x)["text"] for x in gzip.open(data / "web/dolma_CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz", "rt")]
+    texts = [("web", t) for t in web if t.strip()]
     for line in gzip.open(data / "domain_medical/medquad_qa.jsonl.gz", "rt"):
         r = json.loads(line)
-        texts.append(r["question"] + "\n\n" + r["answer"])
+        texts.append(("medical", r["question"] + "\n\n" + r["answer"]))
         if len(texts) >= n:
             break
-    return [{"id": f"d{i}", "text": t} for i, t in enumerate(texts[:n])]
+    return [{"id": f"d{i}", "source": src, "text": t} for i, (src, t) in enumerate(texts[:n])]
 
 
 def peer(script: str, *args: str) -> dict:
@@ -67,7 +67,7 @@ def bench_gopher(docs: list[dict[str, str]], path: Path) -> list[dict]:
 
 
 def bench_minhash(docs: list[dict[str, str]], path: Path) -> list[dict]:
-    from curation.dedup.minhash import MinHashDedup
+    from curation.dedup.minhash import MinHashDedup, MinHashParams
 
     ids = [d["id"] for d in docs]
     step = MinHashDedup()
@@ -86,7 +86,24 @@ def bench_minhash(docs: list[dict[str, str]], path: Path) -> list[dict]:
     for name, r in (("datatrove (4 stages)", dt), ("datasketch", ds), ("rensa pipeline", rs)):
         rows.append({"step": "MinHash end to end", "tool": name, "docs/s": n / r["seconds"], "speed-up": dt["seconds"] / r["seconds"],
                      "same verdict": agreement(ids, ours, set(r["removed"])), "removed": len(r["removed"])})
+    # The noise floor: how often each tool agrees with itself (another seed) or with a
+    # peer, on the web docs and on the templated medical answers apart.
+    other = MinHashDedup(MinHashParams(seed=2))
+    v2, _ = other.reduce(other.features(pa.table({"sample_id": ids, "text": [d["text"] for d in docs]})), np.arange(len(ids)))
+    ours2 = {i for i, k in zip(ids, v2.keep.tolist(), strict=True) if not k}
+    web = [d["id"] for d in docs if d["source"] == "web"]
+    med = [d["id"] for d in docs if d["source"] == "medical"]
+    sets = {"mixline": ours, "mixline seed 2": ours2, "datatrove": set(dt["removed"]), "datasketch": set(ds["removed"]),
+            "rensa": set(rs["removed"])}
+    global AGREEMENT
+    AGREEMENT = [{"pair": f"{a} vs {b}", "all docs": agreement(ids, sets[a], sets[b]), f"web ({len(web)})": agreement(web, sets[a], sets[b]),
+                  f"medical ({len(med)})": agreement(med, sets[a], sets[b])}
+                 for a, b in (("mixline", "datatrove"), ("mixline", "datasketch"), ("mixline", "rensa"), ("mixline", "mixline seed 2"),
+                              ("datatrove", "datasketch"), ("datasketch", "rensa"))]
     return rows
+
+
+AGREEMENT: list[dict] = []
 
 
 def bench_semantic(docs: list[dict[str, str]]) -> list[dict]:
@@ -160,6 +177,8 @@ def main() -> None:
     print(f"## Curation ({machine()})\n")
     print(f"{len(docs):,} real docs (Common Crawl + MedQuAD); one core for mixline's filters, peers as shipped.\n")
     print(table(rows))
+    print("\nMinHash verdicts (removed or kept), each pair of tools on the same docs:\n")
+    print(table(AGREEMENT))
     print(f"\nMinHash on {mem_n:,} docs (real text with one changed word per copy): {mem['seconds']:.0f} s, "
           f"peak RSS {mem['peak_mb']:.0f} MB (target < 4096), {mem['removed']:,} removed as near-duplicates.")
 

@@ -3,10 +3,11 @@
 Every metric is anchored to the reference. A metric's distance is how far the batch's
 value is from a same-sized sample of the reference (or, for two-sample metrics such as
 Jensen-Shannon, MMD and the Fréchet distance, the distance between the two sets). The
-thresholds come from random pairs of disjoint reference samples of the same size: a
-normal tail fitted to those distances, Bonferroni-corrected so that, across all metrics
-at once, two samples of human text raise an alert in only about `alpha` of the pairs. An alert therefore means "further
-apart than two samples of human text are", and it names the metrics that moved.
+thresholds come from random pairs of disjoint reference samples of the same size: a tail
+fitted to those distances (see `calibrate`), Bonferroni-corrected so that, across all
+metrics at once, two samples of human text raise an alert in only about `alpha` of the
+pairs. An alert therefore means "further apart than two samples of human text are", and
+it names the metrics that moved, in which direction.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from curation.normalize import words
 TEXT_METRICS = ("distinct_1", "distinct_2", "distinct_3", "unigram_entropy", "compression_ratio",
                 "mean_words", "js_distance", "ref_vocab_coverage", "invented_word_share", "self_bleu")
 EMBED_METRICS = ("mmd2", "frechet", "vendi", "spread")
+# Metrics compared as a signed difference (the batch can be too high or too low); the rest
+# are distances between the two sets, where only "too far" counts.
+SIGNED = ("distinct_1", "distinct_2", "distinct_3", "unigram_entropy", "compression_ratio", "mean_words",
+          "self_bleu", "vendi", "spread")
 
 
 def _tokens(texts: list[str]) -> list[list[str]]:
@@ -189,6 +194,32 @@ class DriftConfig:
     embeddings: bool = True
 
 
+def calibrate(null: dict[str, np.ndarray], alpha: float) -> dict[str, tuple[float, float]]:
+    """(low, high) bounds per metric from reference-vs-reference distances.
+
+    A few dozen pairs cannot resolve a 0.1% quantile, so a tail is fitted: a normal to the
+    signed differences (two-sided), and a log-normal to the distances of the set metrics
+    (one-sided; they are positive and right-skewed, where a normal fit would be too tight).
+    Bonferroni over the metrics keeps the family-wise false-alert rate near `alpha`. The
+    bounds never sit inside the observed null range.
+    """
+    from statistics import NormalDist
+
+    k = len(null)
+    z_two, z_one = NormalDist().inv_cdf(1 - alpha / (2 * k)), NormalDist().inv_cdf(1 - alpha / k)
+    out: dict[str, tuple[float, float]] = {}
+    for m, d in null.items():
+        if m in SIGNED:
+            mu, sd = float(d.mean()), float(d.std(ddof=1))
+            out[m] = (min(float(d.min()), mu - z_two * sd), max(float(d.max()), mu + z_two * sd))
+        elif (d > 0).all():
+            logs = np.log(d)
+            out[m] = (-math.inf, max(float(d.max()), float(np.exp(logs.mean() + z_one * logs.std(ddof=1)))))
+        else:  # unbiased MMD² can be negative under the null
+            out[m] = (-math.inf, max(float(d.max()), float(d.mean() + z_one * d.std(ddof=1))))
+    return out
+
+
 class DriftChecker:
     """Compares a batch with a reference; thresholds from reference-vs-reference splits."""
 
@@ -197,10 +228,12 @@ class DriftChecker:
 
     def _distances(self, a: dict[str, Any], b: dict[str, Any], ea: np.ndarray | None, eb: np.ndarray | None,
                    gamma: float) -> dict[str, tuple[float, float, float]]:
-        """(value of a, value of b, distance) per metric."""
+        """(value of a, value of b, distance) per metric. For the SIGNED metrics the distance
+        is the signed difference a - b; the others are distances already (0 = identical)."""
         out: dict[str, tuple[float, float, float]] = {}
-        for m in ("distinct_1", "distinct_2", "distinct_3", "unigram_entropy", "compression_ratio", "mean_words", "self_bleu"):
-            out[m] = (a[m], b[m], abs(a[m] - b[m]))
+        for m in SIGNED:
+            if m in a:
+                out[m] = (a[m], b[m], a[m] - b[m])
         ua, ub = a["_unigrams"], b["_unigrams"]
         out["js_distance"] = (js_distance(ua, ub), 0.0, js_distance(ua, ub))
         vocab_b = set(ub)
@@ -211,10 +244,8 @@ class DriftChecker:
         if ea is not None and eb is not None:
             out["mmd2"] = (mmd2(ea, eb, gamma), 0.0, mmd2(ea, eb, gamma))
             out["frechet"] = (frechet(ea, eb), 0.0, frechet(ea, eb))
-            va, vb = vendi(ea), vendi(eb)
-            out["vendi"] = (va, vb, abs(va - vb))
-            sa, sb = spread(ea), spread(eb)
-            out["spread"] = (sa, sb, abs(sa - sb))
+            out["vendi"] = (vendi(ea), vendi(eb), vendi(ea) - vendi(eb))
+            out["spread"] = (spread(ea), spread(eb), spread(ea) - spread(eb))
         return out
 
     def check(self, batch: list[str], reference: list[str], batch_emb: np.ndarray | None = None,
@@ -259,13 +290,7 @@ class DriftChecker:
             eb = ref_emb[b] if use_emb and ref_emb is not None else None
             boot.append({m: v[2] for m, v in self._distances(ta, tb, ea, eb, gamma).items()})
         metrics = list(boot[0])
-        dist = {m: np.array([b[m] for b in boot]) for m in metrics}
-        # Family-wise calibration across all metrics (Bonferroni), with a normal tail fitted
-        # to the bootstrap distances: a few dozen pairs cannot resolve a 0.1% quantile.
-        from statistics import NormalDist
-
-        z = NormalDist().inv_cdf(1 - cfg.alpha / len(metrics))
-        thresholds = {m: float(max(dist[m].max(), dist[m].mean() + z * dist[m].std(ddof=1))) for m in metrics}
+        thresholds = calibrate({m: np.array([b[m] for b in boot]) for m in metrics}, cfg.alpha)
         r = rng.choice(ref_idx, n, replace=False)
         tb_, tr_ = text_stats(batch, rng), text_stats([reference[i] for i in r], rng, [ref_toks[i] for i in r])
         er = ref_emb[r] if use_emb and ref_emb is not None else None
@@ -273,9 +298,10 @@ class DriftChecker:
         results = []
         for m in metrics:
             value, ref_value, distance = observed[m]
-            # A little slack over the largest bootstrap distance keeps ties from alerting.
-            thr = thresholds[m]
-            results.append(MetricResult(m, value, ref_value, distance, thr, distance > thr * 1.0000001 and distance > 0))
+            lo, hi = thresholds[m]
+            alert = bool(distance > hi * 1.0000001 or distance < lo * 1.0000001) and distance != 0
+            results.append(MetricResult(m, value, ref_value, abs(distance) if m in SIGNED else distance,
+                                        hi if m not in SIGNED or distance >= 0 else -lo, alert))
         p_value = None
         if use_emb and batch_emb is not None and er is not None:
             _, p_value = mmd_permutation_p(batch_emb, er, gamma, cfg.permutations, rng)

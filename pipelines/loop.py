@@ -20,6 +20,8 @@ from store.recipes import read_table_file
 from store.store import Store
 
 STRATEGIES = ("replace", "accumulate", "capped")
+# Diversity of each generation's output, next to the same measure on the human reference.
+DIVERSITY = ("distinct_2", "unigram_entropy", "self_bleu")
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,9 @@ class Loop:
                         subject=f"{c.name} {strategy} generation {g}", reference_label=f"{c.real_where} (training part)"))
                 results.append({"generation": g, "strategy": strategy, "trained_as": current, "model_id": model["model_id"],
                                 "mix_id": mixed["mix_id"], "bits_per_char": ev["sets"]["real_heldout"]["bits_per_char"],
-                                "drift_alert": drift.get("alert"), "moved": drift.get("moved", [])})
+                                "drift_alert": drift.get("alert"), "moved": drift.get("moved", []),
+                                "diversity": {m["metric"]: {"value": m["value"], "reference": m["reference_value"]}
+                                              for m in drift.get("metrics", []) if m["metric"] in DIVERSITY}})
                 prev = model["model_id"]
                 if drift.get("alert") and c.gate == "stop":
                     results[-1]["gate"] = "stopped"

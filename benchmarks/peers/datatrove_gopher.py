@@ -12,9 +12,11 @@ if __name__ == "__main__":
     f = GopherQualityFilter()
     f.filter(Document(text="warm up the tokenizer with a sentence.", id="w"))
     t0 = time.perf_counter()
-    verdicts = {}
+    verdicts, reasons = {}, {}
     for d in docs:
         r = f.filter(Document(text=d["text"], id=d["id"]))
         verdicts[d["id"]] = bool(r if isinstance(r, bool) else r[0])
+        if not isinstance(r, bool):
+            reasons[d["id"]] = r[1]
     dt = time.perf_counter() - t0
-    print(json.dumps({"seconds": dt, "verdicts": verdicts}))
+    print(json.dumps({"seconds": dt, "verdicts": verdicts, "reasons": reasons}))

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from curation.base import Filter, StepParams, Verdicts
 from curation.filters.text import (
-    NUMBER,
+    LETTER,
     TOKEN,
     duplicate_fraction,
     duplicate_ngram_char_fraction,
@@ -78,7 +78,8 @@ class GopherQuality(Filter):
             if ell / len(lines) > p.max_ellipsis_lines_ratio:
                 return "too_many_end_ellipsis"
         if p.min_alpha_words_ratio is not None:
-            alpha = len(real) - sum(1 for w in real if NUMBER.fullmatch(w))
+            # A word counts as alphabetic when it holds at least one letter ("3rd" does, "12:30" does not).
+            alpha = sum(1 for w in real if LETTER.search(w))
             if alpha / n_words < p.min_alpha_words_ratio:
                 return "few_alpha_words"
         if p.min_stop_words is not None:

@@ -6,16 +6,20 @@ import re
 from collections import Counter
 
 # Close to spaCy's English tokenizer (which datatrove's Gopher filter uses): URLs, dotted
-# names, dates, times and numbers such as 3.5 stay whole; contractions split in two ("it",
-# "'s"); "..." is one token, other punctuation one token per character. Each alternative
-# matches without backtracking, which keeps this one C-level pass over the text.
+# names and numbers such as 3.5 or 10,000 stay whole, as do initials and "e.g."; so do "HTLV-1", "48,XXYY" and 12:30,
+# while "and/or", "long-term" and "a:b" split where spaCy splits them (between letters);
+# contractions split in two ("it", "'s"); "..." is one token, other punctuation one token
+# per character. Each alternative matches without backtracking, which keeps this one
+# C-level pass over the text.
 TOKEN = re.compile(
     r"https?://\S+?(?=[.,;:!?)\]\"']*(?:\s|$))"
-    r"|\w+(?:[./:@]\w+)*"
+    r"|(?<![\w.])(?:[A-Za-z]\.)+(?![\w.])"
+    r"|\w+(?:(?:[.@]|[/:](?=\d)|,(?=\d)|(?<=\d),|(?<=[^\W\d_])-(?=\d)|(?<=\d)-(?=[^\W\d_]))\w+)*"
     r"|['’]\w+"
     r"|\.\.\.|[^\w\s]"
 )
 NUMBER = re.compile(r"[\d.,]+")
+LETTER = re.compile(r"[^\W\d_]")
 WORD = re.compile(r"[^\W_]+")
 PUNCT_END = (".", "!", "?", '"', "'", "”", "’", "…", ":", ";", ")")
 
