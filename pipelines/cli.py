@@ -452,8 +452,9 @@ def pii() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--text-field", default="text", show_default=True, help="Field holding the text.")
 @click.option("--id-field", default="id", show_default=True, help="Field holding the record id (else the line number).")
-@click.option("--no-ner", is_flag=True, help="Skip the spaCy NER pass (names, locations): much faster.")
-def pii_scan(ctx: Ctx, as_json: bool, path: Path, text_field: str, id_field: str, no_ner: bool) -> None:
+@click.option("--names", type=click.Choice(["lexicon", "spacy", "both", "none"]), default="lexicon", show_default=True,
+              help="How person names and places are found: census/GeoNames lexicons with context (fast), spaCy NER, both, or none.")
+def pii_scan(ctx: Ctx, as_json: bool, path: Path, text_field: str, id_field: str, names: str) -> None:
     """Print detected PII spans per JSONL record (offsets in the input text). Nothing is stored."""
     from curation.pii.detectors import Detector
 
@@ -469,7 +470,7 @@ def pii_scan(ctx: Ctx, as_json: bool, path: Path, text_field: str, id_field: str
         if not isinstance(text, str):
             raise MixlineError(f"{path}:line {n}: field {text_field!r} is missing or not a string; set --text-field")
         records.append((rec.get(id_field, n), text))
-    det = Detector(ner=not no_ner)
+    det = Detector(names=names)
     found = det.detect([t for _, t in records])
     for (rid, _text), spans in zip(records, found, strict=True):
         if as_json:

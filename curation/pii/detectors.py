@@ -195,19 +195,32 @@ PRIORITY = {t: i for i, t in enumerate(("SECRET", "URL_CREDENTIALS", "EMAIL", "I
                                         "IP_ADDRESS", "STREET_ADDRESS", "PHONE", "PERSON", "LOCATION"))}
 
 
-class Detector:
-    """All detectors over texts, with allow-lists and an optional spaCy NER pass."""
+NAME_DETECTORS = ("lexicon", "spacy", "both", "none")
 
-    def __init__(self, entities: Iterable[str] = ENTITY_TYPES, ner: bool = True,
+
+class Detector:
+    """All detectors over texts, with allow-lists.
+
+    Person names and places come from `names`: "lexicon" (census names, GeoNames places
+    and context, see `curation.pii.lexicon`; the default, tens of thousands of docs a
+    second), "spacy" (the small English NER model, a few hundred), "both" (their union),
+    or "none".
+    """
+
+    def __init__(self, entities: Iterable[str] = ENTITY_TYPES, names: str = "lexicon",
                  allow: Iterable[str] = ("example.com", "example.org", "example.net")) -> None:
+        from store.errors import ConfigError
+
         self.entities = tuple(entities)
         unknown = set(self.entities) - set(ENTITY_TYPES)
         if unknown:
-            from store.errors import ConfigError
-
             raise ConfigError(f"unknown PII entity types {sorted(unknown)}; known: {', '.join(ENTITY_TYPES)}")
+        if names not in NAME_DETECTORS:
+            raise ConfigError(f"names = {names!r}: use one of {', '.join(NAME_DETECTORS)}")
         self.allow = {a.lower() for a in allow}
-        self.ner = ner and bool({"PERSON", "LOCATION"} & set(self.entities))
+        wanted = bool({"PERSON", "LOCATION"} & set(self.entities))
+        self.lexicon = wanted and names in ("lexicon", "both")
+        self.ner = wanted and names in ("spacy", "both")
         self._nlp: Any = None
 
     def _load_ner(self) -> Any:
@@ -223,9 +236,14 @@ class Detector:
 
     def detect(self, texts: list[str]) -> list[list[Span]]:
         out: list[list[Span]] = []
+        finders = [PATTERN_DETECTORS[t] for t in self.entities if t in PATTERN_DETECTORS]
         for text in texts:
-            spans = [s for t in self.entities if t in PATTERN_DETECTORS for s in PATTERN_DETECTORS[t](text)]
-            out.append(spans)
+            out.append([s for f in finders for s in f(text)])
+        if self.lexicon:
+            from curation.pii.lexicon import find_names_and_places
+
+            for spans, text in zip(out, texts, strict=True):
+                spans.extend(Span(a, b, t, "lexicon") for a, b, t in find_names_and_places(text) if t in self.entities)
         if self.ner:
             nlp = self._load_ner()
             labels = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION"}

