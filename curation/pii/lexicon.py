@@ -140,17 +140,23 @@ class Token(NamedTuple):
 
 def tokenize(text: str) -> list[Token]:
     out = []
+    prev_end = 0
     for m in WORD.finditer(text):
+        start, end = m.span()
         w = m.group()
-        end = m.end() - 1 if w.endswith(".") and len(w) > 2 else m.end()
-        if w.endswith(("'s", "’s", "'S")) and end - m.start() > 3:
-            end = m.start() + len(w.rstrip(".")) - 2
-        w = text[m.start():end]
-        shape = "upper" if w.isupper() and len(w) > 1 else "cap" if w[0].isupper() else "lower"
-        j = m.start() - 1
-        while j >= 0 and text[j] in " \t\"'“‘([":
-            j -= 1
-        out.append(Token(m.start(), end, fold(w.rstrip(".")), shape, j < 0 or text[j] in SENTENCE_END))
+        if w[-1] == "." and len(w) > 2:
+            end -= 1
+            w = w[:-1]
+        if len(w) > 3 and w[-2] in "'’" and w[-1] in "sS":
+            end -= 2
+            w = w[:-2]
+        shape = "upper" if len(w) > 1 and w.isupper() else "cap" if w[0].isupper() else "lower"
+        # Starts a sentence or line: the last character before it, past spaces, quotes and
+        # brackets, ends one (or there is none).
+        gap = text[prev_end:start].rstrip(" \t\"'“‘([")
+        initial = gap[-1] in SENTENCE_END if gap else not out
+        out.append(Token(start, end, w.lower() if w.isascii() else fold(w), shape, initial))
+        prev_end = end
     return out
 
 
