@@ -132,17 +132,30 @@ def mmd_permutation_p(x: np.ndarray, y: np.ndarray, gamma: float, perms: int, rn
 
 
 def frechet(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy import linalg
+    """Fréchet distance between Gaussians fitted to two embedding sets.
 
+    tr sqrt(Cx Cy) is the sum of the singular values of Ax Ay^T / sqrt((n-1)(m-1)) for
+    the centred sets Ax, Ay, so no d x d matrix square root is taken; with more samples
+    than dimensions, QR first shrinks each set to d rows.
+    """
     mx, my = x.mean(0), y.mean(0)
-    cx, cy = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    covmean, _ = linalg.sqrtm(cx @ cy, disp=False)
-    return float(((mx - my) ** 2).sum() + np.trace(cx + cy - 2 * np.real(covmean)))
+    a, b = x - mx, y - my
+    tr = float((a * a).sum() / (len(x) - 1) + (b * b).sum() / (len(y) - 1))
+    if len(a) > a.shape[1]:
+        a = np.linalg.qr(a, mode="r")
+    if len(b) > b.shape[1]:
+        b = np.linalg.qr(b, mode="r")
+    cross = float(np.linalg.svd(a @ b.T, compute_uv=False).sum()) / math.sqrt((len(x) - 1) * (len(y) - 1))
+    return float(((mx - my) ** 2).sum() + tr - 2 * cross)
 
 
 def vendi(x: np.ndarray) -> float:
-    """Vendi score: exp of the entropy of the eigenvalues of the cosine similarity matrix / n."""
-    k = (x @ x.T) / len(x)
+    """Vendi score: exp of the entropy of the eigenvalues of the cosine similarity matrix / n.
+
+    The nonzero eigenvalues of X X^T / n are those of X^T X / n, the smaller matrix.
+    """
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    k = (x.T @ x if len(x) > x.shape[1] else x @ x.T) / len(x)
     ev = np.clip(np.linalg.eigvalsh(k), 0, None)
     ev = ev[ev > 1e-12]
     return float(np.exp(-(ev * np.log(ev)).sum()))
