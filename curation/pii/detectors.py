@@ -32,13 +32,14 @@ ENTITY_TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "US_SSN", "IP_ADDRESS",
                 "SECRET", "STREET_ADDRESS", "PERSON", "LOCATION")
 
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?![\w-])")
+# A number may run straight into a label ("555-0100-Fax"), but not into more digits.
 PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?|00\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{1,6}){1,4}"
-    r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w-])"
-    r"|(?<![\w+])\(\d{1,4}\)[ .-]?\d{3,4}[ .-]?\d{3,4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?![\w-])"
+    r"(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?!\w|-\d)"
+    r"|(?<![\w+])\(\d{1,4}\)[ .-]?\d{3,4}[ .-]?\d{3,4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,6})?(?!\w|-\d)"
     r"|(?<![\w+])\+\d{8,14}(?!\w)")
 EXTENSION = re.compile(r"[ ]?(?:x|ext\.?)[ ]?\d{1,6}$")
-CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\d-])")
 IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}\b")
 SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
 IPV4 = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.])")
@@ -144,7 +145,7 @@ def find_phone(text: str) -> Iterator[Span]:
                     continue
             except phonenumbers.NumberParseException:
                 continue
-        elif not any(c in raw for c in " .-()") or len(d) > 12:
+        elif not any(c in raw for c in " .-()") or len(d) - (3 if d.startswith("011") else 2 if d.startswith("00") else 0) > 12:
             continue  # a bare or very long run of digits is more often an id than a phone number
         yield Span(m.start(), m.end(), "PHONE", "phone_pattern")
 

@@ -69,6 +69,11 @@ december christmas easter god lord jesus allah english french german spanish chi
 street road avenue lane drive court way place apt apartment suite unit floor box po rue via calle strasse straat
 day royal princess prince queen king president
 """)
+# Verbs whose subject is usually a person: an unknown capitalised word before one is a name.
+PERSON_VERBS = _wordset("""
+said says told tells asked asks replied replies shouted wrote writes lives lived began begins spent went married died
+answered explained thinks thought wants wanted called emailed texted works worked studied moved joined met
+""")
 # Particles inside a name ("Donald van der Voet", "Ana de la Cruz").
 PARTICLES = frozenset({"van", "von", "der", "den", "de", "del", "della", "da", "di", "la", "le", "du", "dos", "das",
                        "bin", "ibn", "al", "el", "ter", "ten", "y"})
@@ -139,7 +144,7 @@ class Token(NamedTuple):
 
 
 def tokenize(text: str) -> list[Token]:
-    out = []
+    out: list[Token] = []
     prev_end = 0
     for m in WORD.finditer(text):
         start, end = m.span()
@@ -181,6 +186,32 @@ def _cue(toks: list[Token], i: int, index: dict[str, list[tuple[str, ...]]]) -> 
     return None
 
 
+AFTER_NUMBER = re.compile(r"\d[\w/-]*,[ \t]*([^\W\d_]+(?:[ \t-][^\W\d_]+){0,3})[ \t]*(?=$|\n|,)", re.M)
+ADDRESS_LINE = re.compile(r"^[ \t>?*-]*([^\W\d_]+(?:[ \t-][^\W\d_]+){0,3})[ \t,]*$")
+
+
+def address_towns(text: str, lx: Lexicons) -> list[tuple[int, int]]:
+    """(start, end) of town names placed by the shape of a postal address."""
+    out = [m.span(1) for m in AFTER_NUMBER.finditer(text)]
+    if "\n" not in text:
+        return out
+    lines, pos = [], 0
+    for line in text.split("\n"):
+        lines.append((pos, line))
+        pos += len(line) + 1
+    nonempty = [(p, ln) for p, ln in lines if ln.strip(" \t>?*-,")]
+    for k in range(1, len(nonempty) - 1):
+        p, line = nonempty[k]
+        m = ADDRESS_LINE.match(line)
+        if not m or not any(c.isdigit() for c in nonempty[k - 1][1]):
+            continue
+        nxt = nonempty[k + 1][1].strip(" \t>?*-,")
+        first = WORD.match(nxt)
+        if nxt[:1].isdigit() or (first and any(tuple(fold(w.rstrip(".")) for w in WORD.findall(nxt)[:j]) in lx.places for j in (1, 2, 3))):
+            out.append((p + m.start(1), p + m.end(1)))
+    return out
+
+
 def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
     """(start, end, "PERSON" | "LOCATION") spans in text."""
     lx = lexicons()
@@ -197,7 +228,7 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
         if low in lx.words:
             return True
         for suf, rep in (("s", ""), ("es", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""), ("ies", "y"), ("d", "")):
-            if low.endswith(suf) and len(low) - len(suf) > 2 and low[:-len(suf)] + rep in lx.words:
+            if low.endswith(suf) and len(low) - len(suf) > 3 and low[:-len(suf)] + rep in lx.words:
                 return True
         return False
 
@@ -214,16 +245,37 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
     def namelike(t: Token) -> bool:
         return t.low not in AMBIGUOUS and (t.shape == "cap" or not word(t.low))
 
+    def acts(i: int) -> bool:
+        """Followed by a verb that people do ("Okafor said")."""
+        return i + 1 < n and toks[i + 1].low in PERSON_VERBS and text[toks[i].end:toks[i + 1].start] == " "
+
     def in_address(i: int) -> bool:
         """A token after a building number, or before a street word, is part of an address."""
         t = toks[i]
         line_start = text.rfind("\n", 0, t.start) + 1
         if NUMBER_BEFORE.search(text, line_start, t.start):
             return True
-        return any(u.low in STREET_WORDS for u in toks[i + 1:i + 4])
+        line_end = text.find("\n", t.end)
+        return any(u.low in STREET_WORDS for u in toks[i + 1:i + 4] if line_end < 0 or u.start < line_end)
 
     spans: list[tuple[int, int, str]] = []
     used = [False] * n
+    # Towns too small for the gazetteer, placed by the shape of a postal address: the
+    # words after "<number>, " that end a line, or a line of one to four words between a
+    # line with a number (street, suite) and a line that starts with a place or a postcode.
+    by_start = {t.start: k for k, t in enumerate(toks)}
+    for a, b in address_towns(text, lx):
+        k = by_start.get(a)
+        if k is None:
+            continue
+        last = k
+        while last + 1 < n and toks[last + 1].end <= b:
+            last += 1
+        if all(not word(t.low) or t.shape == "upper" or not cased for t in toks[k:last + 1]) \
+                and not any(t.low in STREET_WORDS or t.low in AMBIGUOUS for t in toks[k:last + 1]):
+            spans.append((toks[k].start, toks[last].end, "LOCATION"))
+            for j in range(k, last + 1):
+                used[j] = True
     # Places: the longest gazetteer match; a one-word place that is also a first name
     # needs a locative cue, and never one that a surname follows ("Sydney Gladu").
     i = 0
@@ -244,8 +296,9 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
                     and text[prev.end:group[0].start] == " ":
                 ok = False  # "Dustin Rivas": a surname that is also a town
             nxt = toks[i + hit] if i + hit < n else None
-            if ok and nxt is not None and nxt.shape == "cap" and nxt.low in lx.last and not nxt.initial and group[0].low in lx.first:
-                ok = False
+            if ok and nxt is not None and hit == 1 and group[0].low in lx.first and text[group[0].end:nxt.start] == " " \
+                    and (nxt.shape == "cap" and not nxt.initial and nxt.low not in AMBIGUOUS or nxt.low in PARTICLES):
+                ok = False  # "Sydney Gladu", "Gary de Vaan": a first name that is also a town
             if ok:
                 spans.append((group[0].start, group[-1].end, "LOCATION"))
                 for j in range(i, i + hit):
@@ -274,7 +327,9 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
                 u = toks[i + 1]
                 start = u.shape == "cap" and u.low not in AMBIGUOUS and not word(u.low)
         elif t.low in lx.last:
-            start = proper(t) and (t.shape != "cap" or not t.initial) and len(t.low) > 2 and not word(t.low)
+            start = (proper(t) and (t.shape != "cap" or not t.initial or acts(i)) and len(t.low) > 2 and not word(t.low))
+        elif t.shape == "cap" and cased and acts(i) and not word(t.low) and t.low not in TITLES and t.low not in AMBIGUOUS:
+            start = True  # "Morishita began writing", "Duqyaha shouted"
         elif cue is not None and t.shape == "cap" and cased and not t.initial and not word(t.low) \
                 and t.low not in TITLES and t.low not in AMBIGUOUS:
             start = True
