@@ -125,8 +125,9 @@ def main() -> None:
     batch = (pythia(data, ("1b", "3b", "12b"), ("k50", "magic_numbers")))[:1000]
     ref = medical_answers(data, 3000)
     embed(batch + ref)
-    rep, seconds = check(batch, ref)
-    rows.append(row("cost: Pythia outputs vs MedQuAD answers", rep, seconds, "1,000 samples in <= 30 s"))
+    t = time.perf_counter()
+    rep = DriftChecker(DriftConfig(max_samples=1000)).check(batch, ref, embed(batch), embed(ref)).as_dict()
+    rows.append(row("cost: Pythia outputs vs MedQuAD answers", rep, time.perf_counter() - t, "1,000 samples in <= 30 s"))
 
     print(f"## Drift detection ({machine()})\n")
     print(f"All metrics, MiniLM embeddings included; {checker.config.bootstrap} reference-vs-reference pairs per check, "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,74 +30,94 @@ SIGNED = ("distinct_1", "distinct_2", "distinct_3", "unigram_entropy", "compress
           "self_bleu", "vendi", "spread")
 
 
-def _tokens(texts: list[str]) -> list[list[str]]:
-    return [[w.decode("utf-8", "replace") for w in words(t)] for t in texts]
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9),
+        np.uint64(0xD6E8FEB86659FD93))
 
 
-def distinct_n(toks: list[list[str]], n: int) -> float:
-    grams: Counter[tuple[str, ...]] = Counter()
-    total = 0
-    for t in toks:
-        for i in range(len(t) - n + 1):
-            grams[tuple(t[i:i + n])] += 1
-            total += 1
-    return len(grams) / total if total else 0.0
+def _gram_hashes(ids: np.ndarray, n: int) -> np.ndarray:
+    """One 64-bit value per word n-gram of a text (exact for n <= 2, hashed above)."""
+    m = len(ids) - n + 1
+    if m <= 0:
+        return np.empty(0, np.uint64)
+    u = ids.astype(np.uint64)
+    if n == 1:
+        return u
+    if n == 2:
+        return (u[:-1] << np.uint64(32)) | u[1:]
+    with np.errstate(over="ignore"):
+        h = u[:m] * _MIX[0]
+        for j in range(1, n):
+            h = (h ^ (u[j:j + m] * _MIX[j])) * _MIX[(j + 1) % 4]
+            h ^= h >> np.uint64(31)
+    return h
 
 
-def unigram_entropy(counts: Counter[str]) -> float:
-    total = sum(counts.values())
-    return -sum(c / total * math.log2(c / total) for c in counts.values()) if total else 0.0
+class TextIndex:
+    """Word ids and n-gram values of every text, computed once, so that the text metrics
+    of any subset (the batch, and the bootstrap's many reference samples) are numpy
+    reductions over arrays rather than Python loops over tokens."""
 
+    def __init__(self, texts: list[str], max_n: int = 4) -> None:
+        vocab: dict[bytes, int] = {}
+        put = vocab.setdefault
+        self.ids = [np.array([put(w, len(vocab)) for w in words(t)], dtype=np.int64) for t in texts]
+        self.vocab_size = len(vocab)
+        self.grams = {n: [_gram_hashes(x, n) for x in self.ids] for n in range(2, max_n + 1)}
+        self.lengths = np.array([len(x) for x in self.ids], dtype=np.float64)
+        self.compression = np.array([len(zlib.compress(b, 6)) / max(1, len(b)) for b in (t.encode("utf-8") for t in texts)])
 
-def js_distance(p: Counter[str], q: Counter[str]) -> float:
-    """Jensen-Shannon distance (base 2, in [0, 1]) between two unigram distributions."""
-    keys = set(p) | set(q)
-    tp, tq = sum(p.values()) or 1, sum(q.values()) or 1
-    js = 0.0
-    for k in keys:
-        a, b = p.get(k, 0) / tp, q.get(k, 0) / tq
-        m = (a + b) / 2
-        if a:
-            js += 0.5 * a * math.log2(a / m)
-        if b:
-            js += 0.5 * b * math.log2(b / m)
-    return math.sqrt(max(js, 0.0))
+    def _cat(self, arrays: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
+        parts = [arrays[i] for i in idx]
+        return np.concatenate(parts) if parts else np.empty(0, np.uint64)
 
+    def stats(self, idx: np.ndarray, rng: np.random.Generator, k: int = 30) -> dict[str, Any]:
+        uni = np.bincount(self._cat(self.ids, idx).astype(np.int64), minlength=self.vocab_size)
+        total = int(uni.sum())
+        out: dict[str, Any] = {"distinct_1": float((uni > 0).sum() / total) if total else 0.0}
+        for n in (2, 3):
+            g = self._cat(self.grams[n], idx)
+            out[f"distinct_{n}"] = float(len(np.unique(g)) / len(g)) if len(g) else 0.0
+        p = uni[uni > 0] / max(total, 1)
+        out["unigram_entropy"] = float(-(p * np.log2(p)).sum())
+        out["compression_ratio"] = float(self.compression[idx].mean())
+        out["mean_words"] = float(self.lengths[idx].mean())
+        out["self_bleu"] = self.self_bleu(idx, rng, k)
+        out["_unigrams"] = uni
+        return out
 
-def self_bleu(toks: list[list[str]], rng: np.random.Generator, k: int = 30, n: int = 4) -> float:
-    """Mean BLEU-n of k sampled texts against the rest of the batch (higher = more alike)."""
-    if len(toks) < 3:
-        return 0.0
-    idx = rng.choice(len(toks), size=min(k, len(toks)), replace=False)
-    pools = [Counter(tuple(t[i:i + g]) for t in toks for i in range(len(t) - g + 1)) for g in range(1, n + 1)]
-    scores = []
-    for j in idx:
-        t = toks[j]
-        logp = 0.0
+    def self_bleu(self, idx: np.ndarray, rng: np.random.Generator, k: int = 30, n: int = 4) -> float:
+        """Mean BLEU-n of k sampled texts against the rest of the set (higher = more alike)."""
+        if len(idx) < 3:
+            return 0.0
+        chosen = rng.choice(idx, size=min(k, len(idx)), replace=False)
+        pools = []
         for g in range(1, n + 1):
-            own = Counter(tuple(t[i:i + g]) for i in range(len(t) - g + 1))
-            total = sum(own.values())
-            if not total:
-                logp += math.log(1e-9)
-                continue
-            # Matches against the other texts: the pool minus this text's own n-grams.
-            match = sum(min(c, pools[g - 1][gram] - c) for gram, c in own.items())
-            logp += math.log(max(match, 1e-9) / total)
-        scores.append(math.exp(logp / n))
-    return float(np.mean(scores))
+            arrays = [a.astype(np.uint64) for a in self.ids] if g == 1 else self.grams[g]
+            values, counts = np.unique(self._cat(arrays, idx), return_counts=True)
+            pools.append((arrays, values, counts))
+        scores = []
+        for j in chosen:
+            logp = 0.0
+            for arrays, values, counts in pools:
+                own, own_counts = np.unique(arrays[j], return_counts=True)
+                if not len(own):
+                    logp += math.log(1e-9)
+                    continue
+                # Matches against the other texts: the pool minus this text's own n-grams.
+                pool = counts[np.searchsorted(values, own)]
+                match = int(np.minimum(own_counts, pool - own_counts).sum())
+                logp += math.log(max(match, 1e-9) / own_counts.sum())
+            scores.append(math.exp(logp / n))
+        return float(np.mean(scores))
 
 
-def text_stats(texts: list[str], rng: np.random.Generator, toks: list[list[str]] | None = None) -> dict[str, Any]:
-    toks = toks if toks is not None else _tokens(texts)
-    uni: Counter[str] = Counter(w for t in toks for w in t)
-    return {
-        "distinct_1": distinct_n(toks, 1), "distinct_2": distinct_n(toks, 2), "distinct_3": distinct_n(toks, 3),
-        "unigram_entropy": unigram_entropy(uni),
-        # Mean per-text ratio: the ratio of one concatenation swings with a single long text.
-        "compression_ratio": float(np.mean([len(zlib.compress(t.encode("utf-8"), 6)) / max(1, len(t.encode("utf-8"))) for t in texts])),
-        "mean_words": float(np.mean([len(t) for t in toks])) if toks else 0.0,
-        "self_bleu": self_bleu(toks, rng), "_unigrams": uni,
-    }
+def js_distance(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two count vectors."""
+    a, b = p / max(p.sum(), 1), q / max(q.sum(), 1)
+    m = (a + b) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        js = 0.5 * np.where(a > 0, a * np.log2(a / m), 0).sum() + 0.5 * np.where(b > 0, b * np.log2(b / m), 0).sum()
+    return math.sqrt(max(float(js), 0.0))
 
 
 def _rbf(x: np.ndarray, y: np.ndarray, gamma: float) -> np.ndarray:
@@ -248,10 +267,11 @@ class DriftChecker:
             if m in a:
                 out[m] = (a[m], b[m], a[m] - b[m])
         ua, ub = a["_unigrams"], b["_unigrams"]
-        out["js_distance"] = (js_distance(ua, ub), 0.0, js_distance(ua, ub))
-        vocab_b = set(ub)
-        cov_a = len(set(ua) & vocab_b) / max(1, len(vocab_b))
-        inv_a = sum(c for w, c in ua.items() if w not in vocab_b) / max(1, sum(ua.values()))
+        js = js_distance(ua, ub)
+        out["js_distance"] = (js, 0.0, js)
+        vocab_b = ub > 0
+        cov_a = float(((ua > 0) & vocab_b).sum() / max(1, vocab_b.sum()))
+        inv_a = float(ua[~vocab_b].sum() / max(1, ua.sum()))
         out["ref_vocab_coverage"] = (cov_a, 1.0, 1.0 - cov_a)
         out["invented_word_share"] = (inv_a, 0.0, inv_a)
         if ea is not None and eb is not None:
@@ -292,20 +312,21 @@ class DriftChecker:
             d = ((sub[:, None, :] - sub[None, :, :]) ** 2).sum(-1)
             gamma = 1.0 / max(float(np.median(d[d > 0])), 1e-6)
         ref_idx = np.arange(len(reference))
-        ref_toks = _tokens(reference)
+        # One index over both sides, so that word ids (and so vocabularies) are shared.
+        index = TextIndex(reference + batch)
+        batch_idx = np.arange(len(reference), len(reference) + n)
         boot: list[dict[str, float]] = []
         for _ in range(cfg.bootstrap):
             perm = rng.permutation(ref_idx)
             a, b = perm[:n], perm[n:2 * n]
-            ta = text_stats([reference[i] for i in a], rng, [ref_toks[i] for i in a])
-            tb = text_stats([reference[i] for i in b], rng, [ref_toks[i] for i in b])
+            ta, tb = index.stats(a, rng), index.stats(b, rng)
             ea = ref_emb[a] if use_emb and ref_emb is not None else None
             eb = ref_emb[b] if use_emb and ref_emb is not None else None
             boot.append({m: v[2] for m, v in self._distances(ta, tb, ea, eb, gamma).items()})
         metrics = list(boot[0])
         thresholds = calibrate({m: np.array([b[m] for b in boot]) for m in metrics}, cfg.alpha)
         r = rng.choice(ref_idx, n, replace=False)
-        tb_, tr_ = text_stats(batch, rng), text_stats([reference[i] for i in r], rng, [ref_toks[i] for i in r])
+        tb_, tr_ = index.stats(batch_idx, rng), index.stats(r, rng)
         er = ref_emb[r] if use_emb and ref_emb is not None else None
         observed = self._distances(tb_, tr_, batch_emb if use_emb else None, er, gamma)
         results = []

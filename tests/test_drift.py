@@ -5,17 +5,35 @@ import json
 import numpy as np
 import pytest
 
-from curation.drift import DriftChecker, DriftConfig, distinct_n, js_distance, mmd_permutation_p
+from curation.drift import DriftChecker, DriftConfig, TextIndex, js_distance, mmd_permutation_p
 from tests.test_curation_pipeline import add
 
 
-def test_metric_definitions():
-    assert distinct_n([["a", "b", "a", "b"]], 1) == 0.5
-    assert distinct_n([["a", "b", "a", "b"]], 2) == 2 / 3
+def test_text_metrics_match_their_definitions():
+    """The vectorised metrics of any subset equal the textbook definitions on token lists."""
+    import math
     from collections import Counter
 
-    assert js_distance(Counter("aab"), Counter("aab")) == 0.0
-    assert js_distance(Counter("aa"), Counter("bb")) == pytest.approx(1.0)
+    from curation.normalize import words
+
+    texts = ["the cat sat on the mat", "the cat ran", "a dog sat on a log and the dog ran", "mats and logs", "the end"]
+    index = TextIndex(texts)
+    idx = np.array([0, 2, 3])
+    got = index.stats(idx, np.random.default_rng(0))
+    toks = [[w.decode() for w in words(texts[i])] for i in idx]
+
+    def distinct(n):
+        grams = [tuple(t[i:i + n]) for t in toks for i in range(len(t) - n + 1)]
+        return len(set(grams)) / len(grams)
+
+    uni = Counter(w for t in toks for w in t)
+    total = sum(uni.values())
+    for n in (1, 2, 3):
+        assert got[f"distinct_{n}"] == pytest.approx(distinct(n))
+    assert got["unigram_entropy"] == pytest.approx(-sum(c / total * math.log2(c / total) for c in uni.values()))
+    assert got["mean_words"] == pytest.approx(np.mean([len(t) for t in toks]))
+    assert js_distance(np.array([2, 1, 0]), np.array([2, 1, 0])) == 0.0
+    assert js_distance(np.array([2, 0]), np.array([0, 2])) == pytest.approx(1.0)
 
 
 def test_frechet_and_vendi_match_their_definitions():
