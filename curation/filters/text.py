@@ -9,12 +9,12 @@ from collections import Counter
 # names and numbers such as 3.5 or 10,000 stay whole, as do initials and "e.g."; so do "HTLV-1", "48,XXYY" and 12:30,
 # while "and/or", "long-term" and "a:b" split where spaCy splits them (between letters);
 # contractions split in two ("it", "'s"); "..." is one token, other punctuation one token
-# per character. Each alternative matches without backtracking, which keeps this one
-# C-level pass over the text.
+# per character. Each alternative matches without backtracking, and a lookahead guards
+# each rare one, which keeps this one fast C-level pass over the text.
 TOKEN = re.compile(
     r"https?://\S+?(?=[.,;:!?)\]\"']*(?:\s|$))"
-    r"|(?<![\w.])(?:[A-Za-z]\.)+(?![\w.])"
-    r"|\w+(?:(?:[.@]|[/:](?=\d)|,(?=\d)|(?<=\d),|(?<=[^\W\d_])-(?=\d)|(?<=\d)-(?=[^\W\d_]))\w+)*"
+    r"|(?=[A-Za-z]\.)(?<![\w.])(?:[A-Za-z]\.)+(?![\w.])"
+    r"|\w+(?:(?=[.@/:,-])(?:[.@]|[/:](?=\d)|,(?=\d)|(?<=\d),|(?<=[^\W\d_])-(?=\d)|(?<=\d)-(?=[^\W\d_]))\w+)*"
     r"|['’]\w+"
     r"|\.\.\.|[^\w\s]"
 )
