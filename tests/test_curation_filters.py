@@ -61,3 +61,24 @@ def test_language_id_keeps_wanted_languages_and_annotates():
     assert v.annotations["lang"] == ["en", "de"]
     with pytest.raises(ConfigError, match="ISO 639-1"):
         LanguageId(keep=("english",))
+
+
+def test_minhash_verification_cuts_chance_collisions():
+    """With a very permissive banding (56 bands of 2 rows) half-similar texts collide;
+    checking the signatures' agreement drops those pairs and keeps the true copies."""
+    import numpy as np
+
+    from curation.dedup.minhash import MinHashDedup, MinHashParams
+
+    base = [f"w{i}" for i in range(200)]
+    texts = [" ".join(base), " ".join(base[:190] + ["x"] * 10),  # a near copy (Jaccard ~0.9)
+             " ".join(base[:100] + [f"z{i}" for i in range(100)])]  # half the same (Jaccard ~0.3)
+    ids = ["a", "b", "c"]
+
+    def removed(**kw):
+        step = MinHashDedup(MinHashParams(num_perm=112, bands=56, rows=2, **kw))
+        v, _ = step.reduce(step.features(pa.table({"sample_id": ids, "text": texts})), np.arange(3))
+        return [i for i, k in zip(ids, v.keep.tolist(), strict=True) if not k]
+
+    assert removed() == ["b", "c"]
+    assert removed(verify_threshold=0.7) == ["b"]

@@ -39,6 +39,19 @@ def pairs_from_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[same], order[same + 1]
 
 
+def star_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges linking each item to the first item with its key. Unlike a chain, a pair
+    that fails a later check cuts off only itself."""
+    if len(keys) < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    start = np.concatenate([[True], sk[1:] != sk[:-1]])
+    first = order[np.flatnonzero(start)][np.cumsum(start) - 1]
+    other = first != order
+    return first[other], order[other]
+
+
 def resolve(labels: np.ndarray, order: np.ndarray, ids: list[str], kinds: list[str] | None,
             depths: np.ndarray | None, reason: str, anchors: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
     """Keep the preferred member (lowest `order`) of each component; drop the rest.
