@@ -41,6 +41,7 @@ bench: $(STAMP) $(PEERS)/.installed
 	$(BIN)/python benchmarks/bench_pii.py
 	$(BIN)/python benchmarks/bench_mix.py
 	$(BIN)/python benchmarks/bench_loop.py
+	$(BIN)/python benchmarks/bench_drift.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache
