@@ -18,13 +18,8 @@ from curation.filters.text import (
     top_ngram_char_fraction,
 )
 
-# A word, not a symbol: it starts with a letter or digit, or is a contraction such as 's.
-REAL_WORD = re.compile(r"\w|['’]\w")
-ALPHA_WORD = re.compile(r"\S*?[^\W\d_]\S*")  # a word holding a letter, matched once
+NO_LETTER = re.compile(r"[\d\W_]+")
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
-_STOPS = "|".join(sorted(STOP_WORDS))
-STOP_WORD = re.compile(rf"(?<!\S)(?:{_STOPS})(?!\S)")
-STOP_WORD_ANY_CASE = re.compile(rf"(?<!\S)(?:{_STOPS})(?!\S)", re.IGNORECASE)
 BULLETS = ("•", "-")
 
 
@@ -59,9 +54,7 @@ class GopherQuality(Filter):
         n_words = len(words) or 1
         # A token is a symbol when it has no letter or digit: it starts with punctuation,
         # unless it is a contraction such as 's.
-        real = list(filter(REAL_WORD.match, words))
-        # Tokens hold no whitespace, so the word counts below are single passes over this.
-        joined = " ".join(real)
+        real = [w for w in words if w[0].isalnum() or (len(w) > 1 and w[0] in "'’")]
         if p.min_doc_words is not None and len(real) < p.min_doc_words:
             return "short_doc"
         if p.max_doc_words is not None and len(real) > p.max_doc_words:
@@ -87,12 +80,13 @@ class GopherQuality(Filter):
                 return "too_many_end_ellipsis"
         if p.min_alpha_words_ratio is not None:
             # A word counts as alphabetic when it holds at least one letter ("3rd" does, "12:30" does not).
-            alpha = len(ALPHA_WORD.findall(joined))
+            # Most words are all letters; only the others need the regex.
+            alpha = len(real) - sum(1 for w in real if not w.isalpha() and NO_LETTER.fullmatch(w))
             if alpha / n_words < p.min_alpha_words_ratio:
                 return "few_alpha_words"
         if p.min_stop_words is not None:
-            pattern = STOP_WORD if p.stop_words_case_sensitive else STOP_WORD_ANY_CASE
-            if len(pattern.findall(joined)) < p.min_stop_words:
+            pool = real if p.stop_words_case_sensitive else [w.lower() for w in real]
+            if sum(map(STOP_WORDS.__contains__, pool)) < p.min_stop_words:
                 return "few_stop_words"
         return None
 
