@@ -22,22 +22,9 @@ from _common import machine, realdata, table  # noqa: E402
 
 from curation.drift import DriftChecker, DriftConfig  # noqa: E402
 from curation.embed import Embedder  # noqa: E402
+from tests.test_drift import human_replies  # noqa: E402  (the same OASST walk as the tests)
 
 SPLITS = int(os.environ.get("BENCH_SPLITS", 20))
-
-
-def human_replies(data: Path) -> list[str]:
-    out: list[str] = []
-
-    def walk(n: dict) -> None:
-        if n.get("role") == "assistant" and not n.get("synthetic") and not n.get("deleted"):
-            out.append(n["text"])
-        for r in n.get("replies") or []:
-            walk(r)
-
-    for line in (data / "conversations/oasst_en_100_message.jsonl").read_text().splitlines():
-        walk(json.loads(line))
-    return out
 
 
 def pythia(data: Path, sizes: tuple[str, ...], configs: tuple[str, ...]) -> list[str]:
