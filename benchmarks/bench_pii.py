@@ -23,6 +23,9 @@ PRESIDIO_TO_GOLD = {"EMAIL_ADDRESS": "EMAIL_ADDRESS", "PHONE_NUMBER": "PHONE_NUM
                     "IBAN_CODE": "IBAN_CODE", "US_SSN": "US_SSN", "IP_ADDRESS": "IP_ADDRESS", "PERSON": "PERSON",
                     "LOCATION": "LOCATION"}
 TYPES = sorted(set(OURS_TO_GOLD.values()))
+# Each tool's best of RUNS timed runs: a run right after another process exits can be
+# slowed for a few seconds (seen at half speed).
+RUNS = 2
 
 
 def presidio_sets() -> tuple[list[str], list[set[tuple[int, int, str]]]]:
@@ -90,20 +93,26 @@ def ours(texts: list[str], names: str) -> tuple[float, list[set]]:
 
     det = Detector(names=names)
     det.detect(["warm up John at john@x.io"])
-    t0 = time.perf_counter()
-    found = det.detect(texts)
-    dt = time.perf_counter() - t0
+    dt = float("inf")
+    for _ in range(RUNS):
+        t0 = time.perf_counter()
+        found = det.detect(texts)
+        dt = min(dt, time.perf_counter() - t0)
     return dt, [{(s.start, s.end, OURS_TO_GOLD[s.entity_type]) for s in spans if s.entity_type in OURS_TO_GOLD} for spans in found]
 
 
 def presidio(texts: list[str]) -> tuple[float, list[set]]:
     path = WORK / "pii_texts.json"
     path.write_text(json.dumps(texts))
-    out = subprocess.run([str(PEERS), str(ROOT / "benchmarks/peers/presidio_scan.py"), str(path)],
-                         capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(WORK)})
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res: dict = {}
+    for _ in range(RUNS):
+        out = subprocess.run([str(PEERS), str(ROOT / "benchmarks/peers/presidio_scan.py"), str(path)],
+                             capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(WORK)})
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        run = json.loads(out.stdout.strip().splitlines()[-1])
+        if not res or run["seconds"] < res["seconds"]:
+            res = run
     return res["seconds"], [{(s["start"], s["end"], PRESIDIO_TO_GOLD[s["entity_type"]]) for s in spans if s["entity_type"] in PRESIDIO_TO_GOLD}
                             for spans in res["spans"]]
 
@@ -138,7 +147,7 @@ def main() -> None:
     print("Span-level scores (exact boundaries and type), one type mapping for both tools. mixline is its default "
           "detector set (patterns, and names and places from lexicons); mixline + spaCy adds the NER model's spans.\n")
     print(table(rows))
-    print("\nThroughput on one process (OMP_NUM_THREADS=1 for Presidio):\n")
+    print(f"\nThroughput on one process (OMP_NUM_THREADS=1 for Presidio), each tool's best of {RUNS} runs:\n")
     print(table(speed))
     print(f"\nSecrets recall on the detect-secrets baseline (hash match, or the line within one): {secrets_recall():.3f} (target >= 0.9)")
 
