@@ -55,6 +55,8 @@ type = "pii"                # scrub into new samples; raw parents never reach a 
 policy = "placeholder"      # or "pseudonym" / "drop", per entity type below
 policies = { PERSON = "pseudonym" }
 conversation_policies = { SECRET = "drop" }
+names = "lexicon"           # person names and places: "lexicon" (fast), "spacy", "both", "none"
+name_kinds = ["conversation", "synthetic"]   # kinds whose names and places are scrubbed
 
 [[steps]]
 type = "exact_dedup"
