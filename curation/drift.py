@@ -376,3 +376,68 @@ def report_table(store: Any) -> list[dict[str, Any]]:
                bool_or(d.alert) AS alert,
                string_agg(CASE WHEN d.alert THEN d.metric || ' ' || round(d.distance / nullif(d.threshold, 0), 2) || 'x' END, ', ') AS moved
         FROM drift d GROUP BY d.run_id ORDER BY checked_at""")
+
+
+def model_ancestry(store: Any, model_id: str | None) -> list[str]:
+    """The model and its ancestors through `parent_model_id`, nearest first."""
+    chain: list[str] = []
+    while model_id and model_id not in chain and len(chain) < 1000:
+        chain.append(model_id)
+        row = store.execute("SELECT parent_model_id FROM models WHERE model_id = ?", [model_id]).fetchone()
+        model_id = row[0] if row else None
+    return chain
+
+
+def self_consumption(store: Any, mix_id: str, base_model: str | None, record: bool = True) -> dict[str, Any]:
+    """Which training samples of a mix were written by the model about to be trained, or
+    by one of its ancestors (self-consumption), or by another model of the same family
+    (one that shares an ancestor with it, as every generation of a loop that retrains
+    from the same initial weights does).
+
+    A sample counts when its own `generations` row names such a model, or when it was
+    rewritten (scrubbed, normalised) from one that does. With `record`, each flagged
+    sample gets a `flagged` decision naming the generator, in a run of its own.
+    """
+    ancestors = model_ancestry(store, base_model)
+    family: set[str] = set()
+    if ancestors:
+        roots = ", ".join(f"'{m}'" for m in ancestors)
+        # Every model that descends from one of the base model's ancestors.
+        family = {r[0] for r in store.execute(f"""
+            WITH RECURSIVE fam(model_id) AS (
+                SELECT model_id FROM models WHERE model_id IN ({roots})
+                UNION SELECT m.model_id FROM models m JOIN fam f ON m.parent_model_id = f.model_id)
+            SELECT model_id FROM fam""").fetchall()}
+    rows = store.execute("""
+        WITH train AS (SELECT sample_id, repeats FROM mix_members WHERE mix_id = ? AND split = 'train'),
+             origin AS (  -- the sample itself, or the generated sample it was rewritten from
+                SELECT t.sample_id, t.sample_id AS source_id FROM train t
+                UNION ALL
+                SELECT t.sample_id, e.parent_id FROM train t JOIN edges e ON e.child_id = t.sample_id
+                WHERE e.relation IN ('scrubbed_from', 'normalized_from', 'rewritten_from'))
+        SELECT o.sample_id, any_value(g.model_id) AS generator
+        FROM origin o JOIN generations g ON g.sample_id = o.source_id
+        GROUP BY o.sample_id ORDER BY o.sample_id""", [mix_id]).fetchall()
+    total = store.scalar("SELECT count(*) FROM mix_members WHERE mix_id = ? AND split = 'train'", [mix_id]) or 0
+    own = [(s, g) for s, g in rows if g in ancestors]
+    kin = [(s, g) for s, g in rows if g in family and g not in ancestors]
+    by_generator: dict[str, dict[str, Any]] = {}
+    for _sample, g in rows:
+        entry = by_generator.setdefault(g, {"model_id": g, "samples": 0,
+                                            "relation": "ancestor" if g in ancestors else "family" if g in family else "other"})
+        entry["samples"] += 1
+    out = {"mix_id": mix_id, "model_id": base_model, "ancestors": ancestors, "train_samples": int(total),
+           "synthetic_samples": len(rows), "self_consumed": len(own), "family": len(kin),
+           "self_consumed_share": len(own) / total if total else 0.0,
+           "family_share": (len(own) + len(kin)) / total if total else 0.0,
+           "by_generator": sorted(by_generator.values(), key=lambda e: -e["samples"]),
+           "flag": bool(own or kin)}
+    if record and (own or kin):
+        with store.run("drift", "self_consumption_v1", {"mix_id": mix_id, "model_id": base_model}) as run:
+            store.append_rows("decisions", [
+                {"run_id": run.run_id, "sample_id": s, "step": "self_consumption_v1", "verdict": "flagged",
+                 "reason": f"{'generated_by_ancestor' if g in ancestors else 'generated_by_family'}:{g}", "score": None}
+                for s, g in own + kin])
+            run.stats.update({k: out[k] for k in ("self_consumed", "family", "train_samples")})
+            out["run_id"] = run.run_id
+    return out

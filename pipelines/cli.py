@@ -506,6 +506,30 @@ def drift_check(ctx: Ctx, as_json: bool, batch_where: str, reference_where: str,
         click.echo(f"  note: {n}")
 
 
+@command(drift, "self-consumption")
+@click.argument("mix_id")
+@click.option("--model", "model_ref", required=True, help="The model about to be trained on the mix (a model id).")
+@click.option("--no-record", is_flag=True, help="Only report; write no flags.")
+def drift_self_consumption(ctx: Ctx, as_json: bool, mix_id: str, model_ref: str, no_record: bool) -> None:
+    """Training samples of MIX written by the model, its ancestors, or its family; flagged."""
+    from curation.drift import self_consumption
+    from pipelines.mix import resolve_mix
+    from pipelines.models import resolve_model
+
+    with ctx.open() as st:
+        model_id, _ = resolve_model(st, model_ref)
+        if model_id is None:
+            raise MixlineError(f"--model {model_ref!r} is not a model in this store; self-consumption needs its lineage")
+        out = self_consumption(st, resolve_mix(st, mix_id), model_id, record=not no_record)
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"{out['self_consumed']:,} of {out['train_samples']:,} training samples written by {model_id} or its ancestors "
+               f"({out['self_consumed_share']:.1%}); with its family, {out['family_share']:.1%}")
+    for g in out["by_generator"]:
+        click.echo(f"  {g['model_id']:<28} {g['relation']:<9} {g['samples']:,}")
+
+
 @command(drift, "report")
 def drift_report(ctx: Ctx, as_json: bool) -> None:
     """Every drift check so far, oldest first, with the metrics that moved."""
@@ -558,7 +582,15 @@ def model_train(ctx: Ctx, as_json: bool, base: str, mix_id: str, out: Path, step
 
     with ctx.open() as st:
         res = train(st, base, resolve_mix(st, mix_id), out, TrainConfig(steps=steps, batch_size=batch_size, lr=lr, method=method, seed=seed))
-    emit_json(res) if as_json else click.echo(f"{res['model_id']}: final loss {res['final_loss']:.3f}, {res['tokens_per_second']:,.0f} tokens/s")
+    if as_json:
+        emit_json(res)
+        return
+    click.echo(f"{res['model_id']}: final loss {res['final_loss']:.3f}, {res['tokens_per_second']:,.0f} tokens/s")
+    sc = res["self_consumption"]
+    if sc["self_consumed"] or sc["family"]:
+        click.echo(f"warning: {sc['self_consumed']:,} training samples were written by this model or its ancestors, and "
+                   f"{sc['family']:,} by models of its family ({sc['family_share']:.1%} of {sc['train_samples']:,}); "
+                   "they are flagged (see `mixline why`)", err=True)
 
 
 @command(model, "eval")

@@ -145,6 +145,11 @@ def train(store: Store, base_ref: str, mix_id: str, out: Path, cfg: TrainConfig 
         raise ConfigError(f"--method {cfg.method!r} must be full or lora")
     parent_id, path = resolve_model(store, base_ref)
     texts = mix_texts(store, mix_id)
+    from curation.drift import self_consumption
+
+    # Before training: which samples did this model, its ancestors or its family write?
+    # Each is flagged with a decision; the counts go with the result.
+    eaten = self_consumption(store, mix_id, parent_id)
     config = {"base": parent_id or path, "mix_id": mix_id, **asdict(cfg)}
     model_id = "model-" + step_id("train", 1, config, [mix_id, parent_id or path])[:20]
     with store.run("model", "train_v1", config) as run:
@@ -188,7 +193,8 @@ def train(store: Store, base_ref: str, mix_id: str, out: Path, cfg: TrainConfig 
         _record_model(store, model_id, name or f"trained-{mix_id[:12]}", parent_id or path, parent_id, cfg.method, mix_id,
                       run.run_id, out, info)
         run.stats.update({"model_id": model_id, "final_loss": losses[-1], "tokens_per_second": info["tokens_per_second"]})
-    return {"model_id": model_id, "path": str(out), "final_loss": losses[-1], "tokens_per_second": info["tokens_per_second"]}
+    return {"model_id": model_id, "path": str(out), "final_loss": losses[-1], "tokens_per_second": info["tokens_per_second"],
+            "self_consumption": {k: eaten[k] for k in ("self_consumed", "family", "self_consumed_share", "family_share", "train_samples")}}
 
 
 def evaluate(store: Store, model_ref: str, sets: dict[str, str], max_docs: int = 200) -> dict[str, Any]:

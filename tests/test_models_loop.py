@@ -70,3 +70,26 @@ def test_loop_replace_and_accumulate_resume_and_reach_models(store, prose, tmp_p
     real = store.scalar("SELECT sample_id FROM mix_members WHERE mix_id = ? AND split = 'train' LIMIT 1", [rows[0]["mix_id"]])
     reached = {m["model_id"] for m in impact(store, [real]).models}
     assert {r["model_id"] for r in rows} <= reached
+
+
+def test_self_consumption_flags_own_and_family_output(store, prose, tmp_path):
+    from curation.drift import self_consumption
+
+    small = M.TrainConfig(steps=3, batch_size=2, seq_len=32)
+    init = M.init_tiny(store, prose.mix_id, tmp_path / "init", M.TinyConfig(n_layer=1, n_embd=64))
+    a = M.train(store, init["model_id"], prose.mix_id, tmp_path / "a", small)
+    assert a["self_consumption"]["self_consumed"] == 0  # trained on human text only
+    M.generate(store, a["model_id"], M.GenerateConfig(n=6, prompts_where="source = 'prose'", max_new_tokens=8))
+    written = store.scalar("SELECT count(DISTINCT sample_id) FROM generations WHERE model_id = ?", [a["model_id"]])
+    mixed = build(store, MixRecipe.parse({"name": "with-synthetic", "status": ["kept", "uncurated"],
+                                          "groups": [{"name": "all", "where": "TRUE"}]}))
+    # Training a on its own output: self-consumption, flagged before training starts.
+    again = M.train(store, a["model_id"], mixed.mix_id, tmp_path / "a2", small)
+    assert again["self_consumption"]["self_consumed"] == written > 0
+    # A sibling (same initial weights, never saw a's output) is family, not ancestry.
+    sibling = M.train(store, init["model_id"], prose.mix_id, tmp_path / "b", M.TrainConfig(steps=3, batch_size=2, seq_len=32, seed=1))
+    fam = self_consumption(store, mixed.mix_id, sibling["model_id"], record=False)
+    assert (fam["self_consumed"], fam["family"]) == (0, written)
+    assert {g["relation"] for g in fam["by_generator"]} == {"family"}
+    flagged = store.rows("SELECT reason FROM decisions WHERE verdict = 'flagged' AND step = 'self_consumption_v1'")
+    assert len(flagged) == written and all(r["reason"] == f"generated_by_ancestor:{a['model_id']}" for r in flagged)
