@@ -247,14 +247,15 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
         for u in line_toks:
             titled[u.start] = heading
 
-    last_line = -1
+    prev_end = 0
     for t in toks:
-        line = text.count("\n", 0, t.start) if "\n" in text else 0
-        if line != last_line and line_toks:
+        # A new line starts when the gap since the previous token holds a newline (one
+        # pass over the text in all, however long it is).
+        if line_toks and "\n" in text[prev_end:t.start]:
             flush()
             line_toks = []
-        last_line = line
         line_toks.append(t)
+        prev_end = t.end
     if line_toks:
         flush()
 
