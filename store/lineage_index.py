@@ -72,7 +72,7 @@ class LineageIndex:
         self.has_tail = False
 
     @classmethod
-    def open(cls, store: Store) -> LineageIndex | None:
+    def open(cls, store: Store, edge_count: int | None = None) -> LineageIndex | None:
         """The store's index, if `optimize` wrote one that still matches the edge table.
 
         The mapped arrays are kept on the Store object, so a process that traces many
@@ -86,7 +86,7 @@ class LineageIndex:
             idx = cls(folder)
             store.attachments["lineage_index"] = idx
         # Rows before the watermark must be the rows the index was built from.
-        total = int(store.scalar("SELECT count(*) FROM edges"))
+        total = int(store.scalar("SELECT count(*) FROM edges") if edge_count is None else edge_count)
         if total < idx.edges:
             return None
         idx.has_tail = total > idx.edges

@@ -9,6 +9,7 @@ from curation.pipeline import curate, why
 from curation.recipe import DEFAULT_RECIPE, Recipe
 from store import ConfigError, PredicateError
 from store.ids import content_id
+from store.lineage import trace
 from tests.test_curation_filters import GOOD
 
 
@@ -79,6 +80,9 @@ def test_why_lists_decisions_and_clusters(store):
     assert w["status"] == "dropped"
     assert [(d["step"], d["verdict"]) for d in w["decisions"]] == [("exact_dedup_v1", "dropped")]
     assert w["clusters"][0]["size"] == 2 and w["clusters"][0]["cluster_id"] == a
+    t = trace(store, b)  # trace shows the cluster too, with its size and which copy was kept
+    assert [(c["cluster_id"], c["size"], c["kept"]) for c in t.clusters] == [(a, 2, False)]
+    assert [d["verdict"] for d in t.decisions] == ["dropped"]
 
 
 def test_recipe_errors_are_clear(tmp_path):
