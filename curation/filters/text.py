@@ -19,7 +19,6 @@ TOKEN = re.compile(
     r"|\.\.\.|[^\w\s]"
 )
 NUMBER = re.compile(r"[\d.,]+")
-LETTER = re.compile(r"[^\W\d_]")
 WORD = re.compile(r"[^\W_]+")
 PUNCT_END = (".", "!", "?", '"', "'", "”", "’", "…", ":", ";", ")")
 
