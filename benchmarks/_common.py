@@ -9,10 +9,17 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "benchmarks" / "_work"
+PEERS = WORK / "peers" / "bin" / "python"
+# Tools are timed over RUNS runs and their best time kept: a process's first run pays for
+# fresh memory pages and cold caches, and a run right after another process exits can be
+# slowed for a few seconds (seen at half speed). A long job pays neither.
+RUNS = int(os.environ.get("BENCH_RUNS", 2))
 
 
 def realdata() -> Path:
@@ -44,6 +51,31 @@ def timed(code: str, env: dict[str, str] | None = None) -> dict[str, float]:
     if lines:
         extra = json.loads(lines[-1])
     return {"wall_s": wall, **extra}
+
+
+def best_of(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(best seconds, result of the last call) over RUNS calls of fn, in this process."""
+    times, result = [], None
+    for _ in range(RUNS):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
+
+
+def best_peer(script: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a peer script from benchmarks/peers in the peers' venv RUNS times; the JSON
+    object it prints last, from its fastest run (by its own "seconds")."""
+    best: dict[str, Any] = {}
+    for _ in range(RUNS):
+        out = subprocess.run([str(PEERS), str(ROOT / "benchmarks" / "peers" / script), *args],
+                             capture_output=True, text=True, cwd=WORK, env=env)
+        if out.returncode != 0:
+            raise RuntimeError(f"{script} failed:\n{out.stderr[-3000:]}")
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        if not best or res["seconds"] < best["seconds"]:
+            best = res
+    return best
 
 
 PEAK_RSS = "import resource; _peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"

@@ -10,10 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PEAK_RSS, ROOT, WORK, machine, realdata, table, timed  # noqa: E402
+from _common import PEAK_RSS, RUNS, WORK, best_of, best_peer, machine, realdata, table, timed  # noqa: E402
 
-PEERS = WORK / "peers" / "bin" / "python"
 N_DOCS = int(os.environ.get("BENCH_DOCS", 10_000))
 
 
@@ -39,34 +36,6 @@ def load_docs(n: int) -> list[dict[str, str]]:
     return [{"id": f"d{i}", "source": src, "text": t} for i, (src, t) in enumerate(texts[:n])]
 
 
-# Every tool is timed over RUNS runs and its best time kept: the first run of a process
-# pays for fresh memory pages and cold caches, which a long job does not.
-RUNS = int(os.environ.get("BENCH_RUNS", 2))
-
-
-def peer(script: str, *args: str) -> dict:
-    best: dict = {}
-    for _ in range(RUNS):
-        out = subprocess.run([str(PEERS), str(ROOT / "benchmarks" / "peers" / script), *args],
-                             capture_output=True, text=True, cwd=WORK)
-        if out.returncode != 0:
-            raise RuntimeError(f"{script} failed:\n{out.stderr[-3000:]}")
-        res = json.loads(out.stdout.strip().splitlines()[-1])
-        if not best or res["seconds"] < best["seconds"]:
-            best = res
-    return best
-
-
-def best_of(fn: Callable[[], Any]) -> tuple[float, Any]:
-    """(best seconds, result) over RUNS calls of fn."""
-    times, result = [], None
-    for _ in range(RUNS):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
-
-
 def agreement(ids: list[str], a: set[str], b: set[str]) -> float:
     return sum(1 for i in ids if (i in a) == (i in b)) / len(ids)
 
@@ -79,7 +48,7 @@ def bench_gopher(docs: list[dict[str, str]], path: Path) -> list[dict]:
     step.decide(batch.slice(0, 200))  # warm up, as the datatrove script does with a sentence
     ours_s, verdicts = best_of(lambda: step.decide(batch))
     ours = verdicts.keep
-    theirs = peer("datatrove_gopher.py", str(path))
+    theirs = best_peer("datatrove_gopher.py", str(path))
     same = sum(1 for d, k in zip(docs, ours.tolist(), strict=True) if theirs["verdicts"][d["id"]] == k) / len(docs)
     n = len(docs)
     return [
@@ -103,9 +72,9 @@ def bench_minhash(docs: list[dict[str, str]], path: Path) -> list[dict]:
 
     ours_s, v = best_of(run)
     ours = {i for i, k in zip(ids, v.keep.tolist(), strict=True) if not k}
-    dt = peer("datatrove_minhash.py", str(path), str(WORK / "dt_minhash"))
-    ds = peer("sketch_minhash.py", "datasketch", str(path))
-    rs = peer("sketch_minhash.py", "rensa", str(path))
+    dt = best_peer("datatrove_minhash.py", str(path), str(WORK / "dt_minhash"))
+    ds = best_peer("sketch_minhash.py", "datasketch", str(path))
+    rs = best_peer("sketch_minhash.py", "rensa", str(path))
     n = len(docs)
     rows = [{"step": "MinHash end to end", "tool": "mixline", "docs/s": n / ours_s, "speed-up": dt["seconds"] / ours_s,
              "same verdict": agreement(ids, ours, set(dt["removed"])), "removed": len(ours)}]

@@ -8,24 +8,18 @@ and location in real social-media text), and the detect-secrets baseline.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, WORK, machine, realdata, table  # noqa: E402
+from _common import RUNS, WORK, best_of, best_peer, machine, realdata, table  # noqa: E402
 
-PEERS = WORK / "peers" / "bin" / "python"
 OURS_TO_GOLD = {"EMAIL": "EMAIL_ADDRESS", "PHONE": "PHONE_NUMBER", "CREDIT_CARD": "CREDIT_CARD", "IBAN": "IBAN_CODE",
                 "US_SSN": "US_SSN", "IP_ADDRESS": "IP_ADDRESS", "PERSON": "PERSON", "LOCATION": "LOCATION"}
 PRESIDIO_TO_GOLD = {"EMAIL_ADDRESS": "EMAIL_ADDRESS", "PHONE_NUMBER": "PHONE_NUMBER", "CREDIT_CARD": "CREDIT_CARD",
                     "IBAN_CODE": "IBAN_CODE", "US_SSN": "US_SSN", "IP_ADDRESS": "IP_ADDRESS", "PERSON": "PERSON",
                     "LOCATION": "LOCATION"}
 TYPES = sorted(set(OURS_TO_GOLD.values()))
-# Each tool's best of RUNS timed runs: a run right after another process exits can be
-# slowed for a few seconds (seen at half speed).
-RUNS = 2
 
 
 def presidio_sets() -> tuple[list[str], list[set[tuple[int, int, str]]]]:
@@ -93,26 +87,14 @@ def ours(texts: list[str], names: str) -> tuple[float, list[set]]:
 
     det = Detector(names=names)
     det.detect(["warm up John at john@x.io"])
-    dt = float("inf")
-    for _ in range(RUNS):
-        t0 = time.perf_counter()
-        found = det.detect(texts)
-        dt = min(dt, time.perf_counter() - t0)
+    dt, found = best_of(lambda: det.detect(texts))
     return dt, [{(s.start, s.end, OURS_TO_GOLD[s.entity_type]) for s in spans if s.entity_type in OURS_TO_GOLD} for spans in found]
 
 
 def presidio(texts: list[str]) -> tuple[float, list[set]]:
     path = WORK / "pii_texts.json"
     path.write_text(json.dumps(texts))
-    res: dict = {}
-    for _ in range(RUNS):
-        out = subprocess.run([str(PEERS), str(ROOT / "benchmarks/peers/presidio_scan.py"), str(path)],
-                             capture_output=True, text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(WORK)})
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr[-3000:])
-        run = json.loads(out.stdout.strip().splitlines()[-1])
-        if not res or run["seconds"] < res["seconds"]:
-            res = run
+    res = best_peer("presidio_scan.py", str(path), env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(WORK)})
     return res["seconds"], [{(s["start"], s["end"], PRESIDIO_TO_GOLD[s["entity_type"]]) for s in spans if s["entity_type"] in PRESIDIO_TO_GOLD}
                             for spans in res["spans"]]
 
