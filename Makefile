@@ -17,14 +17,20 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m pipelines.demo
+	$(BIN)/python -m mixline.pipelines.demo
 
 test: $(STAMP)
 	HF_HOME=$$(mktemp -d) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# mypy reads packages from folders, so it checks a view of the tree laid out as installed.
+TYPECHECK := $(VENV)/typecheck/mixline
+
 lint: $(STAMP)
-	$(BIN)/ruff check store curation pipelines dashboards tests benchmarks
-	$(BIN)/mypy store curation pipelines dashboards
+	$(BIN)/ruff check mixline store curation pipelines dashboards tests benchmarks
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)
+	for f in mixline/*.py mixline/py.typed; do ln -s ../../../$$f $(TYPECHECK)/; done
+	for d in store curation pipelines dashboards; do ln -s ../../../$$d $(TYPECHECK)/$$d; done
+	$(BIN)/mypy --config-file pyproject.toml $(TYPECHECK)
 
 PEERS := benchmarks/_work/peers
 

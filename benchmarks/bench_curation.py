@@ -41,7 +41,7 @@ def agreement(ids: list[str], a: set[str], b: set[str]) -> float:
 
 
 def bench_gopher(docs: list[dict[str, str]], path: Path) -> list[dict]:
-    from curation.filters.gopher import GopherQuality
+    from mixline.curation.filters.gopher import GopherQuality
 
     step = GopherQuality()
     batch = pa.table({"text": [d["text"] for d in docs]})
@@ -58,7 +58,7 @@ def bench_gopher(docs: list[dict[str, str]], path: Path) -> list[dict]:
 
 
 def bench_minhash(docs: list[dict[str, str]], path: Path) -> list[dict]:
-    from curation.dedup.minhash import MinHashDedup, MinHashParams
+    from mixline.curation.dedup.minhash import MinHashDedup, MinHashParams
 
     ids = [d["id"] for d in docs]
     step = MinHashDedup()
@@ -102,9 +102,9 @@ AGREEMENT: list[dict] = []
 
 
 def bench_semantic(docs: list[dict[str, str]]) -> list[dict]:
-    from curation.embed import Embedder, cached_embeddings
-    from store import Store
-    from store.ids import content_id
+    from mixline.curation.embed import Embedder, cached_embeddings
+    from mixline.store import Store
+    from mixline.store.ids import content_id
 
     texts = [d["text"][:2000] for d in docs[:2000]]
     hashes = [content_id(t) for t in texts]
@@ -134,7 +134,7 @@ def bench_semantic(docs: list[dict[str, str]]) -> list[dict]:
 MEMORY = PEAK_RSS + """
 import json, random, time
 import numpy as np, pyarrow as pa
-from curation.dedup.minhash import MinHashDedup
+from mixline.curation.dedup.minhash import MinHashDedup
 docs = json.load(open('{src}'))
 rng = random.Random(0)
 step = MinHashDedup()

@@ -19,9 +19,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import machine, realdata, table  # noqa: E402
+from mixline.curation.drift import DriftChecker, DriftConfig  # noqa: E402
+from mixline.curation.embed import Embedder  # noqa: E402
 
-from curation.drift import DriftChecker, DriftConfig  # noqa: E402
-from curation.embed import Embedder  # noqa: E402
 from tests.test_drift import human_replies  # noqa: E402  (the same OASST walk as the tests)
 
 SPLITS = int(os.environ.get("BENCH_SPLITS", 20))

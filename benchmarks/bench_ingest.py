@@ -52,8 +52,8 @@ def build(path: Path) -> tuple[int, int]:
 MIXLINE = PEAK_RSS + """
 import json, time, sys
 from pathlib import Path
-from store import Store
-from pipelines.ingest import ingest, IngestOptions
+from mixline.store import Store
+from mixline.pipelines.ingest import ingest, IngestOptions
 t0 = time.perf_counter()
 st = Store(sys.argv[1] if len(sys.argv) > 1 else '{store}')
 r = ingest(st, Path('{src}'), IngestOptions(kind='web', source='bench'))

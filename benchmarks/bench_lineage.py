@@ -15,9 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import WORK, machine, table  # noqa: E402
-
-from store import Store  # noqa: E402
-from store.lineage import impact, optimize, trace  # noqa: E402
+from mixline.store import Store  # noqa: E402
+from mixline.store.lineage import impact, optimize, trace  # noqa: E402
 
 SCALE = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
 HUMAN, CURATED, GEN = int(3_500_000 * SCALE), int(2_000_000 * SCALE), int(1_500_000 * SCALE)
@@ -76,7 +75,7 @@ def main() -> None:
             optimize(st)
         print(f"built {n:,} samples, {e:,} edges in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     with Store(path) as st:  # migrate a graph built by an older mixline, and index it
-        from store import lineage_index
+        from mixline.store import lineage_index
 
         if lineage_index.LineageIndex.open(st) is None:
             t0 = time.perf_counter()

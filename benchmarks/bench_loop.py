@@ -14,10 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import WORK, machine, realdata, table  # noqa: E402
-
-from pipelines.ingest import IngestOptions, ingest  # noqa: E402
-from pipelines.loop import Loop, LoopConfig  # noqa: E402
-from store import Store  # noqa: E402
+from mixline.pipelines.ingest import IngestOptions, ingest  # noqa: E402
+from mixline.pipelines.loop import Loop, LoopConfig  # noqa: E402
+from mixline.store import Store  # noqa: E402
 
 GENERATIONS = int(os.environ.get("BENCH_GENERATIONS", 5))
 SEEDS = [int(s) for s in os.environ.get("BENCH_SEEDS", "0,1").split(",")]

@@ -12,7 +12,7 @@ from _common import PEAK_RSS, WORK, machine, table, timed  # noqa: E402
 N = int(float(sys.argv[1]) * 1_000_000) if len(sys.argv) > 1 else 1_000_000
 
 BUILD_STORE = """
-from store import Store
+from mixline.store import Store
 st = Store('{path}')
 st.execute('''INSERT INTO runs VALUES ('r0', 'ingest', 'bench', 1, '{{}}', 'h', 't', NULL, '2026-01-01', '2026-01-01', 'ok', NULL, NULL),
                                      ('c0', 'curate', 'bench', 1, '{{}}', 'h', 't', NULL, '2026-01-02', '2026-01-02', 'ok', NULL, NULL)''')
@@ -29,8 +29,8 @@ st.close()
 
 BUILD_MIX = PEAK_RSS + """
 import json, time
-from store import Store
-from pipelines.mix import MixRecipe, build
+from mixline.store import Store
+from mixline.pipelines.mix import MixRecipe, build
 st = Store('{path}')
 r = MixRecipe.parse({{'name': 'bench', 'seed': 1, 'total_tokens': {tokens}, 'max_synthetic_share': 0.3, 'groups': [
     {{'name': 'web', 'where': "kind = 'web'", 'weight': 0.4}},
@@ -45,8 +45,8 @@ print(json.dumps({{'inner_s': time.perf_counter() - t0, 'peak_mb': _peak(), 'mix
 EXPORT = PEAK_RSS + """
 import json, os, time
 from pathlib import Path
-from store import Store
-from pipelines.export import export
+from mixline.store import Store
+from mixline.pipelines.export import export
 os.environ['MIXLINE_EXPORT_ROOT'] = '{root}'
 st = Store('{path}', read_only=True)
 t0 = time.perf_counter()

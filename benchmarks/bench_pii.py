@@ -83,7 +83,7 @@ def score(gold: list[set], pred: list[set], types: list[str]) -> dict[str, dict[
 
 
 def ours(texts: list[str], names: str) -> tuple[float, list[set]]:
-    from curation.pii.detectors import Detector
+    from mixline.curation.pii.detectors import Detector
 
     det = Detector(names=names)
     det.detect(["warm up John at john@x.io"])
@@ -100,7 +100,7 @@ def presidio(texts: list[str]) -> tuple[float, list[set]]:
 
 
 def secrets_recall() -> float:
-    from curation.pii.evaluate import secrets_recall as recall
+    from mixline.curation.pii.evaluate import secrets_recall as recall
 
     return recall(realdata() / "pii/detect_secrets_test_data")[1]
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from store.errors import ConfigError
+from mixline.errors import ConfigError
 
 
 @dataclass

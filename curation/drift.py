@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from curation.normalize import words
+from mixline.curation.normalize import words
 
 TEXT_METRICS = ("distinct_1", "distinct_2", "distinct_3", "unigram_entropy", "compression_ratio",
                 "mean_words", "js_distance", "ref_vocab_coverage", "invented_word_share", "self_bleu")
@@ -345,8 +344,8 @@ class DriftChecker:
 def check_store(store: Any, batch_where: str, reference_where: str, config: DriftConfig | None = None,
                 subject: str | None = None, reference_label: str | None = None) -> dict[str, Any]:
     """`mixline drift check`: select both sides with --where predicates, compare, record the results."""
-    from curation.embed import Embedder, cached_embeddings
-    from store.select import validate_where
+    from mixline.curation.embed import Embedder, cached_embeddings
+    from mixline.store.select import validate_where
 
     cfg = config or DriftConfig()
     bw, rw = validate_where(store, batch_where), validate_where(store, reference_where)

@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-
-from store.store import Store
+from mixline.store.store import Store
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 

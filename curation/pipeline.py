@@ -15,11 +15,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from curation.base import Clusters, Filter, GlobalStep, Rewrite, Rewriter, Verdicts
-from curation.recipe import Recipe
-from store.select import validate_where
-from store.store import Store
+from mixline.curation.base import Clusters, Filter, GlobalStep, Rewrite, Rewriter, Verdicts
+from mixline.curation.recipe import Recipe
+from mixline.store.select import validate_where
+from mixline.store.store import Store
 
 Progress = Callable[[int], None]
 
@@ -175,7 +174,7 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
 
 def _apply_rewriter(store: Store, run_id: str, step: Rewriter, batch: pa.Table, rec: _Decisions) -> pa.Table:
     """Record a rewriter's decisions; children replace their parents in the batch."""
-    from store.ids import content_id
+    from mixline.store.ids import content_id
 
     rows = step.rewrite(batch).rows
     ids = batch.column("sample_id").to_pylist()
@@ -248,7 +247,7 @@ def summarize(store: Store, run_id: str, selected: int) -> CurateResult:
 
 def why(store: Store, sample_id: str) -> dict[str, Any]:
     """Every decision and cluster about a sample, oldest run first."""
-    from store.lineage import resolve_id
+    from mixline.store.lineage import resolve_id
 
     sid = resolve_id(store, sample_id)
     decisions = store.rows(

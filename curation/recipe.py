@@ -7,19 +7,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation.base import Filter, GlobalStep, Rewriter, Step
-from curation.decontam.ngram import Decontaminate
-from curation.decontam.urls import BannedUrls
-from curation.dedup.exact import ExactDedup
-from curation.dedup.minhash import MinHashDedup
-from curation.dedup.semantic import SemanticDedup
-from curation.filters.gopher import GopherQuality, GopherRepetition
-from curation.filters.language import LanguageId
-from curation.filters.rules import Boilerplate, C4Quality, FineWebQuality, Length
-from curation.pii.memorisation import Memorisation
-from curation.pii.scrub import PiiScrub
-from store.errors import ConfigError
-from store.recipes import read_table_file
+from mixline.curation.base import Filter, GlobalStep, Rewriter, Step
+from mixline.curation.decontam.ngram import Decontaminate
+from mixline.curation.decontam.urls import BannedUrls
+from mixline.curation.dedup.exact import ExactDedup
+from mixline.curation.dedup.minhash import MinHashDedup
+from mixline.curation.dedup.semantic import SemanticDedup
+from mixline.curation.filters.gopher import GopherQuality, GopherRepetition
+from mixline.curation.filters.language import LanguageId
+from mixline.curation.filters.rules import Boilerplate, C4Quality, FineWebQuality, Length
+from mixline.curation.pii.memorisation import Memorisation
+from mixline.curation.pii.scrub import PiiScrub
+from mixline.store.recipes import read_table_file
+
+from mixline.errors import ConfigError
 
 STEP_TYPES: dict[str, type[Step]] = {
     cls.name: cls

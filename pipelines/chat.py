@@ -6,7 +6,6 @@ root-to-leaf into threads that keep message and tree ids), and chatterbot YAML p
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,16 +26,6 @@ def normalise_role(role: Any, where: str) -> str:
             f"{where}: unknown role {role!r}; expected one of {sorted(set(ROLE_ALIASES))}"
         )
     return ROLE_ALIASES[role.lower()]
-
-
-def messages_json(messages: list[dict[str, Any]]) -> str:
-    """Canonical JSON of a conversation: what its sample id is hashed from."""
-    return json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def render(messages: list[dict[str, Any]]) -> str:
-    """The flat text of a conversation, one `Role: content` block per message."""
-    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
 
 
 def from_openai(raw: Any) -> list[dict[str, Any]]:

@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 from click.testing import CliRunner
-
-from pipelines.cli import cli
+from mixline.pipelines.cli import cli
 
 
 def realdata_dir() -> Path | None:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+from mixline.pipelines.mix import describe, resolve_mix
+from mixline.store.store import Store, code_version
 
-from pipelines.mix import describe, resolve_mix
-from store.errors import ConfigError, InputError
-from store.store import Store, code_version
+from mixline.errors import ConfigError, InputError
 
 FORMATS = ("parquet", "jsonl", "hf")
 

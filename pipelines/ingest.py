@@ -22,12 +22,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from mixline.pipelines.readers import BadRecord, Batch, FieldMap, read
+from mixline.store.ids import content_id, content_ids
+from mixline.store.idset import IdSet, to_keys
+from mixline.store.store import Store
 
-from pipelines.readers import BadRecord, Batch, FieldMap, read
-from store.errors import ConfigError
-from store.ids import content_id, content_ids
-from store.idset import IdSet, to_keys
-from store.store import Store
+from mixline.errors import ConfigError
 
 KINDS = ("web", "domain", "conversation", "synthetic", "eval")
 DEFAULT_MAX_BYTES = 16 << 20

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import models as M
-from store.errors import ConfigError
-from store.recipes import read_table_file
-from store.store import Store
+from mixline.pipelines import models as M
+from mixline.store.recipes import read_table_file
+from mixline.store.store import Store
+
+from mixline.errors import ConfigError
 
 STRATEGIES = ("replace", "accumulate", "capped")
 # Diversity of each generation's output, next to the same measure on the human reference.
@@ -65,7 +66,7 @@ class Loop:
     def __init__(self, store: Store, cfg: LoopConfig, workdir: Path) -> None:
         from dataclasses import asdict
 
-        from store.ids import config_hash
+        from mixline.store.ids import config_hash
 
         self.store, self.cfg, self.workdir = store, cfg, workdir
         # Resumption is keyed by the config: an edited config starts a new loop.
@@ -84,7 +85,7 @@ class Loop:
         return dict(out)
 
     def run(self) -> list[dict[str, Any]]:
-        from pipelines.mix import MixRecipe, build
+        from mixline.pipelines.mix import MixRecipe, build
 
         c = self.cfg
         real = self.stage(0, "real", "mix", lambda: build(self.store, MixRecipe.parse({
@@ -119,7 +120,7 @@ class Loop:
                 ev = self.stage(g, strategy, "eval", lambda model=model: M.evaluate(self.store, model["model_id"], {"real_heldout": held}, c.eval_docs))
                 drift: dict[str, Any] = {"alert": None, "moved": []}
                 if c.drift:
-                    from curation.drift import DriftConfig, check_store
+                    from mixline.curation.drift import DriftConfig, check_store
 
                     drift = self.stage(g, strategy, "drift", lambda newest=newest, g=g, strategy=strategy: check_store(
                         self.store, newest, f"({c.real_where}) AND NOT ({held})", DriftConfig(embeddings=False, bootstrap=20),

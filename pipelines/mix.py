@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from mixline.store.ids import canonical_json, config_hash
+from mixline.store.recipes import read_table_file
+from mixline.store.refs import require_ref
+from mixline.store.select import validate_where
+from mixline.store.store import Store
 
-from store.errors import ConfigError, NotFoundError
-from store.ids import canonical_json, config_hash
-from store.recipes import read_table_file
-from store.select import validate_where
-from store.store import Store
+from mixline.errors import ConfigError
 
 CHARS_PER_TOKEN = 4.0
 STATUSES = ("kept", "uncurated")
@@ -215,7 +216,7 @@ def _holdout(store: Store, recipe: MixRecipe) -> None:
 
 def _drop_train_near_heldout(store: Store) -> None:
     """Train samples that are near-duplicates of a held-out one leave the train split."""
-    from curation.dedup.minhash import MinHashDedup
+    from mixline.curation.dedup.minhash import MinHashDedup
 
     rows = store.execute("SELECT e.sample_id, s.text, e.split FROM _eligible e JOIN samples s USING (sample_id) ORDER BY e.sample_id").fetchall()
     step = MinHashDedup()
@@ -307,11 +308,8 @@ def _mix_id(resolved: dict[str, Any], members: pa.Table) -> str:
 
 
 def resolve_mix(store: Store, ref: str) -> str:
-    hits = [r[0] for r in store.execute("SELECT mix_id FROM mixes WHERE mix_id = ? OR starts_with(mix_id, ?) OR name = ? ORDER BY created_at DESC",
-                                        [ref, ref, ref]).fetchall()]
-    if not hits:
-        raise NotFoundError(f"no mix {ref!r}; list mixes with `mixline sql \"SELECT mix_id, name FROM mixes\"`")
-    return str(hits[0])
+    """A mix id from a full id, a mix name (the newest) or a unique id prefix."""
+    return require_ref(store, "mix", ref)
 
 
 def describe(store: Store, mix_id: str) -> dict[str, Any]:

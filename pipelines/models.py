@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from mixline.store.ids import canonical_json, content_id, step_id
+from mixline.store.refs import resolve_ref
+from mixline.store.store import Store
 
-from store.errors import ConfigError, NotFoundError
-from store.ids import canonical_json, content_id, step_id
-from store.store import Store
+from mixline.errors import ConfigError, NotFoundError
 
 
 def _quiet() -> None:
@@ -99,10 +100,9 @@ def init_tiny(store: Store, mix_id: str, out: Path, cfg: TinyConfig | None = Non
 
 def resolve_model(store: Store, ref: str) -> tuple[str | None, str]:
     """(model id or None, loadable path or hub name) for a model id, a local folder or a hub name."""
-    row = store.execute("SELECT model_id, checkpoint_uri FROM models WHERE model_id = ? OR starts_with(model_id, ?) OR name = ? "
-                        "ORDER BY created_at DESC LIMIT 1", [ref, ref, ref]).fetchone()
-    if row:
-        return str(row[0]), str(row[1])
+    model_id = resolve_ref(store, "model", ref)
+    if model_id is not None:
+        return model_id, str(store.scalar("SELECT checkpoint_uri FROM models WHERE model_id = ?", [model_id]))
     if Path(ref).is_dir():
         return None, ref
     if os.environ.get("HF_HUB_OFFLINE") == "1":
@@ -145,7 +145,7 @@ def train(store: Store, base_ref: str, mix_id: str, out: Path, cfg: TrainConfig 
         raise ConfigError(f"--method {cfg.method!r} must be full or lora")
     parent_id, path = resolve_model(store, base_ref)
     texts = mix_texts(store, mix_id)
-    from curation.drift import self_consumption
+    from mixline.curation.drift import self_consumption
 
     # Before training: which samples did this model, its ancestors or its family write?
     # Each is flagged with a decision; the counts go with the result.
@@ -204,9 +204,8 @@ def evaluate(store: Store, model_ref: str, sets: dict[str, str], max_docs: int =
     the model.
     """
     import torch
+    from mixline.store.select import validate_where
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from store.select import validate_where
 
     model_id, path = resolve_model(store, model_ref)
     if model_id is None:
@@ -273,9 +272,8 @@ def generate(store: Store, model_ref: str, cfg: GenerateConfig | None = None) ->
     synthetic depth is one more than the deepest sample in the model's training mix.
     """
     import torch
+    from mixline.store.select import validate_where
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from store.select import validate_where
 
     cfg = cfg or GenerateConfig()
     model_id, path = resolve_model(store, model_ref)
@@ -315,7 +313,7 @@ def generate(store: Store, model_ref: str, cfg: GenerateConfig | None = None) ->
 
 def _store_generated(store: Store, run_id: str, model_id: str, source: str, depth: int, texts: list[str],
                      parents: list[str], decoding: dict[str, Any], seed: int) -> None:
-    from pipelines.ingest import source_id_for
+    from mixline.pipelines.ingest import source_id_for
 
     sid = source_id_for(source)
     if not store.scalar("SELECT count(*) FROM sources WHERE source_id = ?", [sid]):

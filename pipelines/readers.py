@@ -20,9 +20,11 @@ from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.json as pa_json
+from mixline.curation.chat import render
+from mixline.pipelines import chat
+from mixline.store.ids import canonical_json
 
-from pipelines import chat
-from store.errors import InputError, UnknownFormatError
+from mixline.errors import InputError, UnknownFormatError
 
 BATCH_SCHEMA = pa.schema(
     [
@@ -216,13 +218,13 @@ class RowBuilder:
                 for i, (msgs, ids) in enumerate(chat.oasst_threads(record)):
                     meta = {k: v for k, v in record.items() if k not in ("replies", "text")}
                     meta.update(ids)
-                    self.add_row(f"{locator} thread {i}", chat.render(msgs), chat.messages_json(msgs),
+                    self.add_row(f"{locator} thread {i}", render(msgs), canonical_json(msgs),
                                  str(ids["tree_id"]), None, meta)
                 return
             if fmt in ("openai", "sharegpt"):
                 msgs = chat.from_openai(record["messages"]) if fmt == "openai" else chat.from_sharegpt(record["conversations"])
                 meta = {k: v for k, v in record.items() if k not in ("messages", "conversations")}
-                self.add_row(locator, chat.render(msgs), chat.messages_json(msgs),
+                self.add_row(locator, render(msgs), canonical_json(msgs),
                              _first(record, self.fields.id_fields()), _first(record, self.fields.url_fields()), meta)
                 return
         except chat.ChatFormatError as exc:
@@ -556,7 +558,7 @@ def _read_yaml(path: Path) -> Iterator[Batch]:
             rb.bad.append(BadRecord(file, loc, "a conversation must be a list of strings", _excerpt(conv)))
             continue
         msgs = [{"role": "user" if j % 2 == 0 else "assistant", "content": t} for j, t in enumerate(conv)]
-        rb.add_row(loc, chat.render(msgs), chat.messages_json(msgs), None, None, {"categories": cats})
+        rb.add_row(loc, render(msgs), canonical_json(msgs), None, None, {"categories": cats})
     yield rb.flush()
 
 

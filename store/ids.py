@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from store.errors import LineageError
+from mixline.errors import LineageError
 
 ID_HEX_CHARS = 32
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from store.store import Store
+from mixline.store.store import Store
 
 _DT = np.dtype("S16")
 

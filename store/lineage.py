@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from mixline.store.ids import ID_HEX_CHARS
+from mixline.store.lineage_index import LineageIndex
+from mixline.store.schema import EDGES_DDL
+from mixline.store.store import Store, key_of
 
-from store.errors import ConfigError, NotFoundError
-from store.ids import ID_HEX_CHARS
-from store.lineage_index import LineageIndex
-from store.schema import EDGES_DDL
-from store.store import Store, key_of
+from mixline.errors import ConfigError, NotFoundError
 
 MAX_DEPTH = 10_000
 _SAMPLE_COLS = "sample_id, source_id, source, kind, text, messages, content_hash, lang, domain, n_chars, n_tokens, synth_depth, created_run_id"
@@ -382,7 +382,7 @@ def optimize(store: Store) -> dict[str, int]:
     for name, target in INDEXES.items():
         store.execute(f"CREATE INDEX {name} ON {target}")
     store.execute("CHECKPOINT")
-    from store import lineage_index
+    from mixline.store import lineage_index
 
     lineage_index.build(store)
     return {"edges": n, "indexes": len(INDEXES)}

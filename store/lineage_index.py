@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from store.store import Store
+from mixline.store.store import Store
 
 ARRAYS = ("child_key", "parent_key", "child_id", "parent_id", "relation", "run", "step", "by_parent", "parent_sorted",
           "sample_key", "sample_kind", "sample_depth")

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from store.errors import ConfigError
+from mixline.errors import ConfigError
 
 
 def read_table_file(path: str | Path, what: str) -> dict[str, Any]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import duckdb
+from mixline.store.store import Store
 
-from store.errors import PredicateError
-from store.store import Store
+from mixline.errors import PredicateError
 
 _FORBIDDEN = re.compile(r";|--|/\*")
 

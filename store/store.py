@@ -14,10 +14,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from mixline.store.ids import canonical_json, config_hash, new_run_id
+from mixline.store.schema import MIGRATIONS, current_version, schema_version
 
-from store.errors import NotFoundError, ReadOnlyError, StoreError
-from store.ids import canonical_json, config_hash, new_run_id
-from store.schema import MIGRATIONS, current_version, schema_version
+from mixline.errors import NotFoundError, ReadOnlyError, StoreError
 
 DEFAULT_STORE = "mixline.duckdb"
 Tracer = Callable[[str, Sequence[Any] | None], None]

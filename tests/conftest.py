@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-
-from pipelines.cli import cli
-from store import Store
+from mixline.pipelines.cli import cli
+from mixline.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

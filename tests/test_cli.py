@@ -3,8 +3,7 @@
 import json
 
 import click
-
-from pipelines.cli import cli
+from mixline.pipelines.cli import cli
 
 
 def all_commands(group: click.Group, prefix=()):

@@ -2,12 +2,12 @@
 
 import pyarrow as pa
 import pytest
+from mixline.curation.decontam.ngram import Decontaminate
+from mixline.curation.decontam.urls import BannedUrls
+from mixline.curation.pipeline import curate
+from mixline.curation.recipe import Recipe
 
-from curation.decontam.ngram import Decontaminate
-from curation.decontam.urls import BannedUrls
-from curation.pipeline import curate
-from curation.recipe import Recipe
-from store import ConfigError
+from mixline.errors import ConfigError
 from tests.test_curation_pipeline import add
 
 ITEM = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "

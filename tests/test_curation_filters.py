@@ -2,11 +2,11 @@
 
 import pyarrow as pa
 import pytest
+from mixline.curation.filters.gopher import GopherQuality, GopherRepetition
+from mixline.curation.filters.language import LanguageId
+from mixline.curation.filters.rules import Boilerplate, C4Quality, FineWebQuality, Length
 
-from curation.filters.gopher import GopherQuality, GopherRepetition
-from curation.filters.language import LanguageId
-from curation.filters.rules import Boilerplate, C4Quality, FineWebQuality, Length
-from store import ConfigError
+from mixline.errors import ConfigError
 
 GOOD = ("The committee met on Tuesday to review the budget and to discuss the plans that have been "
         "proposed for the new library. Members of the public were invited to share their views with "
@@ -67,8 +67,7 @@ def test_minhash_verification_cuts_chance_collisions():
     """With a very permissive banding (56 bands of 2 rows) half-similar texts collide;
     checking the signatures' agreement drops those pairs and keeps the true copies."""
     import numpy as np
-
-    from curation.dedup.minhash import MinHashDedup, MinHashParams
+    from mixline.curation.dedup.minhash import MinHashDedup, MinHashParams
 
     base = [f"w{i}" for i in range(200)]
     texts = [" ".join(base), " ".join(base[:190] + ["x"] * 10),  # a near copy (Jaccard ~0.9)

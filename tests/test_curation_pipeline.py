@@ -4,12 +4,12 @@ import json
 
 import pyarrow as pa
 import pytest
+from mixline.curation.pipeline import curate, why
+from mixline.curation.recipe import DEFAULT_RECIPE, Recipe
+from mixline.store.ids import content_id
+from mixline.store.lineage import trace
 
-from curation.pipeline import curate, why
-from curation.recipe import DEFAULT_RECIPE, Recipe
-from store import ConfigError, PredicateError
-from store.ids import content_id
-from store.lineage import trace
+from mixline.errors import ConfigError, PredicateError
 from tests.test_curation_filters import GOOD
 
 

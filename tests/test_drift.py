@@ -4,8 +4,14 @@ import json
 
 import numpy as np
 import pytest
+from mixline.curation.drift import (
+    DriftChecker,
+    DriftConfig,
+    TextIndex,
+    js_distance,
+    mmd_permutation_p,
+)
 
-from curation.drift import DriftChecker, DriftConfig, TextIndex, js_distance, mmd_permutation_p
 from tests.test_curation_pipeline import add
 
 
@@ -14,7 +20,7 @@ def test_text_metrics_match_their_definitions():
     import math
     from collections import Counter
 
-    from curation.normalize import words
+    from mixline.curation.normalize import words
 
     texts = ["the cat sat on the mat", "the cat ran", "a dog sat on a log and the dog ran", "mats and logs", "the end"]
     index = TextIndex(texts)
@@ -37,9 +43,8 @@ def test_text_metrics_match_their_definitions():
 
 
 def test_frechet_and_vendi_match_their_definitions():
+    from mixline.curation.drift import frechet, vendi
     from scipy import linalg
-
-    from curation.drift import frechet, vendi
 
     rng = np.random.default_rng(1)
     for n, m in ((40, 50), (120, 90)):  # fewer and more samples than dimensions
@@ -109,7 +114,7 @@ def test_human_vs_human_rarely_alerts(realdata):
 
 
 def test_cli_drift_check_stores_results(mixline, store_path):
-    from store import Store
+    from mixline.store import Store
 
     with Store(store_path) as st:
         add(st, [(f"Human sentence number {i} about gardens, rivers and the town library." * 2, "web", 0, "h") for i in range(90)], run="a")
@@ -123,7 +128,7 @@ def test_cli_drift_check_stores_results(mixline, store_path):
 
 def test_mmd_on_minilm_separates_model_output_from_human_replies(realdata):
     """Subtle drift: fine-tuned models' replies vs the human replies they imitate, ~600 a side."""
-    from curation.embed import Embedder
+    from mixline.curation.embed import Embedder
 
     gen = []
     for size in ("1b", "3b", "12b"):

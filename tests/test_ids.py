@@ -1,9 +1,9 @@
 import hashlib
 
 import pytest
+from mixline.store.ids import config_hash, content_id, step_id
 
-from store.errors import LineageError
-from store.ids import config_hash, content_id, step_id
+from mixline.errors import LineageError
 
 
 def test_content_id_is_sha256_prefix_and_stable():

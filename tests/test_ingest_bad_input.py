@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.ingest import IngestOptions, ingest
+from mixline.pipelines.ingest import IngestOptions, ingest
 
 
 def test_every_kind_of_bad_record_is_quarantined_with_its_line(store, tmp_path):
@@ -72,14 +72,14 @@ def test_killed_ingest_leaves_store_unchanged_and_rerun_completes(tmp_path):
     small.write_text('{"text": "already here"}\n')
     big = tmp_path / "big.jsonl"
     _big_jsonl(big, 250_000)
-    cmd = [sys.executable, "-m", "pipelines.cli", "--store", str(store_path), "ingest", "--quiet", "--kind", "web", "--source"]
+    cmd = [sys.executable, "-m", "mixline.pipelines.cli", "--store", str(store_path), "ingest", "--quiet", "--kind", "web", "--source"]
     subprocess.run([*cmd, "small", str(small)], check=True)
     proc = subprocess.Popen([*cmd, "big", str(big)], env={**os.environ, "MIXLINE_MEMORY_LIMIT": "512MB"})
     time.sleep(2.5)
     assert proc.poll() is None, "ingest finished before it could be killed; make the file bigger"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    from store import Store
+    from mixline.store import Store
 
     with Store(store_path) as st:
         assert st.scalar("SELECT count(*) FROM samples") == 1

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from mixline.pipelines.ingest import IngestOptions, ingest
 
-from pipelines.ingest import IngestOptions, ingest
-from store import UnknownFormatError
+from mixline.errors import UnknownFormatError
 
 DOCS = [{"id": f"d{i}", "text": f"Document number {i} about curation.", "url": f"https://ex.org/{i}"} for i in range(5)]
 

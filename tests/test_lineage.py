@@ -2,10 +2,10 @@
 
 import pyarrow as pa
 import pytest
+from mixline.store.ids import content_id
+from mixline.store.lineage import impact, optimize, resolve_id, stats, trace
 
-from store import ConfigError, NotFoundError
-from store.ids import content_id
-from store.lineage import impact, optimize, resolve_id, stats, trace
+from mixline.errors import ConfigError, NotFoundError
 
 
 def add_samples(store, texts, kind="web", depth=0, source="src"):
@@ -98,7 +98,7 @@ def test_stats_and_optimize_keep_results(store, graph):
 
 
 def test_lineage_index_matches_sql_and_sees_edges_added_later(store_path):
-    from store import Store
+    from mixline.store import Store
 
     with Store(store_path) as st:
         a, b, c, d = add_samples(st, ["root text", "child text", "grandchild text", "late child"])

@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from mixline.pipelines.export import export, verify
+from mixline.pipelines.mix import MixRecipe, build, diff, show
 
-from pipelines.export import export, verify
-from pipelines.mix import MixRecipe, build, diff, show
-from store import ConfigError
+from mixline.errors import ConfigError
 from tests.test_curation_pipeline import add
 
 
@@ -91,7 +91,7 @@ def test_show_diff_and_impact(store):
     assert d["added"] == 5 and d["removed"] == 0 and d["by_source"][0]["source"] == "medquad"
     s = show(store, a.mix_id[:10])
     assert s["name"] == "t" and s["recipe"]["seed"] == 1
-    from store.lineage import impact
+    from mixline.store.lineage import impact
 
     some = store.scalar("SELECT sample_id FROM mix_members WHERE mix_id = ? LIMIT 1", [a.mix_id])
     assert {m["mix_id"] for m in impact(store, [some]).mixes} == {a.mix_id, b.mix_id}

@@ -4,13 +4,13 @@ import json
 from pathlib import Path
 
 import pytest
+from mixline.pipelines import models as M
+from mixline.pipelines.ingest import IngestOptions, ingest
+from mixline.pipelines.loop import Loop, LoopConfig
+from mixline.pipelines.mix import MixRecipe, build
+from mixline.store.lineage import impact, trace
 
-from pipelines import models as M
-from pipelines.ingest import IngestOptions, ingest
-from pipelines.loop import Loop, LoopConfig
-from pipelines.mix import MixRecipe, build
-from store import ConfigError
-from store.lineage import impact, trace
+from mixline.errors import ConfigError
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_loop_replace_and_accumulate_resume_and_reach_models(store, prose, tmp_p
 
 
 def test_self_consumption_flags_own_and_family_output(store, prose, tmp_path):
-    from curation.drift import self_consumption
+    from mixline.curation.drift import self_consumption
 
     small = M.TrainConfig(steps=3, batch_size=2, seq_len=32)
     init = M.init_tiny(store, prose.mix_id, tmp_path / "init", M.TinyConfig(n_layer=1, n_embd=64))

@@ -3,15 +3,15 @@
 import json
 
 import pytest
+from mixline.curation.pii.detectors import Detector
+from mixline.curation.pipeline import curate
+from mixline.curation.recipe import Recipe
+from mixline.pipelines.export import export
+from mixline.pipelines.ingest import IngestOptions, ingest
+from mixline.pipelines.mix import MixRecipe, build
+from mixline.store.lineage import trace
 
-from curation.pii.detectors import Detector
-from curation.pipeline import curate
-from curation.recipe import Recipe
-from pipelines.export import export
-from pipelines.ingest import IngestOptions, ingest
-from pipelines.mix import MixRecipe, build
-from store.errors import ConfigError
-from store.lineage import trace
+from mixline.errors import ConfigError
 
 PLANTED = {
     "EMAIL": "jane.roe@mailhost.io",
@@ -198,7 +198,7 @@ def test_cli_pii_scan_json(mixline, tmp_path):
 
 
 def test_secrets_recall_on_detect_secrets_baseline(realdata):
-    from curation.pii.evaluate import secrets_recall
+    from mixline.curation.pii.evaluate import secrets_recall
 
     exact, near = secrets_recall(realdata / "pii/detect_secrets_test_data")
     print(f"secrets recall: {exact:.3f} exact line or hash, {near:.3f} within one line")

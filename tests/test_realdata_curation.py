@@ -7,11 +7,10 @@ from itertools import combinations
 
 import numpy as np
 import pyarrow as pa
-
-from curation.decontam.ngram import Decontaminate
-from curation.dedup.minhash import MinHashDedup
-from curation.pipeline import curate
-from pipelines.ingest import IngestOptions, ingest
+from mixline.curation.decontam.ngram import Decontaminate
+from mixline.curation.dedup.minhash import MinHashDedup
+from mixline.curation.pipeline import curate
+from mixline.pipelines.ingest import IngestOptions, ingest
 
 CC = "web/dolma_CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 

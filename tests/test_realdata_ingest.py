@@ -2,7 +2,7 @@
 
 import json
 
-from pipelines.ingest import IngestOptions, ingest
+from mixline.pipelines.ingest import IngestOptions, ingest
 
 CC = "web/dolma_CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 

@@ -1,12 +1,11 @@
 """A mix over real web, conversation, medical and legal text: quotas, ids, diff, export round trip."""
 
 import datasets
-
-from curation.pipeline import curate
-from curation.recipe import Recipe
-from pipelines.export import export, verify
-from pipelines.ingest import IngestOptions, ingest
-from pipelines.mix import MixRecipe, build, diff
+from mixline.curation.pipeline import curate
+from mixline.curation.recipe import Recipe
+from mixline.pipelines.export import export, verify
+from mixline.pipelines.ingest import IngestOptions, ingest
+from mixline.pipelines.mix import MixRecipe, build, diff
 
 LIGHT = Recipe.parse({"name": "light", "steps": [{"type": "length", "min_chars": 50}, {"type": "exact_dedup"}]}, "test")
 

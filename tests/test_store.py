@@ -1,7 +1,8 @@
 import pytest
+from mixline.store import Store
+from mixline.store.schema import schema_version
 
-from store import ReadOnlyError, Store, StoreError
-from store.schema import schema_version
+from mixline.errors import ReadOnlyError, StoreError
 
 
 def test_migrations_apply_once_and_are_recorded(store_path):

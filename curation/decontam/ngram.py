@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-
-from curation.base import Filter, StepParams, Verdicts
-from curation.normalize import WordHasher, ngram_hashes, words
-from store.select import validate_where
+from mixline.curation.base import Filter, StepParams, Verdicts
+from mixline.curation.normalize import WordHasher, ngram_hashes, words
+from mixline.store.select import validate_where
 
 
 @dataclass(frozen=True)

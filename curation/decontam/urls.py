@@ -8,9 +8,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
+from mixline.curation.base import Filter, StepParams, Verdicts
 
-from curation.base import Filter, StepParams, Verdicts
-from store.errors import ConfigError
+from mixline.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts
+from mixline.curation.dedup.unionfind import components, pairs_from_groups, resolve
+from mixline.curation.normalize import normal_form
 from xxhash import xxh3_64_intdigest
-
-from curation.base import Clusters, GlobalStep, StepParams, Verdicts
-from curation.dedup.unionfind import components, pairs_from_groups, resolve
-from curation.normalize import normal_form
 
 
 @dataclass(frozen=True)

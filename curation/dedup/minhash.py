@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts
+from mixline.curation.dedup.unionfind import components, pairs_from_groups, resolve, star_pairs
+from mixline.curation.normalize import WordHasher, ngram_hashes, words
 
-from curation.base import Clusters, GlobalStep, StepParams, Verdicts
-from curation.dedup.unionfind import components, pairs_from_groups, resolve, star_pairs
-from curation.normalize import WordHasher, ngram_hashes, words
-from store.errors import ConfigError
+from mixline.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-
-from curation.base import Clusters, GlobalStep, StepParams, Verdicts
-from curation.dedup.unionfind import components, resolve
-from curation.embed import DEFAULT_MODEL, Embedder, cached_embeddings
+from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts
+from mixline.curation.dedup.unionfind import components, resolve
+from mixline.curation.embed import DEFAULT_MODEL, Embedder, cached_embeddings
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from curation.base import Clusters, Verdicts
+from mixline.curation.base import Clusters, Verdicts
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

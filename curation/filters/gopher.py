@@ -6,9 +6,8 @@ import re
 from dataclasses import dataclass
 
 import pyarrow as pa
-
-from curation.base import Filter, StepParams, Verdicts
-from curation.filters.text import (
+from mixline.curation.base import Filter, StepParams, Verdicts
+from mixline.curation.filters.text import (
     TOKEN,
     duplicate_fraction,
     duplicate_ngram_char_fraction,

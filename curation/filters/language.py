@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+from mixline.curation.base import Filter, StepParams, Verdicts
 
-from curation.base import Filter, StepParams, Verdicts
-from store.errors import ConfigError
+from mixline.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,8 @@ import re
 from dataclasses import dataclass
 
 import pyarrow as pa
-
-from curation.base import Filter, StepParams, Verdicts
-from curation.filters.text import PUNCT_END, WORD, duplicate_fraction
+from mixline.curation.base import Filter, StepParams, Verdicts
+from mixline.curation.filters.text import PUNCT_END, WORD, duplicate_fraction
 
 BOILERPLATE = re.compile(
     r"(cookie|javascript|terms of (use|service)|privacy policy|all rights reserved|"

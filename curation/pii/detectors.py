@@ -210,7 +210,7 @@ class Detector:
 
     def __init__(self, entities: Iterable[str] = ENTITY_TYPES, names: str = "lexicon",
                  allow: Iterable[str] = ("example.com", "example.org", "example.net")) -> None:
-        from store.errors import ConfigError
+        from mixline.errors import ConfigError
 
         self.entities = tuple(entities)
         unknown = set(self.entities) - set(ENTITY_TYPES)
@@ -241,7 +241,7 @@ class Detector:
         for text in texts:
             out.append([s for f in finders for s in f(text)])
         if self.lexicon:
-            from curation.pii.lexicon import find_names_and_places
+            from mixline.curation.pii.lexicon import find_names_and_places
 
             for spans, text in zip(out, texts, strict=True):
                 spans.extend(Span(a, b, t, "lexicon") for a, b, t in find_names_and_places(text) if t in self.entities)

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from curation.pii.detectors import Detector
+from mixline.curation.pii.detectors import Detector
 
 
 def secrets_recall(root: Path) -> tuple[float, float]:

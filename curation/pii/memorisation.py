@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-
-from curation.base import Filter, StepParams, Verdicts
-from curation.pii.detectors import Detector
-from curation.pii.scrub import PiiScrub
+from mixline.curation.base import Filter, StepParams, Verdicts
+from mixline.curation.pii.detectors import Detector
+from mixline.curation.pii.scrub import PiiScrub
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class Memorisation(Filter):
         self._scrub: PiiScrub | None = None
 
     def prepare(self, ctx: Any) -> None:
-        from store.select import validate_where
+        from mixline.store.select import validate_where
 
         p: MemorisationParams = self.params  # type: ignore[assignment]
         where = validate_where(ctx.store, p.source_where)

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from mixline.curation.base import Rewrite, Rewriter, Rewrites, StepParams
+from mixline.curation.chat import render
+from mixline.curation.pii.detectors import ENTITY_TYPES, Detector, Span
+from mixline.store.ids import canonical_json
 
-from curation.base import Rewrite, Rewriter, Rewrites, StepParams
-from curation.pii.detectors import ENTITY_TYPES, Detector, Span
-from pipelines.chat import render
-from store.errors import ConfigError
+from mixline.errors import ConfigError
 
 POLICIES = ("placeholder", "pseudonym", "drop", "keep")
 KEY_NAME = "pii_pseudonym_key"
@@ -162,7 +163,6 @@ class PiiScrub(Rewriter):
             changed += new
         if not changed:
             return None
-        from pipelines.chat import messages_json
 
         text = render(new_msgs)
         # Offsets in the rendered text: find each placeholder in order.
@@ -174,7 +174,7 @@ class PiiScrub(Rewriter):
             end = text.find(">", at) + 1
             located.append((Span(at, end, s.entity_type, s.detector), policy))
             pos = end
-        return Rewrite(text, messages_json(new_msgs), located, _reason(located))
+        return Rewrite(text, canonical_json(new_msgs), located, _reason(located))
 
 
 def _reason(spans: list[tuple[Span, str]]) -> str:

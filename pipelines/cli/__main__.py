@@ -1,0 +1,3 @@
+from mixline.pipelines.cli import main
+
+main()

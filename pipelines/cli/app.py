@@ -1,0 +1,85 @@
+"""The `mixline` group, the per-command context, and the one emit-or-render helper."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import click
+from mixline.store import Store, resolve_store_path
+
+from mixline.errors import MixlineError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, datetime | date):
+        return obj.isoformat()
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    return str(obj)
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, default=_json_default, ensure_ascii=False, indent=2))
+
+
+def emit(as_json: bool, obj: Any) -> bool:
+    """Print `obj` as JSON when --json was given; True when it did, so the caller skips its text."""
+    if as_json:
+        emit_json(obj.to_dict() if hasattr(obj, "to_dict") else obj)
+    return as_json
+
+
+class Ctx:
+    """What every command gets: where the store is and how to talk."""
+
+    def __init__(self, store_path: str | None, quiet: bool) -> None:
+        self.store_path = resolve_store_path(store_path)
+        self.quiet = quiet
+
+    def open(self, read_only: bool = False) -> Store:
+        return Store(self.store_path, read_only=read_only)
+
+    def say(self, msg: str) -> None:
+        if not self.quiet:
+            click.echo(msg, err=True)
+
+
+def command(group: click.Group, name: str | None = None, **kw: Any) -> Callable[[F], F]:
+    """A subcommand with --json and --quiet, whose MixlineErrors become clean exits."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = click.get_current_context().find_object(Ctx)
+            if ctx is not None and kwargs.pop("quiet", False):
+                ctx.quiet = True
+            try:
+                return fn(*args, **kwargs)
+            except MixlineError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(exc.exit_code)
+
+        wrapper = click.option("--quiet", "-q", is_flag=True, help="No progress bars or chatter on stderr.")(wrapper)
+        wrapper = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(wrapper)
+        return group.command(name, **kw)(click.pass_obj(wrapper))  # type: ignore[return-value]
+
+    return deco
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--store", "store_path", envvar="MIXLINE_STORE", default=None,
+              help="Store file (default ./mixline.duckdb, or $MIXLINE_STORE).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or chatter on stderr.")
+@click.version_option(package_name="mixline")
+@click.pass_context
+def cli(ctx: click.Context, store_path: str | None, quiet: bool) -> None:
+    """mixline: curate LLM training data and trace its lineage."""
+    ctx.obj = Ctx(store_path, quiet)
+

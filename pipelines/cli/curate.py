@@ -1,0 +1,94 @@
+"""Curation commands: curate, why, pii scan."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from mixline.pipelines.cli.app import Ctx, cli, command, emit
+
+from mixline.errors import MixlineError
+
+
+@command(cli)
+@click.argument("recipe", required=False)
+@click.option("--where", default=None, help="SQL predicate over samples, e.g. \"source = 'oasst' AND synth_depth = 0\".")
+@click.option("--new", "new_only", is_flag=True, help="Only samples no earlier run has decided about.")
+@click.option("--show-default", is_flag=True, help="Print the built-in default recipe (TOML) and exit.")
+def curate(ctx: Ctx, as_json: bool, recipe: str | None, where: str | None, new_only: bool, show_default: bool) -> None:
+    """Run a curation recipe (TOML/YAML; the built-in default if omitted) over the store."""
+    from mixline.curation.recipe import DEFAULT_RECIPE, Recipe
+
+    if show_default:
+        click.echo(DEFAULT_RECIPE, nl=False)
+        return
+    from mixline.curation.pipeline import curate as run_curate
+    from tqdm import tqdm
+
+    rec = Recipe.from_file(recipe) if recipe else Recipe.default()
+    rec.build()
+    with ctx.open() as st, tqdm(unit=" samples", disable=ctx.quiet or None, desc="curate", file=sys.stderr) as bar:
+        result = run_curate(st, rec, where, new_only=new_only, progress=bar.update)
+    out = result.as_dict()
+    if emit(as_json, out):
+        return
+    click.echo(f"run {result.run_id}: {result.selected} selected, {result.kept} kept, {result.dropped} dropped")
+    for step in result.steps:
+        reasons = ", ".join(f"{k} {v}" for k, v in step["reasons"].items())
+        click.echo(f"  {step['step']:<24} kept {step['kept']:>8}  dropped {step['dropped']:>8}" + (f"  ({reasons})" if reasons else ""))
+
+
+@command(cli)
+@click.argument("sample_id")
+def why(ctx: Ctx, as_json: bool, sample_id: str) -> None:
+    """Every curation decision about a sample, and its dedup clusters."""
+    from mixline.curation.pipeline import why as run_why
+
+    with ctx.open(read_only=True) as st:
+        out = run_why(st, sample_id)
+    if emit(as_json, out):
+        return
+    click.echo(f"sample {out['sample_id']}: {out['status']}")
+    for d in out["decisions"]:
+        click.echo(f"  {d['started_at']} {d['recipe']}  {d['step']}: {d['verdict']}" + (f" ({d['reason']})" if d["reason"] else ""))
+    for c in out["clusters"]:
+        click.echo(f"  {c['method']} cluster {c['cluster_id']} of {c['size']}: {'kept' if c['kept'] else 'dropped'}")
+
+
+@cli.group()
+def pii() -> None:
+    """Detect personal data: scan files, and scrub through the `pii` curation step."""
+
+
+@command(pii, "scan")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--text-field", default="text", show_default=True, help="Field holding the text.")
+@click.option("--id-field", default="id", show_default=True, help="Field holding the record id (else the line number).")
+@click.option("--names", type=click.Choice(["lexicon", "spacy", "both", "none"]), default="lexicon", show_default=True,
+              help="How person names and places are found: census/GeoNames lexicons with context (fast), spaCy NER, both, or none.")
+def pii_scan(ctx: Ctx, as_json: bool, path: Path, text_field: str, id_field: str, names: str) -> None:
+    """Print detected PII spans per JSONL record (offsets in the input text). Nothing is stored."""
+    from mixline.curation.pii.detectors import Detector
+
+    records: list[tuple[Any, str]] = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MixlineError(f"{path}:line {n}: malformed JSON ({exc.msg}); fix or remove the line") from exc
+        text = rec.get(text_field) if isinstance(rec, dict) else None
+        if not isinstance(text, str):
+            raise MixlineError(f"{path}:line {n}: field {text_field!r} is missing or not a string; set --text-field")
+        records.append((rec.get(id_field, n), text))
+    det = Detector(names=names)
+    found = det.detect([t for _, t in records])
+    for (rid, _text), spans in zip(records, found, strict=True):
+        if as_json:
+            click.echo(json.dumps({"id": rid, "spans": [s.as_dict() for s in spans]}, ensure_ascii=False))
+        else:
+            click.echo(f"{rid}: " + (", ".join(f"{s.entity_type}[{s.start}:{s.end}] by {s.detector}" for s in spans) or "no PII"))

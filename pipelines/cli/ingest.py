@@ -1,0 +1,60 @@
+"""`mixline ingest`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from mixline.pipelines.cli.app import Ctx, cli, command, emit
+from mixline.store import Store
+
+
+@command(cli)
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--kind", required=True, type=click.Choice(["web", "domain", "conversation", "synthetic", "eval"]),
+              help="What kind of text this is.")
+@click.option("--source", default=None, help="Source name (default: the first path's stem).")
+@click.option("--license", "license_", default=None, help="Licence of the data, e.g. CC-BY-4.0.")
+@click.option("--domain", default=None, help="Domain label, e.g. medical, legal, code.")
+@click.option("--text-field", "text_fields", multiple=True, help="Field(s) holding the text; several are joined by a blank line. Default: text.")
+@click.option("--id-field", default=None, help="Field holding the record's original id.")
+@click.option("--url-field", default=None, help="Field holding the record's url.")
+@click.option("--format", "fmt", default=None, help="Force a format: jsonl, json, parquet, csv, tsv, txt, warc, yaml, hf.")
+@click.option("--split", default=None, help="Split of a Hugging Face dataset.")
+@click.option("--max-bytes", default=16 << 20, show_default=True, help="Quarantine records whose text is larger.")
+@click.option("--no-header", is_flag=True, help="CSV/TSV files have no header row; fields are named 0, 1, ...")
+def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: str | None, license_: str | None,
+           domain: str | None, text_fields: tuple[str, ...], id_field: str | None, url_field: str | None,
+           fmt: str | None, split: str | None, max_bytes: int, no_header: bool) -> None:
+    """Ingest files, folders or Hugging Face datasets (hf:NAME) with their provenance."""
+    from mixline.pipelines.ingest import IngestOptions, total_bytes
+    from mixline.pipelines.ingest import ingest as run_ingest
+    from tqdm import tqdm
+
+    ps = [Path(p) for p in paths]
+    name = source or Path(paths[0].removeprefix("hf:")).name.split(".")[0]
+    opts = IngestOptions(kind=kind, source=name, license=license_, domain=domain,
+                         text_fields=text_fields or ("text",), id_field=id_field, url_field=url_field,
+                         format=fmt, split=split, max_bytes=max_bytes, csv_header=not no_header)
+    # A memory cap keeps DuckDB's page cache from growing with the corpus; it spills instead.
+    memory = os.environ.get("MIXLINE_MEMORY_LIMIT", "1GB")
+    with Store(ctx.store_path, memory_limit=memory) as st, tqdm(total=total_bytes(ps) or None, unit="B", unit_scale=True,
+                                 disable=ctx.quiet or None, desc="ingest", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(n: int) -> None:
+            bar.update(max(0, n - done[0]))
+            done[0] = max(done[0], n)
+
+        result = run_ingest(st, ps, opts, progress)
+    out = result.as_dict()
+    if emit(as_json, out):
+        return
+    click.echo(f"run {result.run_id}: {result.ingested} new samples, {result.duplicates} duplicates, "
+               f"{result.quarantined} quarantined, {result.origins} new origins (source {name})")
+    for r in result.first_reasons:
+        click.echo(f"  quarantined {r}")
+    if result.quarantined > len(result.first_reasons):
+        click.echo(f"  ... see all with: mixline quarantine --run {result.run_id}")

@@ -1,0 +1,95 @@
+"""`mixline mix`: build, show, diff, export, verify."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from mixline.pipelines.cli.app import Ctx, cli, command, emit
+
+
+@cli.group()
+def mix() -> None:
+    """Build, inspect, compare, export and verify training mixes."""
+
+
+@command(mix, "build")
+@click.argument("recipe")
+def mix_build(ctx: Ctx, as_json: bool, recipe: str) -> None:
+    """Build a mix from a recipe (TOML/YAML); prints its content-addressed id."""
+    from mixline.pipelines.mix import MixRecipe, build
+
+    rec = MixRecipe.from_file(recipe)
+    with ctx.open() as st:
+        out = build(st, rec).as_dict()
+    if emit(as_json, out):
+        return
+    click.echo(f"{out['mix_id']}  {out['name']}: {out['members']:,} members, {out['tokens']:,} tokens, "
+               f"synthetic share {out['synthetic_share']:.3f}, {out['heldout']:,} held out"
+               + ("" if out["created"] else " (already built: same recipe, same store state)"))
+    for r in out["by_source"]:
+        click.echo(f"  {r['key']:<28} {r['docs']:>9,} docs {r['tokens']:>12,} tokens")
+
+
+@command(mix, "show")
+@click.argument("mix_id")
+def mix_show(ctx: Ctx, as_json: bool, mix_id: str) -> None:
+    """Show a mix: recipe, composition, synthetic share, models trained on it."""
+    from mixline.pipelines.mix import show
+
+    with ctx.open(read_only=True) as st:
+        out = show(st, mix_id)
+    if emit(as_json, out):
+        return
+    click.echo(f"{out['mix_id']}  {out['name']}  built {out['created_at']} by run {out['run_id']}")
+    click.echo(f"  {out['members']:,} members, {out['tokens']:,} tokens, synthetic share {out['synthetic_share']:.3f}, {out['heldout']:,} held out")
+    for title in ("by_kind", "by_source", "by_domain"):
+        click.echo(f"  {title.replace('_', ' ')}: " + ", ".join(f"{r['key']} {r['tokens']:,}" for r in out[title]))
+    for m in out["models"]:
+        click.echo(f"  trained: model {m['model_id']} ({m['name']})")
+
+
+@command(mix, "diff")
+@click.argument("a")
+@click.argument("b")
+def mix_diff(ctx: Ctx, as_json: bool, a: str, b: str) -> None:
+    """What changed between two mixes, by source."""
+    from mixline.pipelines.mix import diff
+
+    with ctx.open(read_only=True) as st:
+        out = diff(st, a, b)
+    if emit(as_json, out):
+        return
+    click.echo(f"{out['a']} -> {out['b']}: +{out['added']:,} -{out['removed']:,} samples, tokens {out['tokens']['delta']:+,}")
+    for r in out["by_source"]:
+        click.echo(f"  {r['source']:<28} +{r['added']:,} -{r['removed']:,} repeats changed {r['repeats_changed']:,}")
+
+
+@command(mix, "export")
+@click.argument("mix_id")
+@click.option("--format", "fmt", default="parquet", type=click.Choice(["parquet", "jsonl", "hf"]), show_default=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write (under the export root).")
+def mix_export(ctx: Ctx, as_json: bool, mix_id: str, fmt: str, out: Path) -> None:
+    """Export a mix's data with manifest.json and a dataset card."""
+    from mixline.pipelines.export import export
+
+    with ctx.open(read_only=True) as st:
+        res = export(st, mix_id, out, fmt)
+    if not emit(as_json, res):
+        click.echo(f"exported {res['mix_id']} ({res['rows']:,} rows, {fmt}) to {res['out']}")
+
+
+@command(mix, "verify")
+@click.argument("folder", type=click.Path(path_type=Path))
+def mix_verify(ctx: Ctx, as_json: bool, folder: Path) -> None:
+    """Recompute every hash of an export and report differences (exit 1 if any)."""
+    from mixline.pipelines.export import verify
+
+    res = verify(folder)
+    if not emit(as_json, res):
+        click.echo(f"{res['mix_id']}: {'OK' if res['ok'] else 'MISMATCH'} ({res['rows_checked']:,} rows checked)")
+        for p in res["problems"]:
+            click.echo(f"  {p}")
+    if not res["ok"]:
+        sys.exit(1)
