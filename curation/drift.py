@@ -400,13 +400,12 @@ def self_consumption(store: Any, mix_id: str, base_model: str | None, record: bo
     ancestors = model_ancestry(store, base_model)
     family: set[str] = set()
     if ancestors:
-        roots = ", ".join(f"'{m}'" for m in ancestors)
         # Every model that descends from one of the base model's ancestors.
-        family = {r[0] for r in store.execute(f"""
+        family = {r[0] for r in store.execute("""
             WITH RECURSIVE fam(model_id) AS (
-                SELECT model_id FROM models WHERE model_id IN ({roots})
+                SELECT model_id FROM models WHERE list_contains(?, model_id)
                 UNION SELECT m.model_id FROM models m JOIN fam f ON m.parent_model_id = f.model_id)
-            SELECT model_id FROM fam""").fetchall()}
+            SELECT model_id FROM fam""", [sorted(ancestors)]).fetchall()}
     rows = store.execute("""
         WITH train AS (SELECT sample_id, repeats FROM mix_members WHERE mix_id = ? AND split = 'train'),
              origin AS (  -- the sample itself, or the generated sample it was rewritten from

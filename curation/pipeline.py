@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from mixline.curation.base import Clusters, Filter, GlobalStep, Rewrite, Rewriter, Verdicts
 from mixline.curation.recipe import Recipe
-from mixline.store.select import validate_where
+from mixline.store.select import scope
 from mixline.store.store import Store
 
 Progress = Callable[[int], None]
@@ -84,14 +84,15 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
     steps = recipe.build()
     filters = [s for s in steps if isinstance(s, Filter | Rewriter)]
     globals_ = [s for s in steps if isinstance(s, GlobalStep)]
-    pred = validate_where(store, where)
+    pred = scope(store, where, "s")
     config = {"recipe": recipe.config(), "where": where, "new_only": new_only}
     with store.run("curate", f"curate_{recipe.name}", config) as run:
         ctx = Context(store, run.run_id)
         for s in steps:
             s.prepare(ctx)
         rec = _Decisions(store, run.run_id)
-        cond = f"{pred} AND s.kind <> 'eval'"
+        # The guard is outside the user's selection, which is a semi-join (see store/select.py).
+        cond = f"s.kind <> 'eval' AND {pred}"
         if new_only:
             cond += " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.sample_id = s.sample_id)"
         extra = sorted({c for s in steps for c in s.columns} - {"url"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class MixlineError(Exception):
     """Base class: every message names the file, line or field and says how to fix it."""
@@ -47,3 +49,19 @@ class ReadOnlyError(StoreError):
 
 class LineageError(MixlineError):
     """An id or lineage edge cannot be derived deterministically."""
+
+
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+
+
+def safe_message(exc: BaseException) -> str:
+    """One line about an error, fit for logs and runs.error.
+
+    A MixlineError's message is written by mixline and names only fields and files. Any
+    other error (a database conversion error, say) may quote the data it choked on, so
+    quoted literals are withheld: sample text must not reach a log.
+    """
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if not isinstance(exc, MixlineError):
+        text = _QUOTED.sub("'<withheld>'", text)
+    return f"{type(exc).__name__}: {text}"[:2000]

@@ -43,6 +43,13 @@ def _check_out(out: Path, mix_id: str) -> Path:
     return target
 
 
+def _write_jsonl(store: Store, sql: str, params: list[Any], path: Path) -> None:
+    cur = store.execute(sql, params)
+    with path.open("w", encoding="utf-8", newline="\n") as fh:
+        while chunk := cur.fetchmany(10_000):
+            fh.write("".join(r[0] + "\n" for r in chunk))
+
+
 def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str, Any]:
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -52,17 +59,19 @@ def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str,
     summary = describe(store, mix_id)
     (target / "data").mkdir(exist_ok=True)
     files: dict[str, list[str]] = {}
-    quoted = "'" + mix_id.replace("'", "''") + "'"
     for split in ("train", "heldout"):
         if not store.scalar("SELECT count(*) FROM mix_members WHERE mix_id = ? AND split = ?", [mix_id, split]):
             continue
         # Repeats are materialised, so the files are the exact training stream.
-        select = f"""SELECT s.sample_id, s.text, s.messages, s.kind, s.source, s.domain, s.synth_depth, s.content_hash
-                     FROM mix_members m JOIN samples s USING (sample_id), range(m.repeats) r(i)
-                     WHERE m.mix_id = {quoted} AND m.split = '{split}' ORDER BY s.sample_id, r.i"""
+        select = """SELECT s.sample_id, s.text, s.messages, s.kind, s.source, s.domain, s.synth_depth, s.content_hash
+                    FROM mix_members m JOIN samples s USING (sample_id), range(m.repeats) r(i)
+                    WHERE m.mix_id = ? AND m.split = ? ORDER BY s.sample_id, r.i"""
         name = f"data/{split}-00000.{'jsonl' if fmt == 'jsonl' else 'parquet'}"
-        options = "FORMAT json" if fmt == "jsonl" else "FORMAT parquet, COMPRESSION zstd"
-        store.execute(f"COPY ({select}) TO '{target / name}' ({options})")
+        # The path is an argument, never SQL text, so no folder name can change the statement.
+        if fmt == "jsonl":
+            _write_jsonl(store, f"SELECT to_json(t)::VARCHAR FROM ({select}) t", [mix_id, split], target / name)
+        else:
+            store.con.sql(select, params=[mix_id, split]).write_parquet(str(target / name), compression="zstd")
         files[split] = [name]
     # One JSON object per member, serialised by DuckDB (a third of the time of building
     # Python dicts and dumping them for a large mix).

@@ -10,6 +10,7 @@ kept in `loop_state`, so a killed loop resumes from the last completed stage.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from mixline.pipelines import models as M
 from mixline.store.recipes import read_table_file
 from mixline.store.store import Store
 
-from mixline.errors import ConfigError
+from mixline.errors import ConfigError, LineageError
 
 STRATEGIES = ("replace", "accumulate", "capped")
 # Diversity of each generation's output, next to the same measure on the human reference.
@@ -60,6 +61,9 @@ class LoopConfig:
         if cfg.gate not in ("none", "stop", "switch:accumulate"):
             raise ConfigError(f"loop config {p}: gate {cfg.gate!r} must be none, stop or switch:accumulate")
         return cfg
+
+
+_RUN_ID = re.compile(r"run-[0-9A-Za-z-]+")
 
 
 class Loop:
@@ -141,7 +145,11 @@ class Loop:
 
     def _groups(self, strategy: str, runs: list[str], held: str) -> list[dict[str, Any]]:
         def generated(ids: list[str]) -> str:
-            quoted = ", ".join("'" + r + "'" for r in ids)
+            # The recipe's `where` is SQL text by design; run ids are checked before they go in it.
+            bad = [r for r in ids if not _RUN_ID.fullmatch(r)]
+            if bad:
+                raise LineageError(f"loop state holds malformed run ids {bad}; delete the loop's workdir state and re-run")
+            quoted = ", ".join(f"'{r}'" for r in ids)
             return f"sample_id IN (SELECT sample_id FROM generations WHERE run_id IN ({quoted}))"
 
         if strategy == "replace":

@@ -19,7 +19,7 @@ import pyarrow as pa
 from mixline.store.ids import canonical_json, config_hash
 from mixline.store.recipes import read_table_file
 from mixline.store.refs import require_ref
-from mixline.store.select import validate_where
+from mixline.store.select import not_raw_parent, scope
 from mixline.store.store import Store
 
 from mixline.errors import ConfigError
@@ -116,10 +116,6 @@ class MixResult:
         return {"mix_id": self.mix_id, "name": self.name, "created": self.created, **self.summary}
 
 
-def _q(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 # A sample's tokens: counted by the recipe's tokenizer when it named one, else estimated.
 TOKENS_SQL = f"coalesce(s.n_tokens, CAST(ceil(s.n_chars / {CHARS_PER_TOKEN}) AS BIGINT))"
 
@@ -147,14 +143,14 @@ def count_tokens(store: Store, recipe: MixRecipe) -> None:
 def build(store: Store, recipe: MixRecipe) -> MixResult:
     """Select members per group, check every limit, and record the mix (idempotent)."""
     resolved = recipe.resolved()
-    base = validate_where(store, recipe.where)
+    base = scope(store, recipe.where, "s")
     status_sql = []
     if "kept" in recipe.status:
         status_sql.append("st.status = 'kept'")
     if "uncurated" in recipe.status:
         status_sql.append("st.status IS NULL")
     depth_sql = f"AND s.synth_depth <= {int(recipe.max_synth_depth)}" if recipe.max_synth_depth is not None else ""
-    group_preds = [validate_where(store, g.where) for g in recipe.groups]
+    group_preds = [scope(store, g.where, "s") for g in recipe.groups]
     group_case = "CASE " + " ".join(f"WHEN {p} THEN {i}" for i, p in enumerate(group_preds)) + " END"
     seed = int(recipe.seed)
     with store.run("mix", "mix_build_v1", resolved) as run:
@@ -166,8 +162,7 @@ def build(store: Store, recipe: MixRecipe) -> MixResult:
                    md5('holdout:' || s.sample_id || ':{seed}') AS hdraw
             FROM samples s LEFT JOIN sample_status st USING (sample_id)
             WHERE s.kind <> 'eval' AND {base} AND ({' OR '.join(status_sql)}) {depth_sql}
-              AND NOT EXISTS (SELECT 1 FROM edges e WHERE e.parent_key = ('0x' || substr(s.sample_id, 1, 16))::UBIGINT
-                              AND e.parent_id = s.sample_id AND e.relation = 'scrubbed_from')""")
+              AND {not_raw_parent("s")}""")
         store.execute("DELETE FROM _eligible WHERE grp IS NULL")
         if not store.scalar("SELECT count(*) FROM _eligible"):
             raise ConfigError(
@@ -203,7 +198,7 @@ def build(store: Store, recipe: MixRecipe) -> MixResult:
 def _holdout(store: Store, recipe: MixRecipe) -> None:
     h = recipe.holdout
     if h.sources:
-        store.execute(f"UPDATE _eligible SET split = 'heldout' WHERE source IN ({','.join(_q(s) for s in h.sources)})")
+        store.execute("UPDATE _eligible SET split = 'heldout' WHERE list_contains(?, source)", [list(h.sources)])
     if h.fraction > 0:
         # Stratified: the same fraction of every group, by a seeded hash rank.
         store.execute(f"""

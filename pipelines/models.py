@@ -272,7 +272,7 @@ def generate(store: Store, model_ref: str, cfg: GenerateConfig | None = None) ->
     synthetic depth is one more than the deepest sample in the model's training mix.
     """
     import torch
-    from mixline.store.select import validate_where
+    from mixline.store.select import not_raw_parent, scope
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cfg = cfg or GenerateConfig()
@@ -282,8 +282,10 @@ def generate(store: Store, model_ref: str, cfg: GenerateConfig | None = None) ->
     mix_id = store.scalar("SELECT mix_id FROM models WHERE model_id = ?", [model_id])
     depth = int(store.scalar("""SELECT coalesce(max(s.synth_depth), 0) FROM mix_members m JOIN samples s USING (sample_id)
                                 WHERE m.mix_id = ? AND m.split = 'train'""", [mix_id]) or 0) + 1
-    pred = validate_where(store, cfg.prompts_where)
-    prompts = store.execute(f"""SELECT sample_id, text, messages FROM samples WHERE {pred}
+    # Prompts never come from eval samples or from raw text that PII scrubbing replaced.
+    pred = scope(store, cfg.prompts_where, "s")
+    prompts = store.execute(f"""SELECT sample_id, text, messages FROM samples s
+                                WHERE s.kind <> 'eval' AND {not_raw_parent("s")} AND {pred}
                                 ORDER BY md5(sample_id || ':{int(cfg.seed)}') LIMIT {int(cfg.n)}""").fetchall()
     if not prompts:
         raise ConfigError(f"no prompt samples match {cfg.prompts_where!r}")

@@ -1,41 +1,230 @@
-"""`--where PREDICATE`: one convention for selecting samples everywhere in mixline."""
+"""`--where PREDICATE`: one checked convention for selecting samples everywhere in mixline.
+
+A predicate is parsed by DuckDB's own parser (`json_serialize_sql`), checked node by node,
+and rebuilt from the parse tree (`json_deserialize_sql`), so what reaches SQL is exactly one
+boolean expression over `samples`. It cannot close its parentheses, add clauses, read other
+tables or files, or call table functions. Guards (eval samples, raw PII parents, curation
+status) are applied around the selection as a semi-join (`scope`), never inside it.
+
+`check_query` applies the same parser to `mixline sql`: one SELECT, no hidden tables, and
+only catalogue table functions.
+"""
 
 from __future__ import annotations
 
-import re
+import json
+from collections.abc import Iterator
+from typing import Any
 
 import duckdb
 from mixline.store.store import Store
 
-from mixline.errors import PredicateError
+from mixline.errors import PredicateError, ReadOnlyError
 
-_FORBIDDEN = re.compile(r";|--|/\*")
+_PREFIX = "SELECT * FROM samples WHERE "
+# Lineage tables and views a predicate may read, as `sample_id IN (SELECT sample_id FROM <t> ...)`.
+PREDICATE_VIEWS = frozenset({"sample_status", "mix_members", "decisions", "sample_origins", "edges",
+                             "generations", "clusters", "redactions"})
+# Tables no user query may read: the PII pseudonym key never leaves the store.
+HIDDEN_TABLES = frozenset({"store_secrets"})
+# Expression node classes a predicate may contain.
+_CLASSES = frozenset({"COLUMN_REF", "CONSTANT", "COMPARISON", "CONJUNCTION", "OPERATOR", "FUNCTION",
+                      "CAST", "CASE", "BETWEEN", "COLLATE", "LAMBDA", "LAMBDA_REF", "SUBQUERY"})
+# Functions that read state outside the row, change state, or are not reproducible.
+_DENIED_FUNCTIONS = frozenset({"query", "query_table", "getenv", "current_setting", "nextval", "currval",
+                               "setseed", "random", "uuid", "gen_random_uuid", "uuidv4", "uuidv7",
+                               "sql_auto_complete", "which_secret", "checkpoint", "force_checkpoint",
+                               "sniff_csv", "txid_current", "current_query"})
+_DENIED_PREFIXES = ("read_", "duckdb_", "pragma_", "parquet_", "iceberg_", "delta_", "json_execute")
+# Table functions `mixline sql` may call: the catalogue and generators, nothing that reads files.
+SQL_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree",
+                                 "duckdb_tables", "duckdb_columns", "duckdb_views", "duckdb_schemas",
+                                 "duckdb_indexes", "duckdb_constraints", "duckdb_types", "duckdb_functions",
+                                 "pragma_table_info"})
+
+
+def _parse(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])  # type: ignore[index]
+    return out
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+
+
+def _strip(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip(v) for k, v in node.items() if k not in ("query_location", "where_clause")}
+    if isinstance(node, list):
+        return [_strip(v) for v in node]
+    return node
+
+
+def _function_denied(name: str) -> bool:
+    name = name.lower()
+    return name in _DENIED_FUNCTIONS or name.startswith(_DENIED_PREFIXES)
+
+
+def _check_expression(expr: dict[str, Any], predicate: str) -> None:
+    """Refuse any node a boolean expression over one sample's columns does not need."""
+
+    def refuse(what: str) -> PredicateError:
+        return PredicateError(f"--where {predicate!r}: {what} is not allowed in a predicate; write one boolean "
+                              "expression over the columns of samples, e.g. \"source = 'oasst' AND n_chars > 200\"")
+
+    for node in _walk(expr):
+        cls = node.get("class")
+        if cls is None:
+            if node.get("type") == "SELECT_NODE":
+                _check_subquery(node, predicate, refuse)
+            elif node.get("type") in ("TABLE_FUNCTION", "JOIN", "SUBQUERY", "EXPRESSION_LIST",
+                                      "SET_OPERATION_NODE", "CTE_NODE", "RECURSIVE_CTE_NODE"):
+                raise refuse(f"a {node['type'].lower().replace('_', ' ')}")
+            continue
+        if cls not in _CLASSES:
+            raise refuse(f"a {cls.lower().replace('_', ' ')} expression")
+        if cls == "FUNCTION":
+            if node.get("schema") or node.get("catalog"):
+                raise refuse(f"the qualified function {node.get('schema')}.{node['function_name']}")
+            if _function_denied(node["function_name"]):
+                raise refuse(f"the function {node['function_name']}()")
+        if cls == "CAST":
+            # A failed CAST prints the value it could not convert; TRY_CAST gives NULL instead,
+            # so no sample text reaches an error message or runs.error.
+            node["try_cast"] = True
+
+
+def _check_subquery(node: dict[str, Any], predicate: str, refuse: Any) -> None:
+    """Allow `sample_id IN (SELECT sample_id FROM sample_status WHERE ...)`, and nothing wider."""
+    table = node.get("from_table") or {}
+    if table.get("type") != "BASE_TABLE" or table.get("table_name", "").lower() not in PREDICATE_VIEWS \
+            or table.get("schema_name") or table.get("catalog_name"):
+        name = table.get("table_name") or table.get("type", "").lower()
+        raise refuse(f"a subquery over {name!r} (only {', '.join(sorted(PREDICATE_VIEWS))} may be queried)")
+    if node.get("cte_map", {}).get("map") or node.get("modifiers") and any(
+            m.get("type") != "LIMIT_MODIFIER" for m in node["modifiers"]):
+        raise refuse("a subquery with CTEs or modifiers")
 
 
 def validate_where(store: Store, predicate: str | None) -> str:
-    """Return a predicate that is safe to splice after WHERE, or raise PredicateError.
+    """The checked, rebuilt predicate, parenthesised, or raise PredicateError.
 
-    It must be one boolean SQL expression over the columns of `samples`. It is checked by
-    planning `SELECT count(*) FROM samples WHERE (...)`, so an unknown column is named in
-    the error together with the columns that exist.
+    It must be one boolean SQL expression over the columns of `samples`; a subquery may read
+    the lineage tables in PREDICATE_VIEWS, for example
+    `sample_id IN (SELECT sample_id FROM mix_members WHERE split = 'heldout')`. An unknown column is named in the error together with the
+    columns that exist.
     """
     if predicate is None or not predicate.strip():
         return "TRUE"
-    if _FORBIDDEN.search(predicate):
+    if "\x00" in predicate:
+        raise PredicateError(f"--where {predicate!r}: the predicate holds a NUL byte")
+    tree = _parse(store.con, _PREFIX + predicate)
+    if tree.get("error"):
+        raise PredicateError(f"--where {predicate!r} is not one SQL expression: {tree.get('error_message')}")
+    baseline = _parse(store.con, _PREFIX + "TRUE")
+    stmts = tree.get("statements") or []
+    if len(stmts) != 1 or _strip(stmts[0]) != _strip(baseline["statements"][0]):
         raise PredicateError(
-            f"--where {predicate!r}: a predicate is one SQL expression; ';' and comments are not allowed"
-        )
+            f"--where {predicate!r}: a predicate is one boolean expression; it cannot close its parentheses, "
+            "add clauses (GROUP BY, ORDER BY, LIMIT, UNION) or a second statement")
+    where = stmts[0]["node"]["where_clause"]
+    _check_expression(where, predicate)
+    rebuilt = str(store.con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchone()[0])  # type: ignore[index]
+    if not rebuilt.startswith(_PREFIX):
+        raise PredicateError(f"--where {predicate!r}: could not rebuild the predicate from its parse tree")
+    expr = f"({rebuilt[len(_PREFIX):]})"
     try:
-        store.execute(f"EXPLAIN SELECT count(*) FROM samples WHERE ({predicate})")
+        store.execute(f"EXPLAIN SELECT count(*) FROM samples WHERE {expr}")
     except duckdb.BinderException as exc:
         cols = [r[0] for r in store.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'samples' ORDER BY ordinal_position").fetchall()]
         raise PredicateError(
             f"--where {predicate!r}: {_first_line(exc)}. Columns of samples: {', '.join(cols)}"
         ) from exc
-    except (duckdb.ParserException, duckdb.CatalogException, duckdb.ConversionException) as exc:
+    except duckdb.Error as exc:
         raise PredicateError(f"--where {predicate!r} is not a valid SQL predicate: {_first_line(exc)}") from exc
-    return f"({predicate})"
+    return expr
+
+
+def scope(store: Store, predicate: str | None, alias: str = "s") -> str:
+    """A condition on `alias.sample_id` that selects the predicate's samples as a semi-join.
+
+    The user's expression is evaluated in its own SELECT over `samples`, so whatever it
+    says, it can only narrow which ids the caller's guarded query considers.
+    """
+    expr = validate_where(store, predicate)
+    if expr == "TRUE":
+        return "TRUE"
+    return f"{alias}.sample_id IN (SELECT sample_id FROM samples WHERE {expr})"
+
+
+def check_query(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse what `mixline sql` must not run: anything but SELECT, hidden tables, file readers."""
+    tree = _parse(con, query)
+    if tree.get("error"):
+        msg = str(tree.get("error_message"))
+        if "Only SELECT" in msg:
+            raise ReadOnlyError("mixline sql is read-only and runs SELECT queries only; COPY, ATTACH, INSTALL, LOAD, SET, "
+                                "PRAGMA and writes are refused. Export a mix with `mixline mix export`")
+        raise ReadOnlyError(f"query does not parse: {msg}")
+    for node in _walk(tree.get("statements")):
+        kind = node.get("type")
+        if kind == "BASE_TABLE" and node.get("table_name", "").lower() in HIDDEN_TABLES:
+            raise ReadOnlyError(f"table {node['table_name']} is hidden: it holds the store's PII key, "
+                                "which never leaves the store")
+        if kind == "TABLE_FUNCTION":
+            name = str(node.get("function", {}).get("function_name", "")).lower()
+            if name not in SQL_TABLE_FUNCTIONS:
+                raise ReadOnlyError(f"table function {name}() is refused in mixline sql; query the store's "
+                                    f"tables and views, or one of {', '.join(sorted(SQL_TABLE_FUNCTIONS))}")
+        if node.get("class") == "FUNCTION" and str(node.get("function_name", "")).lower() in ("query", "query_table"):
+            raise ReadOnlyError(f"function {node['function_name']}() is refused in mixline sql")
+
+
+def open_sql_connection(path: str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection that cannot touch files, install extensions or change its settings."""
+    if path == ":memory:":
+        raise ReadOnlyError("mixline sql needs a store file; give --store PATH")
+    con = duckdb.connect(path, read_only=True, config={"enable_external_access": False})
+    con.execute("SET lock_configuration = true")
+    return con
 
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
+
+
+def run_user_query(path: str, query: str) -> list[dict[str, Any]]:
+    """`mixline sql`: one checked SELECT on a connection that can read the store and nothing else."""
+    from pathlib import Path
+
+    from mixline.errors import MixlineError, NotFoundError
+
+    if path != ":memory:" and not Path(path).exists():
+        raise NotFoundError(f"store {path} does not exist; create it with `mixline --store {path} init`")
+    try:
+        con = open_sql_connection(path)
+    except duckdb.IOException as exc:
+        raise ReadOnlyError(f"cannot open store {path} read-only: {_first_line(exc)}") from exc
+    try:
+        check_query(con, query)
+        cur = con.execute(query)
+        names = [d[0] for d in cur.description or []]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    except duckdb.PermissionException as exc:
+        raise ReadOnlyError(f"mixline sql cannot touch files or extensions: {_first_line(exc)}") from exc
+    except duckdb.Error as exc:
+        raise MixlineError(f"query failed: {_first_line(exc)}") from exc
+    finally:
+        con.close()
+
+
+def not_raw_parent(alias: str = "s") -> str:
+    """A guard: the sample has no scrubbed child, so it is not raw text that PII scrubbing replaced."""
+    return (f"NOT EXISTS (SELECT 1 FROM edges e WHERE e.parent_key = ('0x' || substr({alias}.sample_id, 1, 16))::UBIGINT "
+            f"AND e.parent_id = {alias}.sample_id AND e.relation = 'scrubbed_from')")

@@ -17,7 +17,7 @@ import pyarrow as pa
 from mixline.store.ids import canonical_json, config_hash, new_run_id
 from mixline.store.schema import MIGRATIONS, current_version, schema_version
 
-from mixline.errors import NotFoundError, ReadOnlyError, StoreError
+from mixline.errors import NotFoundError, ReadOnlyError, StoreError, safe_message
 
 DEFAULT_STORE = "mixline.duckdb"
 Tracer = Callable[[str, Sequence[Any] | None], None]
@@ -221,7 +221,7 @@ class Store:
                 self.execute(
                     insert,
                     [*row, datetime.now(UTC).replace(tzinfo=None), "failed", canonical_json(run.stats),
-                     f"{type(exc).__name__}: {exc}"[:2000]],
+                     safe_message(exc)],
                 )
             raise
 

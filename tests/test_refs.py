@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from mixline.errors import ConfigError, NotFoundError
 from mixline.pipelines.mix import resolve_mix
 from mixline.pipelines.models import resolve_model
 from mixline.store import Store
+
+from mixline.errors import ConfigError, NotFoundError
 
 
 def _mixes(store: Store) -> None:

@@ -10,9 +10,10 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 import click
+import duckdb
 from mixline.store import Store, resolve_store_path
 
-from mixline.errors import MixlineError
+from mixline.errors import MixlineError, safe_message
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,6 +66,10 @@ def command(group: click.Group, name: str | None = None, **kw: Any) -> Callable[
             except MixlineError as exc:
                 click.echo(f"error: {exc}", err=True)
                 sys.exit(exc.exit_code)
+            except duckdb.Error as exc:
+                # Not one of ours: no traceback, and no data values quoted from the store.
+                click.echo(f"error: the store could not run this command ({safe_message(exc)})", err=True)
+                sys.exit(1)
 
         wrapper = click.option("--quiet", "-q", is_flag=True, help="No progress bars or chatter on stderr.")(wrapper)
         wrapper = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(wrapper)

@@ -8,8 +8,6 @@ from typing import Any
 import click
 from mixline.pipelines.cli.app import Ctx, cli, command, emit
 
-from mixline.errors import MixlineError, ReadOnlyError
-
 
 @command(cli)
 def init(ctx: Ctx, as_json: bool) -> None:
@@ -44,16 +42,14 @@ def stats(ctx: Ctx, as_json: bool) -> None:
 @command(cli)
 @click.argument("query")
 def sql(ctx: Ctx, as_json: bool, query: str) -> None:
-    """Run a read-only SQL query against the store."""
-    import duckdb
+    """Run one read-only SELECT against the store.
 
-    with ctx.open(read_only=True) as st:
-        try:
-            rows = st.rows(query)
-        except ReadOnlyError:
-            raise
-        except duckdb.Error as exc:
-            raise MixlineError(f"query failed: {str(exc).splitlines()[0]}") from exc
+    The connection cannot read or write files, attach databases or install extensions, and
+    the table holding the PII key is hidden.
+    """
+    from mixline.store.select import run_user_query
+
+    rows = run_user_query(ctx.store_path, query)
     if emit(as_json, rows):
         return
     if not rows:
