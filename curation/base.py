@@ -87,13 +87,36 @@ class Step(ABC):
                 allowed = ", ".join(f.name for f in fields(self.Params))
                 raise ConfigError(f"step {self.name}: {exc}; its parameters are: {allowed or '(none)'}") from exc
         self.params = params
+        # Scope: a sample outside it gets no decision from this step (None means every sample).
+        self.kinds: tuple[str, ...] | None = None
+        self.where: str | None = None
+
+    def scoped(self, kinds: tuple[str, ...] | None = None, where: str | None = None) -> Step:
+        """Limit the step to samples of these kinds and/or matching this `--where` predicate."""
+        self.kinds = tuple(kinds) if kinds else None
+        self.where = where or None
+        return self
+
+    def in_scope(self, batch: pa.Table, where_column: str | None = None) -> np.ndarray:
+        """Which rows of a batch this step applies to; the runner evaluates `where` into `where_column`."""
+        mask = np.ones(batch.num_rows, dtype=bool)
+        if self.kinds is not None:
+            mask &= np.isin(np.asarray(batch.column("kind").to_pylist(), dtype=object), list(self.kinds))
+        if self.where is not None and where_column is not None:
+            mask &= np.asarray(batch.column(where_column).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+        return mask
 
     @property
     def step_name(self) -> str:
         return f"{self.name}_v{self.version}"
 
     def config(self) -> dict[str, Any]:
-        return {"type": self.name, "version": self.version, **self.params.as_dict()}
+        cfg = {"type": self.name, "version": self.version, **self.params.as_dict()}
+        if self.kinds is not None:
+            cfg["kinds"] = list(self.kinds)
+        if self.where is not None:
+            cfg["where"] = self.where
+        return cfg
 
     def prepare(self, ctx: Any) -> None:  # noqa: B027 - optional hook
         """Load what the step needs from the store before any batch (eval n-grams, models)."""

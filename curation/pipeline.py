@@ -95,9 +95,18 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
         cond = f"s.kind <> 'eval' AND {pred}"
         if new_only:
             cond += " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.sample_id = s.sample_id)"
-        extra = sorted({c for s in steps for c in s.columns} - {"url"})
+        extra = sorted({c for s in steps for c in s.columns} - {"url", "prompt_text", "domain"})
         url = ", (SELECT any_value(o.url) FROM sample_origins o WHERE o.sample_id = s.sample_id) AS url" \
             if any("url" in s.columns for s in steps) else ""
+        if any("prompt_text" in s.columns for s in steps):
+            # The text a generated sample was prompted with (or rewritten from), for copy checks.
+            url += """, (SELECT any_value(p.text) FROM edges e JOIN samples p ON p.sample_id = e.parent_id
+                         WHERE e.child_key = ('0x' || substr(s.sample_id, 1, 16))::UBIGINT AND e.child_id = s.sample_id
+                           AND e.relation IN ('prompted_by', 'generated_from')) AS prompt_text"""
+        # Each scoped step's `where`, evaluated once per sample as a semi-join column.
+        scope_cols = {i: f"_scope_{i}" for i, st_ in enumerate(steps) if st_.where is not None}
+        url += "".join(f", {scope(store, steps[i].where, 's')} AS {c}" for i, c in scope_cols.items())
+        where_col = {id(steps[i]): c for i, c in scope_cols.items()}
         anchors_sql = ""
         if globals_:
             anchors_sql = f"""UNION ALL SELECT st.sample_id, TRUE FROM sample_status st JOIN samples s USING (sample_id)
@@ -106,12 +115,13 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
         store.execute(f"""
             CREATE OR REPLACE TEMP TABLE _sel AS
             WITH pick AS (SELECT s.sample_id, FALSE AS anchor FROM samples s WHERE {cond} {anchors_sql})
-            SELECT s.sample_id, s.text, s.kind, s.synth_depth, pick.anchor{''.join(', s.' + c for c in extra)}{url},
+            SELECT s.sample_id, s.text, s.kind, s.domain, s.synth_depth, pick.anchor{''.join(', s.' + c for c in extra)}{url},
                    row_number() OVER (ORDER BY {recipe.order_sql()}) AS rank,
                    row_number() OVER (ORDER BY s.sample_id) AS _page
             FROM samples s JOIN pick USING (sample_id) LEFT JOIN runs r ON r.run_id = s.created_run_id""")
         total = int(store.scalar("SELECT count(*) FROM _sel"))
         feats: dict[int, list[pa.Table]] = {i: [] for i in range(len(globals_))}
+        gpos: dict[int, list[np.ndarray]] = {i: [] for i in range(len(globals_))}
         pop: dict[str, list[Any]] = {"ids": [], "rank": [], "anchor": [], "kind": [], "depth": []}
         selected = 0
         for lo in range(0, total, recipe.batch_size):
@@ -123,17 +133,26 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
             for f in filters:
                 if new.num_rows == 0:
                     break
-                if isinstance(f, Rewriter):
-                    new = _apply_rewriter(store, run.run_id, f, new, rec)
+                mask = f.in_scope(new, where_col.get(id(f)))
+                if not mask.any():
                     continue
-                v = f.decide(new)
-                rec.add(f.step_name, new.column("sample_id"), v)
-                if "lang" in v.annotations:
-                    rec.langs.extend(zip(new.column("sample_id").to_pylist(), v.annotations["lang"], strict=True))
-                new = new.filter(pa.array(v.keep))
+                inside = new if mask.all() else new.filter(pa.array(mask))
+                outside = None if mask.all() else new.filter(pa.array(~mask))
+                if isinstance(f, Rewriter):
+                    inside = _apply_rewriter(store, run.run_id, f, inside, rec)
+                else:
+                    v = f.decide(inside)
+                    rec.add(f.step_name, inside.column("sample_id"), v)
+                    if "lang" in v.annotations:
+                        rec.langs.extend(zip(inside.column("sample_id").to_pylist(), v.annotations["lang"], strict=True))
+                    inside = inside.filter(pa.array(v.keep))
+                new = inside if outside is None else pa.concat_tables([outside, inside])
             alive = pa.concat_tables([batch.filter(pa.array(anchor)), new]) if anchor.any() else new
+            offset = len(pop["ids"])
             for i, g in enumerate(globals_):
-                feats[i].append(g.features(alive))
+                gmask = g.in_scope(alive, where_col.get(id(g)))
+                gpos[i].append(offset + np.flatnonzero(gmask))
+                feats[i].append(g.features(alive if gmask.all() else alive.filter(pa.array(gmask))))
             pop["ids"] += alive.column("sample_id").to_pylist()
             pop["rank"] += alive.column("rank").to_pylist()
             pop["anchor"] += alive.column("anchor").to_pylist()
@@ -149,8 +168,10 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
             table = pa.concat_tables(feats[i]) if feats[i] else None
             if table is None or table.num_rows == 0:
                 continue
-            idx = np.flatnonzero(live)
-            sub = table.take(pa.array(idx))
+            pos = np.concatenate(gpos[i])
+            alive_rows = np.flatnonzero(live[pos])
+            idx = pos[alive_rows]
+            sub = table.take(pa.array(alive_rows))
             v, clusters = g.reduce(sub, rank[idx], anchors[idx], [pop["kind"][j] for j in idx.tolist()], depths[idx])
             rec.add(g.step_name, sub.column("sample_id"), v, only=~anchors[idx])
             rec.clusters(g.name.removesuffix("_dedup"), clusters)

@@ -13,9 +13,13 @@ from mixline.curation.decontam.urls import BannedUrls
 from mixline.curation.dedup.exact import ExactDedup
 from mixline.curation.dedup.minhash import MinHashDedup
 from mixline.curation.dedup.semantic import SemanticDedup
+from mixline.curation.filters.code import CodeQuality
+from mixline.curation.filters.conversation import ConversationQuality
+from mixline.curation.filters.domain import DomainQuality
 from mixline.curation.filters.gopher import GopherQuality, GopherRepetition
 from mixline.curation.filters.language import LanguageId
 from mixline.curation.filters.rules import Boilerplate, C4Quality, FineWebQuality, Length
+from mixline.curation.filters.synthetic import SyntheticQuality
 from mixline.curation.pii.memorisation import Memorisation
 from mixline.curation.pii.scrub import PiiScrub
 from mixline.store.recipes import read_table_file
@@ -25,32 +29,60 @@ from mixline.errors import ConfigError
 STEP_TYPES: dict[str, type[Step]] = {
     cls.name: cls
     for cls in (Length, GopherQuality, GopherRepetition, C4Quality, FineWebQuality, Boilerplate,
-                LanguageId, Decontaminate, BannedUrls, PiiScrub, Memorisation, ExactDedup, MinHashDedup, SemanticDedup)
+                LanguageId, DomainQuality, CodeQuality, ConversationQuality, SyntheticQuality, Decontaminate, BannedUrls, PiiScrub, Memorisation, ExactDedup, MinHashDedup, SemanticDedup)
 }
+KINDS = ("web", "domain", "conversation", "synthetic", "eval")
 KEEP_RULES = ("human", "older", "longer", "shorter", "newer", "source_order")
 
 DEFAULT_RECIPE = """\
-# mixline's default curation recipe. Filters run first, in order; then dedup steps.
+# mixline's default curation recipe: one profile of rules per kind of data.
+# A step with `kinds = [...]` or `where = "PREDICATE"` applies only to those samples; the
+# others get no decision from it (`mixline why` lists which steps applied).
+# Filters run first, in order; then dedup steps.
 name = "default"
 # Which copy of a duplicate cluster is kept, in order of precedence.
 keep = ["human", "older", "longer"]
 # source_order = ["medquad", "common-crawl"]   # used when keep includes "source_order"
 
+# -- every kind ---------------------------------------------------------------------------
+[[steps]]
+type = "decontaminate"      # first, so `why` names contamination even in text a rule would drop
+n = 13                      # against every sample ingested with --kind eval
+
 [[steps]]
 type = "length"
 min_chars = 20
 
+# -- web: Gopher rules, as FineWeb and datatrove apply them to web crawl ------------------
 [[steps]]
 type = "gopher_quality"
+kinds = ["web"]
 min_doc_words = 50
 
 [[steps]]
 type = "gopher_repetition"
+kinds = ["web"]
+
+# -- domain (medical, legal, math, code): numbers, units, citations and formulas allowed --
+[[steps]]
+type = "domain_quality"
+kinds = ["domain"]
 
 [[steps]]
-type = "decontaminate"      # against every sample ingested with --kind eval
-n = 13
+type = "code_quality"
+where = "domain = 'code'"
 
+# -- conversations: rules per turn -----------------------------------------------------
+[[steps]]
+type = "conversation_quality"
+kinds = ["conversation"]
+
+# -- synthetic: degeneration, boilerplate, copies of the prompt, and the imitated kind's rules
+[[steps]]
+type = "synthetic_quality"
+kinds = ["synthetic"]
+
+# -- every kind --------------------------------------------------------------------------
 [[steps]]
 type = "pii"                # scrub into new samples; raw parents never reach a mix
 policy = "placeholder"      # or "pseudonym" / "drop", per entity type below
@@ -113,9 +145,15 @@ class Recipe:
         seen_global = False
         for i, spec in enumerate(self.steps):
             params: dict[str, Any] = {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)
-                                      for k, v in spec.items() if k != "type"}
+                                      for k, v in spec.items() if k not in ("type", "kinds", "where")}
+            kinds, where = spec.get("kinds"), spec.get("where")
+            if kinds is not None and (not isinstance(kinds, list) or not all(k in KINDS for k in kinds) or not kinds):
+                raise ConfigError(f"recipe {self.origin}: steps[{i}] ({spec['type']}): `kinds` must be a non-empty list "
+                                  f"of {', '.join(KINDS)}; got {kinds!r}")
+            if where is not None and not isinstance(where, str):
+                raise ConfigError(f"recipe {self.origin}: steps[{i}] ({spec['type']}): `where` must be a predicate string")
             try:
-                step = STEP_TYPES[spec["type"]](None, **params)
+                step = STEP_TYPES[spec["type"]](None, **params).scoped(tuple(kinds) if kinds else None, where)
             except ConfigError as exc:
                 raise ConfigError(f"recipe {self.origin}: steps[{i}]: {exc}") from exc
             if isinstance(step, GlobalStep):

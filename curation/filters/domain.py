@@ -1,0 +1,62 @@
+"""Rules for domain text (medicine, law, math, science): numbers, units, citations and formulas are content.
+
+Web heuristics count punctuation tokens and numbers against a document, which drops abstracts
+full of statistics and worked math solutions. These rules count whitespace-separated words, and
+a word is content when it holds a letter or a digit ("p<0.05", "95%", "§ 1983", "<<48/2=24>>24").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pyarrow as pa
+from mixline.curation.base import Filter, StepParams, Verdicts
+from mixline.curation.filters.text import duplicate_fraction
+
+_CONTENT = re.compile(r"[^\W_]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+@dataclass(frozen=True)
+class DomainQualityParams(StepParams):
+    min_words: int = 3
+    max_words: int = 200_000
+    # Share of whitespace words that hold a letter or a digit.
+    min_content_word_ratio: float = 0.6
+    # At least this many words hold a letter: a table of bare numbers is not a document.
+    min_letter_words: int = 2
+    # A "word" this long is an unsplit blob (base64, minified data), not vocabulary.
+    max_word_chars: int = 200
+    max_long_word_ratio: float = 0.05
+    # Repeated lines: domain text repeats headings and list items, so the bar is higher than Gopher's.
+    max_dup_line_frac: float = 0.5
+
+
+class DomainQuality(Filter):
+    """Word count, content-word share, letter words, blobs and repeated lines, over whitespace words."""
+
+    name = "domain_quality"
+    Params = DomainQualityParams
+
+    def decide(self, batch: pa.Table) -> Verdicts:
+        return Verdicts.from_reasons([self.reason(t) for t in batch.column("text").to_pylist()])
+
+    def reason(self, text: str) -> str | None:
+        p: DomainQualityParams = self.params  # type: ignore[assignment]
+        words = text.split()
+        if len(words) < p.min_words:
+            return "too_few_words"
+        if len(words) > p.max_words:
+            return "too_many_words"
+        content = sum(1 for w in words if _CONTENT.search(w))
+        if content / len(words) < p.min_content_word_ratio:
+            return "few_content_words"
+        if sum(1 for w in words if _LETTER.search(w)) < p.min_letter_words:
+            return "few_letter_words"
+        if sum(1 for w in words if len(w) > p.max_word_chars) / len(words) > p.max_long_word_ratio:
+            return "encoded_blob"
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if len(lines) >= 4 and duplicate_fraction(lines)[0] > p.max_dup_line_frac:
+            return "dup_line_frac"
+        return None
