@@ -281,5 +281,22 @@ def why(store: Store, sample_id: str) -> dict[str, Any]:
                    AND c2.cluster_id = c.cluster_id) AS size
            FROM clusters c WHERE c.sample_id = ?""", [sid])
     status = store.rows("SELECT status, run_id FROM sample_status WHERE sample_id = ?", [sid])
+    # Which of the latest run's steps applied to the sample: a scoped step that did not
+    # apply left no decision, and a step after a drop was never reached.
+    steps: list[dict[str, Any]] = []
+    if decisions:
+        import json
+
+        last = decisions[-1]["run_id"]
+        cfg = json.loads(store.scalar("SELECT config FROM runs WHERE run_id = ?", [last]) or "{}")
+        decided = {d["step"]: d["verdict"] for d in decisions if d["run_id"] == last}
+        dropped_at = next((i for i, st in enumerate(cfg.get("recipe", {}).get("steps", []))
+                           if decided.get(f"{st['type']}_v{st['version']}") == "dropped"), None)
+        for i, st in enumerate(cfg.get("recipe", {}).get("steps", [])):
+            name = f"{st['type']}_v{st['version']}"
+            scope_ = {k: st[k] for k in ("kinds", "where") if k in st}
+            applied = "applied" if name in decided else (
+                "not reached (dropped earlier)" if dropped_at is not None and i > dropped_at else "out of scope")
+            steps.append({"step": name, "applied": applied, **scope_})
     return {"sample_id": sid, "status": status[0]["status"] if status else "uncurated",
-            "decisions": decisions, "clusters": clusters}
+            "decisions": decisions, "clusters": clusters, "steps": steps}

@@ -54,6 +54,9 @@ def why(ctx: Ctx, as_json: bool, sample_id: str) -> None:
     click.echo(f"sample {out['sample_id']}: {out['status']}")
     for d in out["decisions"]:
         click.echo(f"  {d['started_at']} {d['recipe']}  {d['step']}: {d['verdict']}" + (f" ({d['reason']})" if d["reason"] else ""))
+    if out["steps"]:
+        skipped = [f"{st['step']} {st['applied']}" for st in out["steps"] if st["applied"] != "applied"]
+        click.echo("  steps of the latest run: " + (", ".join(skipped) if skipped else "all applied"))
     for c in out["clusters"]:
         click.echo(f"  {c['method']} cluster {c['cluster_id']} of {c['size']}: {'kept' if c['kept'] else 'dropped'}")
 
