@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from mixline.curation.pii.detectors import Detector
+from mixline.curation.pii.detectors import Detector, find_phone
 from mixline.curation.pipeline import curate
 from mixline.curation.recipe import Recipe
 from mixline.pipelines.export import export
@@ -239,3 +239,37 @@ def test_lexicon_names_on_real_sets(realdata):
         f1 = 2 * len(g & p) / (len(g) + len(p))
         print(f"{kind}: F1 {f1:.3f} on {len(g)} gold spans")
         assert f1 >= floor
+
+
+DOMAIN_NUMBERS = [
+    "Incidence rose during 2000-2012 in every group.",
+    "in the period 1997-2007, rates fell",
+    "Am J Med 2009;122:1234-1250.",
+    "doi:10.1016/j.cell.2009.01.042",
+    "PMID: 19167326",
+    "mean 54.2 (95% CI 51.3-57.1)",
+    "ISBN 978-3-16-148410-0",
+    "registered as NCT01234567",
+    "fixed in version 3.12.1",
+    "under 42 U.S.C. § 1983-1988",
+    "at 40.7128, -74.0060",
+    "doses of 120-1400 mg/day",
+    "1200-1500 patients were enrolled",
+    "see section 12-3456 of the code",
+]
+
+
+@pytest.mark.parametrize("text", DOMAIN_NUMBERS)
+def test_domain_numbers_are_not_phones(text):
+    assert [s for s in find_phone(text)] == []
+
+
+@pytest.mark.parametrize("text,phone", [
+    ("call 1-800-CDC-INFO (1-800-232-4636) today", "1-800-232-4636"),
+    ("Call me at (555) 123-4567 tomorrow", "(555) 123-4567"),
+    ("phone: 020 7946 0958", "020 7946 0958"),
+    ("reach 555.123.4567 after 5", "555.123.4567"),
+    ("office +44 20 7946 0958", "+44 20 7946 0958"),
+])
+def test_real_phones_are_still_found(text, phone):
+    assert [text[s.start:s.end] for s in find_phone(text)] == [phone]

@@ -131,11 +131,37 @@ def find_ip(text: str) -> Iterator[Span]:
         yield Span(m.start(), m.end(), "IP_ADDRESS", "ipv6")
 
 
+# Numbers in domain text that look like phone numbers: ranges, statistics, identifiers.
+_TWO_GROUPS = re.compile(r"^\(?(\d{1,6})\)?\s*[-–—/]\s*(\d{1,6})$")
+_ID_BEFORE = re.compile(
+    r"(?:\b(?:doi|pmid|pmcid|isbn(?:-1[03])?|issn|nct|isrctn|arxiv|pp?|pages?|vol|no|nos|art|article|sec|section|"
+    r"chapter|ch|rule|u\.s\.c|c\.f\.r|stat|version|ci)|[§¶=<>±])"
+    r"[\s.:#]*$", re.IGNORECASE)
+_UNIT_AFTER = re.compile(r"^\s*(?:%|mg|g|kg|ml|l|mm|cm|m|km|ms|s|min|h|hrs?|days?|weeks?|months?|years?|yrs?|bp|kb|mb|"
+                         r"gb|mmhg|iu|units?|patients|participants|cases|subjects|cells|°)\b", re.IGNORECASE)
+
+
+def not_a_phone(text: str, start: int, end: int) -> bool:
+    """A year, page or measurement range, a statistic, or an identifier (DOI, PMID, section)."""
+    raw = text[start:end]
+    two = _TWO_GROUPS.match(raw)
+    # "555-1234" is a local number; any other pair of numbers joined by a dash is a range.
+    if two and (len(two.group(1)), len(two.group(2))) != (3, 4):
+        return True
+    if "." in raw and any(c in raw for c in "-–,"):
+        return True  # decimals in a range: "51.3-57.1", "0.95-1.05"
+    if _ID_BEFORE.search(text[max(0, start - 12):start]):
+        return True
+    if text[start - 1:start] in ("/", ".") or text[end:end + 1] in ("/",) or text[end:end + 2].startswith((".", ",")) and text[end + 1:end + 2].isdigit():
+        return True  # part of a DOI, a path, a version or a longer number
+    return bool(_UNIT_AFTER.match(text[end:end + 14]))
+
+
 def find_phone(text: str) -> Iterator[Span]:
     for m in PHONE.finditer(text):
         raw = m.group()
         d = _digits(EXTENSION.sub("", raw))
-        if not 7 <= len(d) <= 15 or DATE_LIKE.match(raw):
+        if not 7 <= len(d) <= 15 or DATE_LIKE.match(raw) or not_a_phone(text, m.start(), m.end()):
             continue
         if raw.startswith("+"):
             import phonenumbers
