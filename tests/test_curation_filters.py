@@ -79,5 +79,24 @@ def test_minhash_verification_cuts_chance_collisions():
         v, _ = step.reduce(step.features(pa.table({"sample_id": ids, "text": texts})), np.arange(3))
         return [i for i, k in zip(ids, v.keep.tolist(), strict=True) if not k]
 
-    assert removed() == ["b", "c"]
-    assert removed(verify_threshold=0.7) == ["b"]
+    assert removed(split_chains=False) == ["b", "c"]
+    assert removed(split_chains=False, verify_threshold=0.7) == ["b"]
+    # The default splits clusters around the kept copy, with the same effect.
+    assert removed() == ["b"]
+
+
+def test_minhash_chains_are_split_around_the_kept_copy():
+    """A~B and B~C, but A and C are different documents: only B is dropped, C survives."""
+    import numpy as np
+    from mixline.curation.dedup.minhash import MinHashDedup
+
+    common = [f"w{i}" for i in range(200)]
+    a = common[:]
+    b = common[:170] + [f"b{i}" for i in range(30)]
+    c = common[:140] + [f"b{i}" for i in range(30)] + [f"c{i}" for i in range(30)]
+    step = MinHashDedup()
+    ids = ["a", "b", "c"]
+    feats = step.features(pa.table({"sample_id": ids, "text": [" ".join(t) for t in (a, b, c)]}))
+    labels = np.array([0, 0, 0])
+    split = step.split(feats, labels, np.arange(3, dtype=np.float64))
+    assert split.tolist()[0] == 0 and split.tolist()[2] != 0

@@ -30,6 +30,12 @@ class MinHashParams(StepParams):
     # Templated corpora need it: one chance band collision between two templates
     # otherwise chains hundreds of documents into one cluster.
     verify_threshold: float | None = None
+    # A dropped sample must itself be a near-duplicate of the copy that is kept: each cluster
+    # is split into stars around its preferred members, at this estimated Jaccard similarity.
+    # Without it, A~B~C chains link templated documents (symptom lists of different diseases)
+    # into one cluster and all but one are dropped.
+    split_chains: bool = True
+    split_threshold: float = 0.7
 
 
 class MinHashDedup(GlobalStep):
@@ -82,7 +88,7 @@ class MinHashDedup(GlobalStep):
         keys = self.band_keys(sig)
         flat = pa.array(keys.reshape(-1), pa.uint64())
         cols = {"sample_id": batch.column("sample_id"), "bands": pa.FixedSizeListArray.from_arrays(flat, keys.shape[1])}
-        if p.verify_threshold is not None:
+        if p.verify_threshold is not None or p.split_chains:
             # The low 32 bits of each value: two different values agree there by chance
             # with odds of 1 in 4 billion, at half the memory.
             low = (sig & np.uint64(0xFFFFFFFF)).astype(np.uint32)
@@ -99,6 +105,28 @@ class MinHashDedup(GlobalStep):
         for i in range(0, len(a), 100_000):  # bounded memory for big candidate lists
             keep[i:i + 100_000] = (sig[a[i:i + 100_000]] == sig[b[i:i + 100_000]]).mean(axis=1) >= p.verify_threshold
         return a[keep], b[keep]
+
+    def split(self, features: pa.Table, labels: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        """Split each component into stars: the best-ranked member left keeps every member
+        whose signature agrees with its own on `split_threshold` of positions; repeat."""
+        p: MinHashParams = self.params  # type: ignore[assignment]
+        sig = features.column("sig").combine_chunks().flatten().to_numpy().reshape(features.num_rows, p.num_perm)
+        out = np.arange(len(labels), dtype=np.int64)
+        order = np.lexsort((np.arange(len(labels)), rank, labels))
+        bounds = np.flatnonzero(np.diff(labels[order])) + 1
+        for members in np.split(order, bounds):
+            if len(members) < 2:
+                continue
+            left = members  # already best rank first
+            while len(left) > 1:
+                rep = left[0]
+                same = (sig[left] == sig[rep]).mean(axis=1) >= p.split_threshold
+                same[0] = True
+                out[left[same]] = rep
+                left = left[~same]
+            if len(left) == 1:
+                out[left[0]] = left[0]
+        return out
 
     def reduce(self, features: pa.Table, order: np.ndarray, anchors: np.ndarray | None = None,
                kinds: list[str] | None = None, depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
@@ -123,5 +151,10 @@ class MinHashDedup(GlobalStep):
             pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
             a, b = self.verify(features, pairs[:, 0], pairs[:, 1])
         labels = components(n, a, b)
+        if p.split_chains and n:
+            rank = order.astype(np.float64).copy()
+            if anchors is not None:
+                rank[anchors] -= 1e18
+            labels = self.split(features, labels, rank)
         ids = features.column("sample_id").to_pylist()
         return resolve(labels, order, ids, kinds, depths, "near_duplicate_of", anchors)
