@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from mixline.curation.normalize import words
 
+from mixline.errors import ConfigError
+
 TEXT_METRICS = ("distinct_1", "distinct_2", "distinct_3", "unigram_entropy", "compression_ratio",
                 "mean_words", "js_distance", "ref_vocab_coverage", "invented_word_share", "self_bleu")
 EMBED_METRICS = ("mmd2", "frechet", "vendi", "spread")
@@ -300,7 +302,8 @@ class DriftChecker:
             batch_emb = batch_emb[pick] if batch_emb is not None else None
             notes.append(f"batch subsampled to {n}, a third of the {len(reference)} reference samples")
         if n < 20:
-            raise ValueError(f"drift check needs at least 20 samples per side; got batch {len(batch)}, reference {len(reference)}")
+            raise ConfigError(f"drift check needs at least 20 samples per side; got batch {len(batch)}, reference "
+                              f"{len(reference)}. Widen the --batch/--reference predicates or generate more samples")
         if n < 500:
             notes.append(f"only {n} samples per side; at least 500 give stable thresholds")
         use_emb = cfg.embeddings and batch_emb is not None and ref_emb is not None

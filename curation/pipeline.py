@@ -40,6 +40,9 @@ class CurateResult:
     rewritten: int = 0
     steps: list[dict[str, Any]] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        return self.as_dict()
+
     def as_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "selected": self.selected, "kept": self.kept,
                 "dropped": self.dropped, "rewritten": self.rewritten, "steps": self.steps}

@@ -1,3 +1,29 @@
-"""mixline: curate LLM training data and trace its lineage."""
+"""mixline: curate LLM training data and trace its lineage.
+
+    >>> import mixline
+    >>> with mixline.Store.open("mixline.duckdb") as st:
+    ...     mixline.ingest(st, "answers.jsonl", kind="domain", domain="medical")
+    ...     print(mixline.curate(st).kept)
+
+The names below are loaded on first use, so `import mixline` stays cheap and the
+subpackages (`mixline.store`, `mixline.curation`, ...) can import `mixline.errors`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+_API = ("CurateResult", "DriftResult", "ExportResult", "Impact", "IngestResult", "MixRecipe", "MixResult",
+        "ModelResult", "Recipe", "Store", "Trace", "build_mix", "curate", "drift_check", "export_mix",
+        "generate", "impact", "ingest", "init_tiny", "trace", "train")
+__all__ = [*_API, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from mixline import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'mixline' has no attribute {name!r}")

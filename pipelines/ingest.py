@@ -73,6 +73,9 @@ class IngestResult:
     records: int = 0
     first_reasons: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        return self.as_dict()
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -112,6 +112,9 @@ class MixResult:
     created: bool
     summary: dict[str, Any]
 
+    def to_dict(self) -> dict[str, Any]:
+        return self.as_dict()
+
     def as_dict(self) -> dict[str, Any]:
         return {"mix_id": self.mix_id, "name": self.name, "created": self.created, **self.summary}
 

@@ -142,6 +142,9 @@ class Trace:
     redactions: dict[str, int] = field(default_factory=dict)
     scrubbed_into: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        return self.as_dict()
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "sample": self.sample, "sources": self.origins, "ancestors": self.ancestors,
@@ -252,6 +255,9 @@ class Impact:
     samples: list[dict[str, Any]]
     mixes: list[dict[str, Any]]
     models: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
         return {"roots": self.roots, "samples": self.samples, "mixes": self.mixes, "models": self.models}

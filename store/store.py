@@ -92,6 +92,15 @@ class Store:
         else:
             self.migrate()
 
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], read_only: bool = False) -> Store:
+        """Open (and create or migrate, unless read-only) the store at `path`.
+
+        >>> with Store.open("mixline.duckdb", read_only=True) as st:
+        ...     st.scalar("SELECT count(*) FROM samples")
+        """
+        return cls(path, read_only=read_only)
+
     # -- connection ------------------------------------------------------------------------
     def close(self) -> None:
         self.con.close()
