@@ -14,7 +14,7 @@ from mixline.curation.pipeline import curate
 from mixline.pipelines.ingest import IngestOptions, ingest
 from mixline.store import Store
 
-DEDUP_STEPS = ("exact_dedup_v1", "minhash_dedup_v1")
+DEDUP_STEPS = ("exact_dedup_v1", "minhash_dedup_v2")
 
 
 def _oasst_rank0(realdata: Path, out: Path) -> Path:

@@ -46,6 +46,7 @@ class MinHashDedup(GlobalStep):
     """
 
     name = "minhash_dedup"
+    version = 2
     Params = MinHashParams
     requires = ("rensa",)
 
