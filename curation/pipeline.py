@@ -99,16 +99,16 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
         if new_only:
             cond += " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.sample_id = s.sample_id)"
         extra = sorted({c for s in steps for c in s.columns} - {"url", "prompt_text", "domain"})
-        url = ", (SELECT any_value(o.url) FROM sample_origins o WHERE o.sample_id = s.sample_id) AS url" \
+        derived = ", (SELECT any_value(o.url) FROM sample_origins o WHERE o.sample_id = s.sample_id) AS url" \
             if any("url" in s.columns for s in steps) else ""
         if any("prompt_text" in s.columns for s in steps):
             # The text a generated sample was prompted with (or rewritten from), for copy checks.
-            url += """, (SELECT any_value(p.text) FROM edges e JOIN samples p ON p.sample_id = e.parent_id
+            derived += """, (SELECT any_value(p.text) FROM edges e JOIN samples p ON p.sample_id = e.parent_id
                          WHERE e.child_key = ('0x' || substr(s.sample_id, 1, 16))::UBIGINT AND e.child_id = s.sample_id
                            AND e.relation IN ('prompted_by', 'generated_from')) AS prompt_text"""
         # Each scoped step's `where`, evaluated once per sample as a semi-join column.
         scope_cols = {i: f"_scope_{i}" for i, st_ in enumerate(steps) if st_.where is not None}
-        url += "".join(f", {scope(store, steps[i].where, 's')} AS {c}" for i, c in scope_cols.items())
+        derived += "".join(f", {scope(store, steps[i].where, 's')} AS {c}" for i, c in scope_cols.items())
         where_col = {id(steps[i]): c for i, c in scope_cols.items()}
         anchors_sql = ""
         if globals_:
@@ -118,7 +118,7 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
         store.execute(f"""
             CREATE OR REPLACE TEMP TABLE _sel AS
             WITH pick AS (SELECT s.sample_id, FALSE AS anchor FROM samples s WHERE {cond} {anchors_sql})
-            SELECT s.sample_id, s.text, s.kind, s.domain, s.synth_depth, pick.anchor{''.join(', s.' + c for c in extra)}{url},
+            SELECT s.sample_id, s.text, s.kind, s.domain, s.synth_depth, pick.anchor{''.join(', s.' + c for c in extra)}{derived},
                    row_number() OVER (ORDER BY {recipe.order_sql()}) AS rank,
                    row_number() OVER (ORDER BY s.sample_id) AS _page
             FROM samples s JOIN pick USING (sample_id) LEFT JOIN runs r ON r.run_id = s.created_run_id""")

@@ -33,11 +33,12 @@ def ingest(store: Store, paths: str | Path | Sequence[str | Path], *, kind: str,
     >>> ingest(st, "gsm8k.jsonl", kind="domain", domain="math", text_field=["question", "answer"]).ingested
     7473
     """
+    from mixline.pipelines.ingest import default_source_name
     from mixline.pipelines.ingest import ingest as run
 
     ps = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     fields = (text_field,) if isinstance(text_field, str) else tuple(text_field)
-    name = source or ps[0].name.removeprefix("hf:").split(".")[0]
+    name = source or default_source_name(ps[0])
     return run(store, ps, IngestOptions(kind=kind, source=name, text_fields=fields, **options))
 
 

@@ -80,6 +80,11 @@ class IngestResult:
         return asdict(self)
 
 
+def default_source_name(path: str | Path) -> str:
+    """A source's name when none is given: the first path's stem (`hf:NAME` gives NAME's last part)."""
+    return Path(str(path).removeprefix("hf:")).name.split(".")[0]
+
+
 def source_id_for(name: str) -> str:
     return content_id(f"source:{name}")
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import duckdb
 from mixline.store.store import Store
 
-from mixline.errors import PredicateError, ReadOnlyError
+from mixline.errors import MixlineError, NotFoundError, PredicateError, ReadOnlyError
 
 _PREFIX = "SELECT * FROM samples WHERE "
 # Lineage tables and views a predicate may read, as `sample_id IN (SELECT sample_id FROM <t> ...)`.
@@ -107,8 +108,9 @@ def _check_subquery(node: dict[str, Any], predicate: str, refuse: Any) -> None:
             or table.get("schema_name") or table.get("catalog_name"):
         name = table.get("table_name") or table.get("type", "").lower()
         raise refuse(f"a subquery over {name!r} (only {', '.join(sorted(PREDICATE_VIEWS))} may be queried)")
-    if node.get("cte_map", {}).get("map") or node.get("modifiers") and any(
-            m.get("type") != "LIMIT_MODIFIER" for m in node["modifiers"]):
+    has_cte = bool(node.get("cte_map", {}).get("map"))
+    has_modifier = any(m.get("type") != "LIMIT_MODIFIER" for m in node.get("modifiers") or [])
+    if has_cte or has_modifier:
         raise refuse("a subquery with CTEs or modifiers")
 
 
@@ -201,10 +203,6 @@ def _first_line(exc: Exception) -> str:
 
 def run_user_query(path: str, query: str) -> list[dict[str, Any]]:
     """`mixline sql`: one checked SELECT on a connection that can read the store and nothing else."""
-    from pathlib import Path
-
-    from mixline.errors import MixlineError, NotFoundError
-
     if path != ":memory:" and not Path(path).exists():
         raise NotFoundError(f"store {path} does not exist; create it with `mixline --store {path} init`")
     try:

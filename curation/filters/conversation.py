@@ -50,9 +50,9 @@ def similarity(a: str, b: str) -> float:
 @dataclass(frozen=True)
 class ConversationQualityParams(StepParams):
     require_assistant: bool = True
-    # An assistant turn that, without its boilerplate, keeps fewer words than this is only boilerplate.
     min_assistant_words: int = 1
     drop_boilerplate_only: bool = True
+    boilerplate_filler_words: int = 3
     max_echo_similarity: float = 0.8
     max_turn_chars: int = 100_000
     # Repetition inside one turn, for turns of at least `repetition_min_words` words.
@@ -89,9 +89,12 @@ class ConversationQuality(Filter):
             reply = str(ms[i]["content"])
             if len(reply) > p.max_turn_chars:
                 return "long_turn"
+            if len(_WORD.findall(reply)) < p.min_assistant_words:
+                return "short_assistant_turn"
+            # Only boilerplate: what is left without it is at most a few filler words.
             rest = BOILERPLATE.sub(" ", reply)
-            if p.drop_boilerplate_only and len(_WORD.findall(rest)) < p.min_assistant_words + (0 if rest == reply else 3):
-                return "assistant_boilerplate" if rest != reply else "short_assistant_turn"
+            if p.drop_boilerplate_only and rest != reply and len(_WORD.findall(rest)) <= p.boilerplate_filler_words:
+                return "assistant_boilerplate"
             prompt = next((str(m["content"]) for m in reversed(ms[:i]) if m.get("role") == "user"), None)
             if prompt is not None and (reply.strip() == prompt.strip() or similarity(reply, prompt) > p.max_echo_similarity):
                 return "echoes_prompt"

@@ -29,12 +29,12 @@ def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: s
            domain: str | None, text_fields: tuple[str, ...], id_field: str | None, url_field: str | None,
            fmt: str | None, split: str | None, max_bytes: int, no_header: bool) -> None:
     """Ingest files, folders or Hugging Face datasets (hf:NAME) with their provenance."""
-    from mixline.pipelines.ingest import IngestOptions, total_bytes
+    from mixline.pipelines.ingest import IngestOptions, default_source_name, total_bytes
     from mixline.pipelines.ingest import ingest as run_ingest
     from tqdm import tqdm
 
     ps = [Path(p) for p in paths]
-    name = source or Path(paths[0].removeprefix("hf:")).name.split(".")[0]
+    name = source or default_source_name(paths[0])
     opts = IngestOptions(kind=kind, source=name, license=license_, domain=domain,
                          text_fields=text_fields or ("text",), id_field=id_field, url_field=url_field,
                          format=fmt, split=split, max_bytes=max_bytes, csv_header=not no_header)
