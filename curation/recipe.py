@@ -20,6 +20,7 @@ from mixline.curation.filters.gopher import GopherQuality, GopherRepetition
 from mixline.curation.filters.language import LanguageId
 from mixline.curation.filters.rules import Boilerplate, C4Quality, FineWebQuality, Length
 from mixline.curation.filters.synthetic import SyntheticQuality
+from mixline.curation.filters.toxicity import Toxicity
 from mixline.curation.pii.memorisation import Memorisation
 from mixline.curation.pii.scrub import PiiScrub
 from mixline.store.recipes import read_table_file
@@ -29,7 +30,7 @@ from mixline.errors import ConfigError
 STEP_TYPES: dict[str, type[Step]] = {
     cls.name: cls
     for cls in (Length, GopherQuality, GopherRepetition, C4Quality, FineWebQuality, Boilerplate,
-                LanguageId, DomainQuality, CodeQuality, ConversationQuality, SyntheticQuality, Decontaminate, BannedUrls, PiiScrub, Memorisation, ExactDedup, MinHashDedup, SemanticDedup)
+                LanguageId, DomainQuality, CodeQuality, ConversationQuality, SyntheticQuality, Toxicity, Decontaminate, BannedUrls, PiiScrub, Memorisation, ExactDedup, MinHashDedup, SemanticDedup)
 }
 KINDS = ("web", "domain", "conversation", "synthetic", "eval")
 KEEP_RULES = ("human", "older", "longer", "shorter", "newer", "source_order")
@@ -67,6 +68,14 @@ kinds = ["web"]
 [[steps]]
 type = "domain_quality"
 kinds = ["domain"]
+# Thresholds per `domain` (set at ingest with --domain) override the ones above.
+[steps.domains.legal]       # statutes and contracts repeat clause headings and "(a)" lines
+max_dup_line_frac = 0.7
+[steps.domains.math]        # "48 / 2 = 24": operators are whitespace words of their own
+min_content_word_ratio = 0.4
+[steps.domains.code]        # braces, operators and long literals; code_quality does the rest
+min_content_word_ratio = 0.25
+max_word_chars = 400
 
 [[steps]]
 type = "code_quality"
@@ -90,6 +99,13 @@ policies = { PERSON = "pseudonym" }
 conversation_policies = { SECRET = "drop" }
 names = "lexicon"           # person names and places: "lexicon" (fast), "spacy", "both", "none"
 name_kinds = ["conversation", "synthetic"]   # kinds whose names and places are scrubbed
+
+[[steps]]
+type = "toxicity"           # after pii, so the scrubbed sample that reaches a mix carries the score
+mode = "tag"                # kept with reason `toxic`; select on it with the sample_scores view
+modes = { web = "drop", synthetic = "drop" }
+threshold = 0.9
+thresholds = { conversation = 0.8, domain = 0.95 }   # anatomy and case law score high without being abuse
 
 [[steps]]
 type = "exact_dedup"

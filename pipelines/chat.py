@@ -1,11 +1,13 @@
 """Chat formats normalised to one shape: a list of {role, content, ...} messages.
 
 OpenAI `messages`, ShareGPT `conversations`, Open-Assistant message trees (flattened
-root-to-leaf into threads that keep message and tree ids), and chatterbot YAML pairs.
+root-to-leaf into threads that keep message and tree ids), Human/Assistant transcripts
+(hh-rlhf), and chatterbot YAML pairs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,6 +96,26 @@ def oasst_threads(tree: dict[str, Any]) -> Iterator[tuple[list[dict[str, Any]], 
             "message_ids": [m["message_id"] for m in path],
             "synthetic_messages": sum(1 for m in path if m.get("synthetic")),
         }
+
+
+# Anthropic HH-style transcripts: "\n\nHuman: ...\n\nAssistant: ...", as in hh-rlhf's chosen/rejected.
+_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):[ ]?")
+
+
+def is_transcript(text: str) -> bool:
+    """A text field that is a Human/Assistant transcript rather than a document."""
+    return text.lstrip("\n").startswith("Human:") and "\n\nAssistant:" in text
+
+
+def from_transcript(text: str) -> list[dict[str, Any]]:
+    """The turns of a Human/Assistant transcript as messages (an empty turn stays, empty)."""
+    marks = list(_TURN.finditer(text.lstrip("\n")))
+    body = text.lstrip("\n")
+    out = []
+    for m, nxt in zip(marks, [*marks[1:], None], strict=True):
+        end = nxt.start() if nxt is not None else len(body)
+        out.append({"role": ROLE_ALIASES[m.group(1).lower()], "content": body[m.end():end].strip()})
+    return out
 
 
 def detect(record: dict[str, Any]) -> str | None:

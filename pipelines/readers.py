@@ -243,6 +243,11 @@ class RowBuilder:
                 return
             parts.append(value)
         meta = {k: v for k, v in record.items() if k not in self.fields.text}
+        if len(parts) == 1 and chat.is_transcript(parts[0]):
+            msgs = chat.from_transcript(parts[0])
+            self.add_row(locator, render(msgs), canonical_json(msgs), _first(record, self.fields.id_fields()),
+                         _first(record, self.fields.url_fields()), meta or None)
+            return
         self.add_row(locator, "\n\n".join(parts), None, _first(record, self.fields.id_fields()),
                      _first(record, self.fields.url_fields()), meta or None)
 
@@ -257,7 +262,13 @@ def from_arrow(table: pa.Table, file: str, first_row: int, fields: FieldMap, uni
     """A batch from an Arrow table (Parquet, CSV, HF datasets, fast-path JSONL)."""
     names = set(table.column_names)
     is_chat = ("messages" in names or "conversations" in names or "replies" in names) and not (set(fields.text) <= names and fields.text != ("text",))
-    if is_chat or not set(fields.text) <= names or any(not pa.types.is_string(table.schema.field(n).type) and not pa.types.is_large_string(table.schema.field(n).type) for n in fields.text):
+    strings = set(fields.text) <= names and all(pa.types.is_string(table.schema.field(n).type) or pa.types.is_large_string(table.schema.field(n).type) for n in fields.text)
+    if strings and len(fields.text) == 1:
+        import pyarrow.compute as pc
+
+        # Human/Assistant transcripts become messages, which the per-record path does.
+        is_chat = is_chat or bool(pc.any(pc.match_substring_regex(table.column(fields.text[0]), r"^\n*Human:")).as_py())
+    if is_chat or not strings:
         # Slow path: per-record conversion gives each bad row its own reason.
         rb = RowBuilder(file, fields)
         for i, rec in enumerate(table.to_pylist()):

@@ -194,3 +194,19 @@ def _models(con: duckdb.DuckDBPyConnection) -> None:
             stage VARCHAR NOT NULL, output JSON NOT NULL, run_id VARCHAR NOT NULL);
         """
     )
+
+
+@migration(8, "sample_scores")
+def _sample_scores(con: duckdb.DuckDBPyConnection) -> None:
+    """Each sample's latest score per step (toxicity, language, ...), for predicates and mixes."""
+    con.execute(
+        """
+        CREATE VIEW sample_scores AS
+        SELECT d.sample_id, regexp_replace(d.step, '_v[0-9]+$', '') AS step,
+               arg_max(d.score, r.started_at) AS score, arg_max(d.reason, r.started_at) AS reason,
+               arg_max(d.run_id, r.started_at) AS run_id
+        FROM decisions d JOIN runs r USING (run_id)
+        WHERE r.status = 'ok' AND r.kind = 'curate' AND d.score IS NOT NULL
+        GROUP BY d.sample_id, regexp_replace(d.step, '_v[0-9]+$', '')
+        """
+    )

@@ -24,7 +24,7 @@ from mixline.errors import MixlineError, NotFoundError, PredicateError, ReadOnly
 
 _PREFIX = "SELECT * FROM samples WHERE "
 # Lineage tables and views a predicate may read, as `sample_id IN (SELECT sample_id FROM <t> ...)`.
-PREDICATE_VIEWS = frozenset({"sample_status", "mix_members", "decisions", "sample_origins", "edges",
+PREDICATE_VIEWS = frozenset({"sample_status", "sample_scores", "mix_members", "decisions", "sample_origins", "edges",
                              "generations", "clusters", "redactions"})
 # Tables no user query may read: the PII pseudonym key never leaves the store.
 HIDDEN_TABLES = frozenset({"store_secrets"})
