@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from mixline.curation.base import Clusters, Filter, GlobalStep, Rewrite, Rewriter, Verdicts
 from mixline.curation.recipe import Recipe
 from mixline.store.select import scope
-from mixline.store.store import Store
+from mixline.store.store import Rollback, Store
 
 Progress = Callable[[int], None]
 
@@ -39,13 +39,21 @@ class CurateResult:
     dropped: int = 0
     rewritten: int = 0
     steps: list[dict[str, Any]] = field(default_factory=list)
+    # A dry run writes nothing; it reports keep rates per kind and source, and examples per reason.
+    dry_run: bool = False
+    by_kind: list[dict[str, Any]] = field(default_factory=list)
+    by_source: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return self.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "selected": self.selected, "kept": self.kept,
-                "dropped": self.dropped, "rewritten": self.rewritten, "steps": self.steps}
+        out: dict[str, Any] = {"run_id": self.run_id, "selected": self.selected, "kept": self.kept,
+                               "dropped": self.dropped, "rewritten": self.rewritten, "steps": self.steps}
+        if self.dry_run:
+            out.update(dry_run=True, by_kind=self.by_kind, by_source=self.by_source, examples=self.examples)
+        return out
 
 
 class _Decisions:
@@ -81,8 +89,22 @@ class _Decisions:
 
 
 def curate(store: Store, recipe: Recipe | None = None, where: str | None = None, *, new_only: bool = False,
-           progress: Progress | None = None) -> CurateResult:
-    """Run a recipe (the built-in default when None) over `--where` samples, as one run."""
+           progress: Progress | None = None, dry_run: bool = False, examples: int = 3) -> CurateResult:
+    """Run a recipe (the built-in default when None) over `--where` samples, as one run.
+
+    With `dry_run`, the run is computed in full and then rolled back: the store is left as it
+    was (no decisions, no scrubbed children, no runs row), and the result also carries keep
+    rates per kind and source and up to `examples` PII-scrubbed excerpts per drop reason.
+    """
+    try:
+        return _curate(store, recipe, where, new_only, progress, dry_run, examples)
+    except Rollback as rb:
+        result: CurateResult = rb.payload
+        return result
+
+
+def _curate(store: Store, recipe: Recipe | None, where: str | None, new_only: bool,
+            progress: Progress | None, dry_run: bool, examples: int) -> CurateResult:
     recipe = recipe or Recipe.default()
     steps = recipe.build()
     filters = [s for s in steps if isinstance(s, Filter | Rewriter)]
@@ -179,6 +201,8 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
             rec.add(g.step_name, sub.column("sample_id"), v, only=~anchors[idx])
             rec.clusters(g.name.removesuffix("_dedup"), clusters)
             live[idx[~v.keep]] = False
+        if dry_run:
+            raise Rollback(dry_run_report(store, run.run_id, selected, examples))
         store.execute("DROP TABLE IF EXISTS _sel")
         for f in filters:
             prints = getattr(f, "fingerprints", None)
@@ -267,6 +291,37 @@ def summarize(store: Store, run_id: str, selected: int) -> CurateResult:
             [run_id, row["step"]])
         row["reasons"] = {r["reason"]: r["n"] for r in reasons}
         res.steps.append(row)
+    return res
+
+
+def dry_run_report(store: Store, run_id: str, selected: int, examples: int) -> CurateResult:
+    """What a run would do, read from its uncommitted rows: per kind, source and step, with examples."""
+    from mixline.curation.pii.detectors import scrub_for_display
+
+    res = summarize(store, run_id, selected)
+    res.dry_run = True
+    for col, out in (("kind", res.by_kind), ("source", res.by_source)):
+        out.extend(store.rows(f"""
+            WITH sel AS (SELECT s.{col} AS g, count(*) AS selected FROM _sel x JOIN samples s USING (sample_id)
+                         WHERE NOT x.anchor GROUP BY 1),
+                 d AS (SELECT s.{col} AS g, count(DISTINCT d.sample_id) FILTER (WHERE d.verdict = 'dropped') AS dropped,
+                              count(DISTINCT d.sample_id) FILTER (WHERE d.verdict = 'rewritten') AS rewritten
+                       FROM decisions d JOIN samples s USING (sample_id) WHERE d.run_id = ? GROUP BY 1)
+            SELECT sel.g AS {col}, sel.selected, sel.selected - coalesce(d.dropped, 0) AS kept,
+                   coalesce(d.dropped, 0) AS dropped, coalesce(d.rewritten, 0) AS rewritten,
+                   round((sel.selected - coalesce(d.dropped, 0)) / sel.selected, 4) AS kept_share
+            FROM sel LEFT JOIN d USING (g) ORDER BY sel.selected DESC, 1""", [run_id]))
+    if examples > 0:
+        rows = store.rows("""
+            SELECT step, reason, sample_id, kind, source, text FROM (
+              SELECT d.step, split_part(d.reason, ':', 1) AS reason, d.sample_id, s.kind, s.source, s.text,
+                     row_number() OVER (PARTITION BY d.step, split_part(d.reason, ':', 1) ORDER BY d.sample_id) AS n,
+                     min(d.rowid) OVER (PARTITION BY d.step) AS step_pos
+              FROM decisions d JOIN samples s USING (sample_id)
+              WHERE d.run_id = ? AND d.verdict = 'dropped')
+            WHERE n <= ? ORDER BY step_pos, reason, sample_id""", [run_id, examples])
+        for row, shown in zip(rows, scrub_for_display([r.pop("text") for r in rows]), strict=True):
+            res.examples.append({**row, "text": shown})
     return res
 
 

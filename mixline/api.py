@@ -43,16 +43,21 @@ def ingest(store: Store, paths: str | Path | Sequence[str | Path], *, kind: str,
 
 
 def curate(store: Store, recipe: Recipe | str | Path | None = None, where: str | None = None, *,
-           new_only: bool = False) -> CurateResult:
+           new_only: bool = False, dry_run: bool = False, examples: int = 3) -> CurateResult:
     """Run a curation recipe (a Recipe, a TOML/YAML path, or None for the default) as one run.
+
+    `dry_run=True` computes every decision and rolls them back; the result then carries keep
+    rates per kind and source, and up to `examples` scrubbed excerpts per drop reason.
 
     >>> curate(st, where="source = 'medquad'").kept
     13667
+    >>> curate(st, dry_run=True).by_kind[0]["kept_share"]
+    0.9812
     """
     from mixline.curation.pipeline import curate as run
 
     rec = Recipe.from_file(recipe) if isinstance(recipe, str | Path) else recipe
-    return run(store, rec, where, new_only=new_only)
+    return run(store, rec, where, new_only=new_only, dry_run=dry_run, examples=examples)
 
 
 def build_mix(store: Store, recipe: MixRecipe | str | Path) -> MixResult:

@@ -37,6 +37,14 @@ def resolve_store_path(path: str | os.PathLike[str] | None) -> str:
     return os.environ.get("MIXLINE_STORE", DEFAULT_STORE)
 
 
+class Rollback(Exception):  # noqa: N818 - a control signal, not an error
+    """Raised inside `Store.run` to undo every write of the run and leave no runs row (a dry run)."""
+
+    def __init__(self, payload: Any = None) -> None:
+        super().__init__("rolled back")
+        self.payload = payload
+
+
 @dataclass
 class Run:
     """A write in progress. Stats given here land in the run row when it commits."""
@@ -225,6 +233,8 @@ class Store:
                     insert,
                     [*row, datetime.now(UTC).replace(tzinfo=None), "ok", canonical_json(run.stats), None],
                 )
+        except Rollback:
+            raise
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt | SystemExit):
                 self.execute(

@@ -98,3 +98,16 @@ def test_why_lists_steps_that_did_not_apply(store: Store) -> None:
     assert steps["gopher_quality_v1"] == "out of scope"
     assert steps["domain_quality_v1"] == "applied"
     assert steps["conversation_quality_v1"] == "out of scope"
+
+
+def test_domain_thresholds_per_domain_from_the_recipe() -> None:
+    equation = "So x = 48 / 2 = 24 , y = 24 + 48 = 72 ."   # 8 of 17 whitespace words are operators
+    step = DomainQuality(domains={"math": {"min_content_word_ratio": 0.4}})
+    assert step.reason(equation, "medical") == "few_content_words"
+    assert step.reason(equation, "math") is None
+    assert step.reason(equation) == "few_content_words"
+    with pytest.raises(ConfigError, match="unknown thresholds"):
+        DomainQuality(domains={"legal": {"max_dup_lines": 0.7}})
+    default = Recipe.default().build()
+    dq = next(s for s in default if s.name == "domain_quality")
+    assert dq.reason(equation, "math") is None and dq.reason(equation, "medical") == "few_content_words"

@@ -290,3 +290,21 @@ class Detector:
             if all(s.end <= t.start or s.start >= t.end for t in taken):
                 taken.append(s)
         return sorted(taken)
+
+
+def scrub_for_display(texts: list[str], limit: int = 300) -> list[str]:
+    """Texts cut to `limit` characters with every detected PII span (names included) as `<TYPE>`.
+
+    For anything shown to a person outside the store: dry-run examples, logs, errors.
+    Detection runs on the whole text first, so a span cut by the limit is still replaced.
+    """
+    out = []
+    for text, spans in zip(texts, Detector(names="lexicon").detect(texts), strict=True):
+        parts, pos = [], 0
+        for s in spans:
+            parts += [text[pos:s.start], f"<{s.entity_type}>"]
+            pos = s.end
+        parts.append(text[pos:])
+        shown = "".join(parts)
+        out.append(shown if len(shown) <= limit else shown[:limit].rstrip() + " …")
+    return out

@@ -18,8 +18,16 @@ from mixline.errors import MixlineError
 @click.option("--where", default=None, help="SQL predicate over samples, e.g. \"source = 'oasst' AND synth_depth = 0\".")
 @click.option("--new", "new_only", is_flag=True, help="Only samples no earlier run has decided about.")
 @click.option("--show-default", is_flag=True, help="Print the built-in default recipe (TOML) and exit.")
-def curate(ctx: Ctx, as_json: bool, recipe: str | None, where: str | None, new_only: bool, show_default: bool) -> None:
-    """Run a curation recipe (TOML/YAML; the built-in default if omitted) over the store."""
+@click.option("--dry-run", is_flag=True,
+              help="Run the recipe, report keep rates per kind, source and step with scrubbed examples, and write nothing.")
+@click.option("--examples", default=3, show_default=True, type=click.IntRange(0, 50),
+              help="With --dry-run: excerpts shown per drop reason (PII scrubbed).")
+def curate(ctx: Ctx, as_json: bool, recipe: str | None, where: str | None, new_only: bool, show_default: bool,
+           dry_run: bool, examples: int) -> None:
+    """Run a curation recipe (TOML/YAML; the built-in default if omitted) over the store.
+
+    Tune a recipe with --dry-run first: it computes every decision, then rolls them back.
+    """
     from mixline.curation.recipe import DEFAULT_RECIPE, Recipe
 
     if show_default:
@@ -31,14 +39,31 @@ def curate(ctx: Ctx, as_json: bool, recipe: str | None, where: str | None, new_o
     rec = Recipe.from_file(recipe) if recipe else Recipe.default()
     rec.build()
     with ctx.open() as st, tqdm(unit=" samples", disable=ctx.quiet or None, desc="curate", file=sys.stderr) as bar:
-        result = run_curate(st, rec, where, new_only=new_only, progress=bar.update)
+        result = run_curate(st, rec, where, new_only=new_only, progress=bar.update, dry_run=dry_run,
+                            examples=examples)
     out = result.as_dict()
     if emit(as_json, out):
         return
-    click.echo(f"run {result.run_id}: {result.selected} selected, {result.kept} kept, {result.dropped} dropped")
+    head = "dry run (nothing was written)" if dry_run else f"run {result.run_id}"
+    click.echo(f"{head}: {result.selected} selected, {result.kept} kept, {result.dropped} dropped")
+    for col, groups in (("kind", result.by_kind), ("source", result.by_source)):
+        if groups:
+            click.echo(f"  by {col}:")
+            for g in groups:
+                click.echo(f"    {str(g[col]):<22} {g['kept']:>8} of {g['selected']:>8} kept ({g['kept_share']:.1%})"
+                           + (f", {g['rewritten']} rewritten" if g["rewritten"] else ""))
+    if dry_run:
+        click.echo("  by step:")
     for step in result.steps:
         reasons = ", ".join(f"{k} {v}" for k, v in step["reasons"].items())
         click.echo(f"  {step['step']:<24} kept {step['kept']:>8}  dropped {step['dropped']:>8}" + (f"  ({reasons})" if reasons else ""))
+    last = None
+    for ex in result.examples:
+        if (ex["step"], ex["reason"]) != last:
+            last = (ex["step"], ex["reason"])
+            click.echo(f"  dropped by {ex['step']} as {ex['reason']}, for example:")
+        text = " ".join(ex["text"].split())
+        click.echo(f"    {ex['sample_id'][:12]} [{ex['kind']}/{ex['source']}] {text}")
 
 
 @command(cli)
