@@ -79,7 +79,8 @@ def names_in(text, **kw):
     ("Send it to 106 Kate Edger Place, please.", [("STREET_ADDRESS", "106 Kate Edger Place")]),
     # A town too small for the gazetteer, placed by the shape of the address around it.
     ("Ship to:\nMaria Quintero\n14 Harbour Lane\nSuite 9\nKilmacrennan\nIreland 44102",
-     [("PERSON", "Maria Quintero"), ("STREET_ADDRESS", "14 Harbour Lane\nSuite 9"), ("LOCATION", "Kilmacrennan"), ("LOCATION", "Ireland")]),
+     [("PERSON", "Maria Quintero"), ("STREET_ADDRESS", "14 Harbour Lane\nSuite 9"), ("LOCATION", "Kilmacrennan"), ("LOCATION", "Ireland"),
+          ("STREET_ADDRESS", "44102")]),
     ("she lives at 87 Jakobi 69, Laane", [("LOCATION", "Laane")]),
     ("In 2019, we moved house.", []),
     ("Morishita began writing as a teenager.", [("PERSON", "Morishita")]),

@@ -58,10 +58,6 @@ QUOTED = re.compile(r"[\"']([A-Za-z0-9+/=_\-]{10,})[\"']|(?<![\w/+=-])([A-Fa-f0-
 CONFIG_VALUE = re.compile(r"(?m)^[ \t]*[\w.-]+[ \t]*[:=][ \t]*(?:!!\w+[ \t]+)?([A-Za-z0-9+/=_\-]{10,})[ \t]*(?:#.*)?$"
                           r"|^[ \t]+([A-Za-z0-9+/=]{12,})[ \t]*$")
 DATE_LIKE = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$)")
-STREET = re.compile(
-    r"\b\d{1,6}(?:\s+[A-Z][A-Za-z'-]+){1,4}\s+(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|"
-    r"Way|Place|Pl|Terrace|Ter|Circle|Cir|Parkway|Pkwy|Square|Sq|Highway|Hwy|Trail|Trl)\b\.?"
-    r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*\w+)?")
 PLACEHOLDER = re.compile(r"^<[A-Z_]+(?:_[0-9a-f]+)?>$")
 
 
@@ -208,8 +204,11 @@ def high_entropy(value: str) -> bool:
 
 
 def find_street(text: str) -> Iterator[Span]:
-    for m in STREET.finditer(text):
-        yield Span(m.start(), m.end(), "STREET_ADDRESS", "street_pattern")
+    """Postal addresses in international formats (see `curation.pii.address`)."""
+    from mixline.curation.pii.address import find_addresses
+
+    for a, b in find_addresses(text):
+        yield Span(a, b, "STREET_ADDRESS", "address")
 
 
 PATTERN_DETECTORS: dict[str, Callable[[str], Iterable[Span]]] = {
@@ -284,12 +283,54 @@ class Detector:
     def _resolve(self, text: str, spans: list[Span]) -> list[Span]:
         """Drop allow-listed values and overlaps (the higher-priority, then longer, span wins)."""
         spans = [s for s in spans if not self._allowed(text[s.start:s.end])]
+        spans = split_addresses(text, spans)
         spans.sort(key=lambda s: (PRIORITY[s.entity_type], -(s.end - s.start), s.start))
         taken: list[Span] = []
         for s in spans:
             if all(s.end <= t.start or s.start >= t.end for t in taken):
                 taken.append(s)
         return sorted(taken)
+
+
+_SEPARATORS = " \t\r\n,;:>|/()-–—"
+
+
+def _own_field(text: str, start: int, pos: int) -> bool:
+    """Whether the address text before `pos` ends with a field break (a comma, a line break, '>', '|' or ';')."""
+    gap = text[start:pos]
+    tail = gap[len(gap.rstrip(_SEPARATORS)):]
+    return any(c in ",;\n>|" for c in tail)
+
+
+def split_addresses(text: str, spans: list[Span]) -> list[Span]:
+    """An address around the places in it, as address pieces and LOCATION spans.
+
+    "Suite 246, Bryanston, Rwanda 02438" redacts as "<STREET_ADDRESS>, <LOCATION>,
+    <LOCATION> <STREET_ADDRESS>": every character stays covered, and the town and country
+    keep their own type, as annotated sets label them.
+    """
+    places = [s for s in spans if s.entity_type == "LOCATION"]
+    if not places or not any(s.entity_type == "STREET_ADDRESS" for s in spans):
+        return spans
+    out = []
+    for s in spans:
+        # A place on a field of its own (after a comma or a line break), not a word of the street's name.
+        inner = sorted(p for p in places if s.entity_type == "STREET_ADDRESS" and s.start < p.start
+                       and p.end <= s.end and _own_field(text, s.start, p.start))
+        if not inner:
+            out.append(s)
+            continue
+        pos = s.start
+        for cut_start, cut_end in [*((p.start, p.end) for p in inner), (s.end, s.end)]:
+            a, b = pos, max(pos, cut_start)
+            while a < b and text[a] in _SEPARATORS:
+                a += 1
+            while b > a and text[b - 1] in _SEPARATORS:
+                b -= 1
+            if any(c.isalnum() for c in text[a:b]):
+                out.append(Span(a, b, s.entity_type, s.detector))
+            pos = max(pos, cut_end)
+    return out
 
 
 def scrub_for_display(texts: list[str], limit: int = 300) -> list[str]:
