@@ -274,3 +274,37 @@ def test_domain_numbers_are_not_phones(text):
 ])
 def test_real_phones_are_still_found(text, phone):
     assert [text[s.start:s.end] for s in find_phone(text)] == [phone]
+
+
+@pytest.mark.parametrize("text,phones", [
+    ("or by calling 18008608747.", ["18008608747"]),
+    ("Phone: 7035246686 Fax: 7035246630", ["7035246686", "7035246630"]),
+    ("call 1800MEDICARE (18006334227) today", ["18006334227"]),
+    ("Order number 18008608747 shipped.", []),                  # no cue: an id
+    ("14 15 16 17 18", []),                                    # line numbers
+    ("Programmatic $ 300,000.00 90% 10%", []),
+    ("RFC 2373 2.5.2. defines it", []),
+    ("netmask 255.255.255.224", []),
+    ("high serum ferritin (850-4000 ng/mL)", []),
+    ("You can call 0477 11 28 98", ["0477 11 28 98"]),
+])
+def test_cued_bare_numbers_and_number_runs(text, phones):
+    assert [text[s.start:s.end] for s in find_phone(text)] == phones
+
+
+@pytest.mark.realdata
+def test_phone_precision_and_recall_on_the_labelled_set(realdata):
+    """314 hand-checked sentences with numbers from medical, legal, code and web text, plus
+    Presidio's labelled phones (tests/fixtures/phone_labels.json, benchmarks/phone_set.py)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from phone_set import score
+
+    rows = {r["source"]: r for r in score(realdata)}
+    print(rows["ALL"])
+    assert rows["ALL"]["sentences"] >= 400 and sum(r["sentences"] for s, r in rows.items() if s != "ALL" and not s.startswith("pii")) >= 300
+    assert rows["ALL"]["precision"] >= 0.97 and rows["ALL"]["recall"] >= 0.9
+    for source in ("domain_legal", "web", "code"):
+        assert rows[source]["predicted"] == rows[source]["right"], f"false phones in {source}"

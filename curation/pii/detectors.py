@@ -134,7 +134,13 @@ _ID_BEFORE = re.compile(
     r"chapter|ch|rule|u\.s\.c|c\.f\.r|stat|version|ci)|[§¶=<>±])"
     r"[\s.:#]*$", re.IGNORECASE)
 _UNIT_AFTER = re.compile(r"^\s*(?:%|mg|g|kg|ml|l|mm|cm|m|km|ms|s|min|h|hrs?|days?|weeks?|months?|years?|yrs?|bp|kb|mb|"
-                         r"gb|mmhg|iu|units?|patients|participants|cases|subjects|cells|°)\b", re.IGNORECASE)
+                         r"gb|mmhg|iu|units?|patients|participants|cases|subjects|cells|ng|ug|µg|mcg|mmol|µmol|umol|mol|meq|°)\b",
+                         re.IGNORECASE)
+# A bare run of 10 or 11 digits is a phone number only after a cue: "call 18008608747",
+# "TTY: 7035246639", "1800MEDICARE (18006334227)".
+_BARE_PHONE = re.compile(r"(?<![\w/.,-])\(?(1\d{10}|[2-9]\d{9})\)?(?![\w-])")
+_PHONE_CUE = re.compile(r"(?i)(?:\b(?:call(?:ing|s|ed)?|phone|telephone|tel|tty|tdd|fax|facsimile|toll[- ]free|hotline|helpline|"
+                        r"dial|text|mobile|cell|reached at|contact)\b[^.\n!?]{0,30}|\b\d{3,7}[A-Z]{3,8}\s*)[:(\s]*$")
 
 
 def not_a_phone(text: str, start: int, end: int) -> bool:
@@ -148,6 +154,14 @@ def not_a_phone(text: str, start: int, end: int) -> bool:
         return True  # decimals in a range: "51.3-57.1", "0.95-1.05"
     if _ID_BEFORE.search(text[max(0, start - 12):start]):
         return True
+    if "." in raw and " " in raw and not raw.startswith("+"):
+        return True  # "300,000.00 90%", "RFC 2373 2.5.2": numbers side by side, one of them a decimal
+    groups = re.split(r"[\s.()-]+", raw.strip("()+"))
+    if " " in raw.strip() and all(g.isdigit() and len(g) <= 2 for g in groups) and (
+            len(groups) >= 5 or all(int(b) == int(a) + 1 for a, b in zip(groups, groups[1:], strict=False))):
+        return True  # "14 15 16 17 18": line numbers or table cells, not "0477 11 28 98"
+    if IPV4.fullmatch(raw) or text[start - 1:start] == "," and text[start - 2:start - 1].isdigit():
+        return True  # an IPv4 address, or the tail of "300,000"
     if text[start - 1:start] in ("/", ".") or text[end:end + 1] in ("/",) or text[end:end + 2].startswith((".", ",")) and text[end + 1:end + 2].isdigit():
         return True  # part of a DOI, a path, a version or a longer number
     return bool(_UNIT_AFTER.match(text[end:end + 14]))
@@ -170,6 +184,18 @@ def find_phone(text: str) -> Iterator[Span]:
         elif not any(c in raw for c in " .-()") or len(d) - (3 if d.startswith("011") else 2 if d.startswith("00") else 0) > 12:
             continue  # a bare or very long run of digits is more often an id than a phone number
         yield Span(m.start(), m.end(), "PHONE", "phone_pattern")
+    for m in _BARE_PHONE.finditer(text):
+        if _PHONE_CUE.search(text[max(0, m.start() - 45):m.start()]) and _us_number(m.group(1)):
+            yield Span(m.start(1), m.end(1), "PHONE", "phone_cue")
+
+
+def _us_number(digits: str) -> bool:
+    import phonenumbers
+
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse(digits[-10:], "US")))
+    except phonenumbers.NumberParseException:
+        return False
 
 
 def find_url_credentials(text: str) -> Iterator[Span]:
