@@ -27,7 +27,7 @@ class Memorisation(Filter):
     """Verbatim conversation spans and known PII values in generated text."""
 
     name = "memorisation"
-    version = 2
+    version = 3
     Params = MemorisationParams
     columns = ("synth_depth",)
 

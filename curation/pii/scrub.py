@@ -62,7 +62,7 @@ class PiiScrub(Rewriter):
     """Detects PII and writes a scrubbed child sample (`scrubbed_from` its parent)."""
 
     name = "pii"
-    version = 2
+    version = 3
     Params = PiiParams
     relation = "scrubbed_from"
     columns = ("messages",)
