@@ -48,6 +48,9 @@ bench: $(STAMP) $(PEERS)/.installed
 	$(BIN)/python benchmarks/bench_mix.py
 	$(BIN)/python benchmarks/bench_loop.py
 	$(BIN)/python benchmarks/bench_drift.py
+	$(BIN)/python benchmarks/bench_profiles.py
+	$(BIN)/python benchmarks/bench_toxicity.py
+	$(BIN)/python benchmarks/phone_set.py score
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -82,10 +82,11 @@ PEAK_RSS = "import resource; _peak = lambda: resource.getrusage(resource.RUSAGE_
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    cols = list(rows[0])
+    """A Markdown table over every key of every row, in order of first appearance; '-' where a row has none."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        out.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+        out.append("| " + " | ".join(_fmt(r[c]) if c in r else "-" for c in cols) + " |")
     return "\n".join(out)
 
 

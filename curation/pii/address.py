@@ -53,6 +53,10 @@ STREET_LINE = re.compile(
 _KEYWORDS = frozenset(w.replace("\\", "").replace("?", "").rstrip(".").lower() for w in f"{_AFTER}|{_BEFORE}".split("|"))
 _SUFFIXES = tuple(w.replace("\\", "").rstrip(".") for w in _SUFFIX.split("|"))
 _TOKEN = re.compile(r"[^\W\d_][\w'’.-]*")
+# Words of the other strong parts (units, boxes, military mail, labelled postcodes), and the
+# postcodes that are strong without one: five digits, British and Canadian codes.
+_PART_WORDS = frozenset("apt apartment suite ste flat box psc cmr apo fpo dpo usns usnv uss uscgc zip postal post".split())
+_STRONG_CODE = re.compile(r"(?<!\d)\d{5}(?!\d)|[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d")
 _THEN_NUMBER = re.compile(r"[ \t]+\d")
 UNIT = re.compile(r"(?<![\w])(?:Apt|Apartment|Suite|Ste|Flat)\.?\s*#?\s*\d{1,5}[A-Za-z]?(?![\w])", re.IGNORECASE)
 WEAK_UNIT = re.compile(r"(?<![\w])(?:Unit|Floor|Fl|Room|Rm|Bldg|Building|Block|Door)\.?\s*#?\s*\d{1,5}[A-Za-z]?(?![\w])",
@@ -73,6 +77,7 @@ POSTCODE = re.compile(
 WEAK_STREET = re.compile(rf"(?<![\w]){_NUM}[ \t]+(?:{_W}[ \t]+){{0,3}}{_W}(?:[ \t]+{_NUM})?(?![\w])"
                          rf"|(?<![\w])(?:{_WN}[ \t]+){{0,2}}{_WN}[ \t]+{_NUM}(?![\w])")
 _DIGIT = re.compile(r"\d")
+_NUMBER_RUN = re.compile(r"\d+")
 _GAP = re.compile(r"^[\s,;:>|/()\-–—?]*$")
 _WORDS_GAP = re.compile(rf"^[\s,;>|\-–—]*(?:{_W}[\s,;>|\-–—]+){{1,4}}$")
 _PLACE_WORD = re.compile(r"[\s,;>|\-–—]*([^\W\d_][\w'’.-]*)")
@@ -107,11 +112,16 @@ def _is_place(name: str) -> bool:
     return bool(toks) and toks in lexicons().places
 
 
-def _postcode_parts(text: str) -> list[tuple[int, int, bool]]:
-    """Postcodes beside a place or a state code: (start, end, strong). A five-digit code after a place is strong."""
+def _postcode_parts(text: str, weak: bool = True) -> list[tuple[int, int, bool]]:
+    """Postcodes beside a place or a state code: (start, end, strong). A five-digit code after a place is strong.
+
+    Four-digit codes (weak: as often a year) are looked at only when `weak`, that is beside other parts.
+    """
     out = []
     for m in POSTCODE.finditer(text):
         a, b = m.span()
+        if not weak and len(m.group()) == 4 and m.group().isdigit():
+            continue
         before = text[max(0, a - 40):a]
         state = re.search(r"(?:^|[\s,])([A-Z]{2})[\s,]+$", before)
         if state and state.group(1) in STATES:
@@ -173,18 +183,32 @@ def _town_gap(gap: str) -> bool:
                for w in re.findall(r"[^\W\d_][\w'’.-]*", gap))
 
 
-def _street_lines(text: str) -> list[re.Match[str]]:
-    """STREET_LINE's matches, searched only within reach of a street word (the full search is 10x slower)."""
+def _scan(text: str) -> tuple[list[list[int]], bool]:
+    """One pass over the words: windows around street words that have a digit within reach,
+    and whether a unit, box or postcode word occurs."""
     windows: list[list[int]] = []
-    for m in _TOKEN.finditer(text):
-        word = m.group().rstrip(".").lower()
-        if word not in _KEYWORDS and not (word.endswith(_SUFFIXES) and _THEN_NUMBER.match(text, m.end())):
-            continue
-        lo, hi = max(0, m.start() - 160), min(len(text), m.end() + 80)
-        if windows and lo <= windows[-1][1]:
-            windows[-1][1] = hi
-        else:
-            windows.append([lo, hi])
+    part_word = False
+    seen = 0
+    # Every part holds a number, with its words a few words away: only the words near numbers are read.
+    for n in _NUMBER_RUN.finditer(text):
+        start, end = max(seen, n.start() - 100), min(len(text), n.end() + 60)
+        seen = max(seen, end)
+        for m in _TOKEN.finditer(text, start, end):
+            word = m.group().rstrip(".").lower()
+            if word in _PART_WORDS:
+                part_word = True
+            if word not in _KEYWORDS and not (_THEN_NUMBER.match(text, m.end()) and word.endswith(_SUFFIXES)):
+                continue
+            lo, hi = max(0, m.start() - 160), min(len(text), m.end() + 80)
+            if windows and lo <= windows[-1][1]:
+                windows[-1][1] = hi
+            else:
+                windows.append([lo, hi])
+    return windows, part_word
+
+
+def _street_lines(text: str, windows: list[list[int]]) -> list[re.Match[str]]:
+    """STREET_LINE's matches, searched only within reach of a street word (the full search is 10x slower)."""
     out = []
     for lo, hi in windows:
         while lo > 0 and not text[lo - 1].isspace():
@@ -207,14 +231,17 @@ def find_addresses(text: str) -> list[tuple[int, int]]:
     parts: list[tuple[int, int, int]] = []  # start, end, 2 strong / 1 weak unit or postcode / 0 weak street
     if not _DIGIT.search(text):
         return []
-    for m in _street_lines(text):
+    windows, part_word = _scan(text)
+    if not (windows or part_word or _STRONG_CODE.search(text)):
+        return []  # no part that could make an address: most text with numbers ends here
+    for m in _street_lines(text, windows):
         if _street_ok(m.group()):
             parts.append((_trim(text, m.start(), m.end()), m.end(), 2))
     for rx in (UNIT, BOX):
         parts.extend((m.start(), m.end(), 2) for m in rx.finditer(text))
     parts.extend((m.start(), m.end(), 1) for m in WEAK_UNIT.finditer(text))
     parts.extend((m.start(1), m.end(1), 2) for m in ZIP_LABEL.finditer(text))
-    parts.extend((a, b, 2 if strong else 1) for a, b, strong in _postcode_parts(text))
+    parts.extend((a, b, 2 if strong else 1) for a, b, strong in _postcode_parts(text, weak=bool(parts)))
     if not any(k == 2 for *_, k in parts):
         return []
     for m in WEAK_STREET.finditer(text):

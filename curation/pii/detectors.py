@@ -117,8 +117,11 @@ def find_ssn(text: str) -> Iterator[Span]:
 
 
 def find_ip(text: str) -> Iterator[Span]:
-    for m in IPV4.finditer(text):
-        yield Span(m.start(), m.end(), "IP_ADDRESS", "ipv4")
+    if text.count(".") >= 3:
+        for m in IPV4.finditer(text):
+            yield Span(m.start(), m.end(), "IP_ADDRESS", "ipv4")
+    if text.count(":") < 2:
+        return
     for m in IPV6.finditer(text):
         try:
             ipaddress.IPv6Address(m.group())
@@ -203,23 +206,36 @@ def find_url_credentials(text: str) -> Iterator[Span]:
         yield Span(m.start(1), m.end(1), "URL_CREDENTIALS", "url_userinfo")
 
 
+# Cheap tests that a text could hold what a costly pattern looks for (most text holds none).
+_SECRET_HINTS = ((AWS_KEY, "aws_access_key", ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA")),
+                 (GITHUB, "github_token", ("gho_", "ghp_", "ghu_", "ghs_", "ghr_", "github_pat_")),
+                 (SLACK, "slack_token", ("xox", "hooks.slack.com")),
+                 (PRIVATE_KEY, "private_key_block", ("PRIVATE KEY",)), (JWT, "jwt", ("eyJ",)))
+_SECRET_WORD = re.compile(r"(?i)key|secret|token|pass|pwd|auth|credential|api")
+
+
 def find_secrets(text: str) -> Iterator[Span]:
-    for rx, name in ((AWS_KEY, "aws_access_key"), (GITHUB, "github_token"), (SLACK, "slack_token"),
-                     (PRIVATE_KEY, "private_key_block"), (JWT, "jwt")):
-        for m in rx.finditer(text):
-            yield Span(m.start(), m.end(), "SECRET", name)
-    for m in KEY_VALUE.finditer(text):
-        value = m.group(1)
-        if PLACEHOLDER.match(value) or value.lower() in ("true", "false", "null", "none", "string", "password"):
-            continue
-        if entropy(value) >= 3.0 or (len(value) >= 8 and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
-            yield Span(m.start(1), m.end(1), "SECRET", "keyword_value")
+    for rx, name, hints in _SECRET_HINTS:
+        if any(h in text for h in hints):
+            for m in rx.finditer(text):
+                yield Span(m.start(), m.end(), "SECRET", name)
+    if ("=" in text or ":" in text) and _SECRET_WORD.search(text):
+        yield from _key_values(text)
     for rx in (QUOTED, CONFIG_VALUE):
         for m in rx.finditer(text):
             g = 1 if m.group(1) else 2
             value = m.group(g)
             if high_entropy(value):
                 yield Span(m.start(g), m.end(g), "SECRET", "high_entropy")
+
+
+def _key_values(text: str) -> Iterator[Span]:
+    for m in KEY_VALUE.finditer(text):
+        value = m.group(1)
+        if PLACEHOLDER.match(value) or value.lower() in ("true", "false", "null", "none", "string", "password"):
+            continue
+        if entropy(value) >= 3.0 or (len(value) >= 8 and any(c.isdigit() for c in value) and any(c.isalpha() for c in value)):
+            yield Span(m.start(1), m.end(1), "SECRET", "keyword_value")
 
 
 def high_entropy(value: str) -> bool:
