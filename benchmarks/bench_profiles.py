@@ -164,11 +164,11 @@ def baseline(files: list[tuple[Path, dict]], work: Path) -> dict | None:
 
 
 def run_recipe(store_copy: Path, recipe_text: str | None) -> tuple[float, dict[str, float]]:
+    import tomllib
+
     from mixline.curation.pipeline import curate
     from mixline.curation.recipe import Recipe
     from mixline.store import Store
-
-    import tomllib
 
     recipe = Recipe.parse(tomllib.loads(recipe_text), "bench") if recipe_text else Recipe.default()
     with Store(store_copy) as st:

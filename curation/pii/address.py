@@ -55,7 +55,7 @@ _SUFFIXES = tuple(w.replace("\\", "").rstrip(".") for w in _SUFFIX.split("|"))
 _TOKEN = re.compile(r"[^\W\d_][\w'’.-]*")
 # Words of the other strong parts (units, boxes, military mail, labelled postcodes), and the
 # postcodes that are strong without one: five digits, British and Canadian codes.
-_PART_WORDS = frozenset("apt apartment suite ste flat box psc cmr apo fpo dpo usns usnv uss uscgc zip postal post".split())
+_PART_WORDS = frozenset(["apt", "apartment", "suite", "ste", "flat", "box", "psc", "cmr", "apo", "fpo", "dpo", "usns", "usnv", "uss", "uscgc", "zip", "postal", "post"])
 _STRONG_CODE = re.compile(r"(?<!\d)\d{5}(?!\d)|[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d")
 _THEN_NUMBER = re.compile(r"[ \t]+\d")
 UNIT = re.compile(r"(?<![\w])(?:Apt|Apartment|Suite|Ste|Flat)\.?\s*#?\s*\d{1,5}[A-Za-z]?(?![\w])", re.IGNORECASE)
