@@ -209,7 +209,7 @@ def _scan(text: str) -> tuple[list[list[int]], bool]:
 
 def _street_lines(text: str, windows: list[list[int]]) -> list[re.Match[str]]:
     """STREET_LINE's matches, searched only within reach of a street word (the full search is 10x slower)."""
-    out = []
+    out: list[re.Match[str]] = []
     for lo, hi in windows:
         while lo > 0 and not text[lo - 1].isspace():
             lo -= 1
