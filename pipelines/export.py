@@ -32,6 +32,8 @@ def _check_out(out: Path, mix_id: str) -> Path:
     target = out.resolve()
     if target != root and root not in target.parents:
         raise ConfigError(f"--out {out} is outside the export root {root}; export under it, or set MIXLINE_EXPORT_ROOT")
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"--out {out} is a file; --out names a folder to create (or an empty one)")
     manifest = target / "manifest.json"
     if manifest.exists():
         other = json.loads(manifest.read_text()).get("mix_id")
@@ -177,7 +179,7 @@ def verify(folder: Path) -> dict[str, Any]:
             if not path.is_file():
                 problems.append(f"{f}: missing")
                 continue
-            rows = pq.read_table(path).to_pylist() if f.endswith(".parquet") else [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+            rows = pq.read_table(path).to_pylist() if f.endswith(".parquet") else [json.loads(x) for x in path.read_text(encoding="utf-8").split("\n") if x.strip()]
             for i, r in enumerate(rows):
                 want = expected.get(r["sample_id"])
                 got = hashlib.sha256(r["text"].encode("utf-8")).hexdigest()[:32]

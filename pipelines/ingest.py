@@ -27,7 +27,7 @@ from mixline.store.ids import content_id, content_ids
 from mixline.store.idset import IdSet, to_keys
 from mixline.store.store import Store
 
-from mixline.errors import ConfigError
+from mixline.errors import ConfigError, InputError
 
 KINDS = ("web", "domain", "conversation", "synthetic", "eval")
 DEFAULT_MAX_BYTES = 16 << 20
@@ -50,6 +50,9 @@ class IngestOptions:
     max_bytes: int = DEFAULT_MAX_BYTES
     synth_depth: int | None = None
     csv_header: bool = True
+    # Past this share of bad records the run stops and rolls back, unless allow_bad.
+    max_bad_share: float = 0.5
+    allow_bad: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -60,6 +63,8 @@ class IngestOptions:
             raise ConfigError(f"--max-bytes must be positive, got {self.max_bytes}")
         if not self.text_fields or any(not f for f in self.text_fields):
             raise ConfigError("--text-field must name at least one field")
+        if not 0.0 <= self.max_bad_share <= 1.0:
+            raise ConfigError(f"--max-bad-share must be between 0 and 1, got {self.max_bad_share}")
 
 
 @dataclass
@@ -72,12 +77,22 @@ class IngestResult:
     origins: int = 0
     records: int = 0
     first_reasons: list[str] = field(default_factory=list)
+    # Per input file: records read = new + duplicates + quarantined.
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return self.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _resolve(path: Path) -> Path:
+    try:
+        return path.resolve(strict=False)
+    except (RuntimeError, OSError) as exc:  # RuntimeError: a symlink loop
+        raise InputError(f"{path}: cannot follow this path ({exc.__class__.__name__}: a symlink loop or an "
+                         "unreadable link); point it at a file or folder") from None
 
 
 def default_source_name(path: str | Path) -> str:
@@ -94,7 +109,7 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
     """Ingest one or more paths as one run. Raises before writing anything on bad options."""
     if isinstance(paths, Path):
         paths = [paths]
-    resolved = [p if p.as_posix().startswith("hf:") else p.resolve() for p in paths]
+    resolved = [p if p.as_posix().startswith("hf:") else _resolve(p) for p in paths]
     config = {"paths": [str(p) for p in resolved], **{k: v for k, v in asdict(opts).items()}}
     sid = source_id_for(opts.source)
     _check_source(store, sid, opts)
@@ -110,22 +125,69 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
         check_origins = any(store.scalar(
             "SELECT count(*) FROM sample_origins WHERE source_id = ? AND starts_with(file, ?)", [sid, str(p)])
             for p in resolved)
+        per_file: dict[str, dict[str, Any]] = {}
+
+        def count(file: str, key: str, n: int) -> None:
+            row = per_file.setdefault(file, {"file": file, "records": 0, "new": 0, "duplicates": 0, "quarantined": 0})
+            row[key] += n
+            if key != "new":
+                row["records"] += n
+
         for p in resolved:
             for batch in prefetch(read(p, fields, opts.format, split=opts.split)):
                 good, rejected = _validate(batch, opts.max_bytes)
                 bad.extend(rejected)
+                for b in rejected:
+                    count(b.file, "quarantined", 1)
                 if good.num_rows:
                     n_good += good.num_rows
-                    _spool_batch(store, spool, good, seen, result)
+                    new_files = _spool_batch(store, spool, good, seen, result)
+                    for vc in pc.value_counts(good.column("file")).to_pylist():
+                        count(vc["values"], "duplicates", vc["counts"])  # less the new ones, below
+                    for f, n in new_files.items():
+                        count(f, "new", n)
+                        per_file[f]["duplicates"] -= n
                 if progress is not None and batch.bytes_read:
                     progress(batch.bytes_read)
+        _refuse_bad_input(bad, n_good, opts)
         _load_spool(store, spool, sid, opts, depth, run.run_id, check_origins, result)
         result.records = n_good + len(bad)
         result.duplicates = n_good - result.ingested
+        result.files = list(per_file.values())
         result.quarantined = _quarantine(store, sid, run.run_id, bad)
         result.first_reasons = [f"{b.file}:{b.locator}: {b.reason}" for b in bad[:5]]
         run.stats.update({k: v for k, v in result.as_dict().items() if isinstance(v, int)})
     return result
+
+
+def _refuse_bad_input(bad: list[BadRecord], n_good: int, opts: IngestOptions) -> None:
+    """Stop the run (it rolls back, quarantining nothing) when no record is usable, or when too many are bad."""
+    if not bad:
+        return
+    total = n_good + len(bad)
+    if n_good == 0:
+        raise InputError(f"no usable record in {total} read: {_cause(bad)}")
+    share = len(bad) / total
+    if share > opts.max_bad_share and not opts.allow_bad:
+        raise InputError(
+            f"{len(bad)} of {total} records ({share:.0%}) are bad, over --max-bad-share {opts.max_bad_share:.0%}: "
+            f"{_cause(bad)}. Fix the input, or pass --allow-bad to keep the {n_good} good ones and quarantine the rest")
+
+
+def _cause(bad: list[BadRecord]) -> str:
+    """The commonest reason among bad records, said once, with the fields records have when a text field is missing."""
+    reasons: dict[str, int] = {}
+    for b in bad:
+        reasons[b.reason] = reasons.get(b.reason, 0) + 1
+    reason, n = max(reasons.items(), key=lambda kv: kv[1])
+    first = next(b for b in bad if b.reason == reason)
+    if first.keys is not None and reason.startswith("missing text field"):
+        field_name = reason.split("'")[1]
+        what = "every record" if n == len(bad) else f"{n} records"
+        return (f"{what} lacks field {field_name!r}; records have: {', '.join(first.keys[:12])}. "
+                "Set --text-field to the field that holds the text")
+    more = f" ({n} records; and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else f" ({n} records)"
+    return f"{first.file}:{first.locator}: {reason}{more}"
 
 
 def _check_source(store: Store, sid: str, opts: IngestOptions) -> None:
@@ -207,8 +269,8 @@ class Spool:
         self._dir.cleanup()
 
 
-def _spool_batch(store: Store, spool: Spool, good: pa.Table, seen: IdSet, result: IngestResult) -> None:
-    """Hash a batch; spool its new samples and all of its origins."""
+def _spool_batch(store: Store, spool: Spool, good: pa.Table, seen: IdSet, result: IngestResult) -> dict[str, int]:
+    """Hash a batch; spool its new samples and all of its origins. Returns new samples per file."""
     text_ids = [t or "" for t in content_ids(good.column("text"))]
     msgs = good.column("messages")
     if msgs.null_count == len(msgs):
@@ -227,6 +289,10 @@ def _spool_batch(store: Store, spool: Spool, good: pa.Table, seen: IdSet, result
             new.append(i)
     seen.add(keys[new])
     result.ingested += len(new)
+    files = good.column("file").to_pylist()
+    new_per_file: dict[str, int] = {}
+    for i in new:
+        new_per_file[files[i]] = new_per_file.get(files[i], 0) + 1
     id_col = pa.array(ids, pa.string())
     if new:
         take = pa.array(new, pa.int64())
@@ -245,6 +311,7 @@ def _spool_batch(store: Store, spool: Spool, good: pa.Table, seen: IdSet, result
         "sample_id": id_col, "file": good.column("file"), "locator": good.column("locator"),
         "original_id": good.column("original_id"), "url": good.column("url"), "meta": meta,
     }, schema=_ORIGINS_SPOOL))
+    return new_per_file
 
 
 def _load_spool(store: Store, spool: Spool, sid: str, opts: IngestOptions, depth: int, run_id: str,

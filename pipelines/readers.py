@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bz2
 import csv
-import gzip
 import io
 import json
 import zlib
@@ -64,6 +63,7 @@ class BadRecord:
     locator: str
     reason: str
     excerpt: str | None = None
+    keys: tuple[str, ...] | None = None  # a JSON record's field names, to say which field holds the text
 
 
 @dataclass
@@ -107,17 +107,75 @@ def detect_format(path: Path) -> str:
     )
 
 
-def _open(path: Path) -> IO[bytes]:
-    name = path.name.lower()
+class DamagedStreamError(OSError):
+    """A compressed file that is corrupt or ends early; every byte before the damage was returned."""
+
+
+def _decompressor(name: str) -> Callable[[], Any] | None:
     if name.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return lambda: zlib.decompressobj(wbits=47)  # gzip or zlib header, one member at a time
     if name.endswith((".zst", ".zstd")):
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+        return lambda: zstandard.ZstdDecompressor().decompressobj()
     if name.endswith(".bz2"):
-        return bz2.open(path, "rb")
-    return open(path, "rb")
+        return bz2.BZ2Decompressor
+    return None
+
+
+def _pieces(path: Path, size: int = 1 << 16) -> Iterator[bytes]:
+    """The decompressed bytes of a file, piece by piece, across every gzip member, zstd frame
+    or bz2 stream. Damage raises DamagedStreamError after all the bytes before it: a file cut
+    at a frame boundary ends inside the next frame's header or not at all, and either is seen."""
+    new = _decompressor(path.name.lower())
+    with open(path, "rb") as fh:
+        if new is None:
+            while piece := fh.read(size):
+                yield piece
+            return
+        d, started, offset = new(), False, 0
+        while raw := fh.read(size):
+            offset += len(raw)
+            data = raw
+            while data:
+                try:
+                    out = d.decompress(data)
+                except Exception as exc:  # zlib.error, zstd.ZstdError, OSError, EOFError
+                    raise DamagedStreamError(f"compressed data is corrupt before byte {offset} ({exc})") from None
+                started = True
+                if out:
+                    yield out
+                if d.eof:  # end of a member or frame: what follows is the next one
+                    data, d, started = d.unused_data, new(), False
+                else:
+                    data = b""
+        if started and not d.eof:
+            raise DamagedStreamError(f"compressed stream ends early, at byte {offset}, inside a member or frame")
+
+
+class _Stream(io.RawIOBase):
+    """A readable file over `_pieces`."""
+
+    def __init__(self, path: Path) -> None:
+        self._it = _pieces(path)
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if not self._buf:
+            self._buf = next(self._it, b"")
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def _open(path: Path) -> IO[bytes]:
+    if _decompressor(path.name.lower()) is None:
+        return open(path, "rb")
+    return io.BufferedReader(_Stream(path), buffer_size=1 << 16)
 
 
 def read(path: Path, fields: FieldMap, fmt: str | None = None, *, split: str | None = None,
@@ -127,11 +185,12 @@ def read(path: Path, fields: FieldMap, fmt: str | None = None, *, split: str | N
         fmt = "hf"
     if fmt != "hf" and not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    fmt = fmt or detect_format(path)
-    if fmt not in (*FORMATS, "dir"):
+    if fmt is not None and fmt not in FORMATS:
         raise UnknownFormatError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
-    if fmt == "dir":
-        yield from _read_dir(path, fields, batch_rows)
+    fmt = fmt or detect_format(path)
+    if fmt == "dir" or (fmt != "hf" and path.is_dir()):
+        # A folder: formats are detected per file, or --format applies to every file.
+        yield from _read_dir(path, fields, batch_rows, None if fmt == "dir" else fmt)
         return
     readers: dict[str, Callable[[], Iterator[Batch]]] = {
         "jsonl": lambda: _read_jsonl(path, fields, batch_rows),
@@ -147,20 +206,20 @@ def read(path: Path, fields: FieldMap, fmt: str | None = None, *, split: str | N
     yield from readers[fmt]()
 
 
-def _read_dir(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
+def _read_dir(path: Path, fields: FieldMap, batch_rows: int, fmt: str | None = None) -> Iterator[Batch]:
     files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    txt = [p for p in files if p.suffix.lower() in (".txt", ".md")]
+    txt = [p for p in files if p.suffix.lower() in (".txt", ".md")] if fmt in (None, "txt") else []
     if txt:
         yield from _read_txt(txt, path)
     for p in files:
         if p in txt:
             continue
         try:
-            fmt = detect_format(p)
+            file_fmt = fmt or detect_format(p)
         except UnknownFormatError as exc:
             yield Batch(_empty(), [BadRecord(str(p), "file", str(exc))])
             continue
-        yield from read(p, fields, fmt, batch_rows=batch_rows)
+        yield from read(p, fields, file_fmt, batch_rows=batch_rows)
 
 
 # -- rows to batches -----------------------------------------------------------------------------
@@ -174,6 +233,14 @@ def _excerpt(raw: Any) -> str:
         raw = raw.decode("utf-8", "replace")
     s = raw if isinstance(raw, str) else json.dumps(raw, default=str, ensure_ascii=False)
     return s[:EXCERPT_CHARS]
+
+
+def _utf8_ok(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _first(record: dict[str, Any], names: tuple[str, ...]) -> str | None:
@@ -198,6 +265,13 @@ class RowBuilder:
 
     def add_row(self, locator: str, text: str | None, messages: str | None, original_id: str | None,
                 url: str | None, meta: dict[str, Any] | None) -> None:
+        meta_json = json.dumps(meta, ensure_ascii=False, default=str) if meta else None
+        for name, value in (("text", text), ("messages", messages), ("id", original_id), ("url", url), ("other fields", meta_json)):
+            if value is not None and not _utf8_ok(value):
+                self.bad.append(BadRecord(self.file, locator, f"{name} holds a lone surrogate (a \\ud800-\\udfff escape "
+                                          "that is half of a UTF-16 pair); fix or remove the escape",
+                                          _excerpt(value.encode("utf-8", "backslashreplace").decode("ascii", "replace"))))
+                return
         c = self.cols
         c["text"].append(text)
         c["messages"].append(messages)
@@ -205,7 +279,7 @@ class RowBuilder:
         c["locator"].append(locator)
         c["original_id"].append(original_id)
         c["url"].append(url)
-        c["meta"].append(json.dumps(meta, ensure_ascii=False, default=str) if meta else None)
+        c["meta"].append(meta_json)
 
     def add_record(self, locator: str, record: Any) -> None:
         """A JSON-like record: a chat in a known format, or a document with text fields."""
@@ -233,7 +307,8 @@ class RowBuilder:
         parts = []
         for name in self.fields.text:
             if name not in record or record[name] is None:
-                self.bad.append(BadRecord(self.file, locator, f"missing text field {name!r} (set --text-field to the field that holds the text)", _excerpt(record)))
+                self.bad.append(BadRecord(self.file, locator, f"missing text field {name!r} (set --text-field to the field that holds the text)",
+                                          _excerpt(record), tuple(map(str, record))))
                 return
             value = record[name]
             if isinstance(value, list) and value and all(isinstance(x, str) for x in value):
@@ -318,39 +393,39 @@ def _chunks(path: Path) -> Iterator[tuple[bytes, int, int, str | None]]:
     buf = bytearray()
     read_total = 0
     error: str | None = None
-    with _open(path) as fh:
-        while True:
-            try:
-                piece = fh.read(1 << 16)
-            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-                error = f"compressed stream is truncated or corrupt ({exc}); lines before it were read; re-create or re-download the file"
-                piece = b""
-            if piece:
-                buf += piece
-                read_total += len(piece)
-                if len(buf) < CHUNK_BYTES:
-                    continue
-                cut = buf.rfind(b"\n")
-                if cut < 0:
-                    continue
-                whole = bytes(buf[: cut + 1])
-                del buf[: cut + 1]
+    pieces = _pieces(path)
+    while True:
+        try:
+            piece = next(pieces, b"")
+        except OSError as exc:
+            error = f"{exc}; every whole line before it was read; re-create or re-download the file"
+            piece = b""
+        if piece:
+            buf += piece
+            read_total += len(piece)
+            if len(buf) < CHUNK_BYTES:
+                continue
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                continue
+            whole = bytes(buf[: cut + 1])
+            del buf[: cut + 1]
+            yield whole, line_no, read_total, None
+            line_no += whole.count(b"\n")
+            continue
+        # End of stream (or damage): whole lines go through, a partial last line is reported.
+        if error and buf:
+            cut = buf.rfind(b"\n")
+            whole = bytes(buf[: cut + 1])
+            if whole:
                 yield whole, line_no, read_total, None
                 line_no += whole.count(b"\n")
-                continue
-            # End of stream (or damage): whole lines go through, a partial last line is reported.
-            if error and buf:
-                cut = buf.rfind(b"\n")
-                whole = bytes(buf[: cut + 1])
-                if whole:
-                    yield whole, line_no, read_total, None
-                    line_no += whole.count(b"\n")
-                yield b"", line_no, read_total, f"line {line_no} is cut off: {error}"
-            elif buf:
-                yield bytes(buf), line_no, read_total, error
-            elif error:
-                yield b"", line_no, read_total, error
-            return
+            yield b"", line_no, read_total, f"line {line_no} is cut off: {error}"
+        elif buf:
+            yield bytes(buf), line_no, read_total, error
+        elif error:
+            yield b"", line_no, read_total, error
+        return
 
 
 def _read_jsonl(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
@@ -492,6 +567,8 @@ def _read_txt(paths: list[Path], root: Path) -> Iterator[Batch]:
         rb.add_row("file", text, None, str(p.relative_to(root)) if p.is_relative_to(root) else p.name, None, None)
         # Each file is its own record; flush keeps file names right per row.
         yield rb.flush(len(raw))
+    if rb.bad:  # a bad last file is reported too
+        yield rb.flush()
 
 
 def html_to_text(html: bytes | str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -69,6 +70,20 @@ def command(group: click.Group, name: str | None = None, **kw: Any) -> Callable[
             except duckdb.Error as exc:
                 # Not one of ours: no traceback, and no data values quoted from the store.
                 click.echo(f"error: the store could not run this command ({safe_message(exc)})", err=True)
+                sys.exit(1)
+            except OSError as exc:
+                where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+                click.echo(f"error: cannot read or write{where}: {exc.strerror or safe_message(exc)}", err=True)
+                sys.exit(3)
+            except KeyboardInterrupt:
+                click.echo("error: interrupted; the run was rolled back", err=True)
+                sys.exit(130)
+            except Exception as exc:
+                if os.environ.get("MIXLINE_DEBUG"):
+                    raise
+                # A bug: one line, with quoted values withheld; MIXLINE_DEBUG=1 shows the traceback.
+                click.echo(f"error: internal error ({safe_message(exc)}); this is a bug in mixline. "
+                           "Run again with MIXLINE_DEBUG=1 for the traceback, and report it", err=True)
                 sys.exit(1)
 
         wrapper = click.option("--quiet", "-q", is_flag=True, help="No progress bars or chatter on stderr.")(wrapper)
