@@ -96,9 +96,12 @@ def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str,
         "curation_steps": steps,
     }
     head = json.dumps(manifest, default=str, ensure_ascii=False)
-    (target / "manifest.json").write_text(head[:-1] + ', "members": [' + members_json + "]}", encoding="utf-8")
     (target / "README.md").write_text(_card(manifest), encoding="utf-8")
     (target / "croissant.json").write_text(json.dumps(_croissant(manifest), indent=1))
+    # Written last and renamed into place: a killed export has no manifest, so `verify` refuses it.
+    partial = target / ".manifest.json.partial"
+    partial.write_text(head[:-1] + ', "members": [' + members_json + "]}", encoding="utf-8")
+    os.replace(partial, target / "manifest.json")
     if fmt == "hf":
         import datasets
 
@@ -169,8 +172,11 @@ def verify(folder: Path) -> dict[str, Any]:
     mpath = folder / "manifest.json"
     if not mpath.is_file():
         raise InputError(f"{folder} has no manifest.json; is it a mixline export?")
-    m = json.loads(mpath.read_text())
-    expected = {r["sample_id"]: r for r in m["members"]}
+    try:
+        m = json.loads(mpath.read_text())
+        expected = {r["sample_id"]: r for r in m["members"]}
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(f"{mpath} is not a complete mixline manifest ({exc.__class__.__name__}); export the mix again") from None
     seen: dict[str, int] = {}
     problems: list[str] = []
     for split, fs in m["files"].items():

@@ -63,7 +63,17 @@ class LoopConfig:
         return cfg
 
 
-_RUN_ID = re.compile(r"run-[0-9A-Za-z-]+")
+_MODEL_ID = re.compile(r"model-[0-9a-f]+")
+
+
+def _generated(gens: list[tuple[str, int]]) -> str:
+    """The samples that these (model id, seed) pairs generated, as a predicate."""
+    # The recipe's `where` is SQL text by design; model ids are checked before they go in it.
+    bad = [m for m, _ in gens if not _MODEL_ID.fullmatch(m)]
+    if bad:
+        raise LineageError(f"loop state holds malformed model ids {bad}; delete the loop's workdir state and re-run")
+    pairs = " OR ".join(f"(model_id = '{m}' AND seed = {int(seed)})" for m, seed in gens)
+    return f"sample_id IN (SELECT sample_id FROM generations WHERE {pairs})"
 
 
 class Loop:
@@ -107,13 +117,15 @@ class Loop:
             prev, current, runs = gen0["model_id"], strategy, []
             for g in range(1, c.generations + 1):
                 source = f"loop:{c.name}:{strategy}:gen{g}"
-                gen = self.stage(g, strategy, "generate", lambda prev=prev, source=source, g=g: M.generate(self.store, prev, M.GenerateConfig(
+                self.stage(g, strategy, "generate", lambda prev=prev, source=source, g=g: M.generate(self.store, prev, M.GenerateConfig(
                     n=c.samples_per_generation, prompts_where=f"({c.real_where}) AND NOT ({held})", temperature=c.temperature,
                     max_new_tokens=c.max_new_tokens, seed=c.seed * 1000 + g, source=source)))
-                # A generation's samples are those its run wrote (identical text from another
-                # strategy is the same sample, so the source name alone would miss it).
-                runs.append(gen["run_id"])
-                newest = f"sample_id IN (SELECT sample_id FROM generations WHERE run_id = '{runs[-1]}')"
+                # A generation's samples are those its model wrote with its seed (identical text
+                # from another strategy is the same sample, so the source name alone would miss
+                # it). Both are content-derived, so the mix ids, and all that follows, are the
+                # same in every store and after a resume; a run id would differ with the clock.
+                runs.append((prev, c.seed * 1000 + g))
+                newest = _generated(runs[-1:])
                 groups = self._groups(current, runs, held)
                 recipe = {"name": f"{c.name}-{strategy}-gen{g}", "seed": c.seed, "status": ["kept", "uncurated"], "groups": groups}
                 if current == "capped":
@@ -143,15 +155,8 @@ class Loop:
                     current = "accumulate"
         return results
 
-    def _groups(self, strategy: str, runs: list[str], held: str) -> list[dict[str, Any]]:
-        def generated(ids: list[str]) -> str:
-            # The recipe's `where` is SQL text by design; run ids are checked before they go in it.
-            bad = [r for r in ids if not _RUN_ID.fullmatch(r)]
-            if bad:
-                raise LineageError(f"loop state holds malformed run ids {bad}; delete the loop's workdir state and re-run")
-            quoted = ", ".join(f"'{r}'" for r in ids)
-            return f"sample_id IN (SELECT sample_id FROM generations WHERE run_id IN ({quoted}))"
-
+    def _groups(self, strategy: str, runs: list[tuple[str, int]], held: str) -> list[dict[str, Any]]:
+        generated = _generated
         if strategy == "replace":
             return [{"name": "newest", "where": generated(runs[-1:])}]
         # The real data's held-out split stays out of every training mix.

@@ -211,8 +211,11 @@ class Store:
     ) -> Iterator[Run]:
         """One writing command: all its writes commit together, or none do.
 
-        A failed run still leaves a row with status 'failed' and the error, written after
-        the rollback, so that `mixline runs` shows what was attempted.
+        The run's row is written first, with status 'running', in a transaction of its own;
+        the run's writes then commit together with the row's change to 'ok'. A failed run
+        keeps its row as 'failed' with the error, so that `mixline runs` shows what was
+        attempted. A process killed mid-run leaves 'running' behind, and the next writer
+        marks it 'aborted' (only one writer can hold the store, so it cannot be live).
         """
         if self.read_only:
             raise ReadOnlyError(f"cannot start a {kind} run: store {self.path} is open read-only")
@@ -220,29 +223,39 @@ class Store:
         chash = config_hash(cfg)
         run = Run(new_run_id(chash), kind, step, cfg, chash)
         started = datetime.now(UTC).replace(tzinfo=None)
-        row = [run.run_id, kind, step, step_version, canonical_json(cfg), chash, code_version(), parent_run_id, started]
-        insert = (
+        if not self._in_tx:  # a run nested in another's transaction must not touch the outer 'running' row
+            self.mark_aborted()
+        self.execute(
             "INSERT INTO runs (run_id, kind, step, step_version, config, config_hash, code_version,"
             " parent_run_id, started_at, finished_at, status, stats, error)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running', NULL, NULL)",
+            [run.run_id, kind, step, step_version, canonical_json(cfg), chash, code_version(), parent_run_id, started],
         )
+        finish = "UPDATE runs SET finished_at = ?, status = ?, stats = ?, error = ? WHERE run_id = ?"
         try:
             with self.transaction():
                 yield run
-                self.execute(
-                    insert,
-                    [*row, datetime.now(UTC).replace(tzinfo=None), "ok", canonical_json(run.stats), None],
-                )
+                self.execute(finish, [datetime.now(UTC).replace(tzinfo=None), "ok", canonical_json(run.stats), None,
+                                      run.run_id])
         except Rollback:
+            self.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])  # a dry run leaves no trace
             raise
         except BaseException as exc:
-            if not isinstance(exc, KeyboardInterrupt | SystemExit):
-                self.execute(
-                    insert,
-                    [*row, datetime.now(UTC).replace(tzinfo=None), "failed", canonical_json(run.stats),
-                     safe_message(exc)],
-                )
+            status = "aborted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
+            try:
+                self.execute(finish, [datetime.now(UTC).replace(tzinfo=None), status, canonical_json(run.stats),
+                                      safe_message(exc), run.run_id])
+            except duckdb.Error:
+                pass  # the connection itself is gone; the next writer marks the run aborted
             raise
+
+    def mark_aborted(self) -> int:
+        """Mark runs left 'running' by a process that died as 'aborted'. Only a writer calls this."""
+        row = self.execute(
+            "UPDATE runs SET status = 'aborted', finished_at = coalesce(finished_at, started_at), "
+            "error = 'the process ended before the run committed; none of its writes were kept' "
+            "WHERE status = 'running'").fetchone()
+        return int(row[0]) if row else 0
 
     # -- bulk writes --------------------------------------------------------------------------
     def append(self, table: str, data: pa.Table | pa.RecordBatch) -> int:

@@ -27,7 +27,7 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "mixline.duckdb"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def realdata() -> Path:
     """../shared/data, or $MIXLINE_REALDATA. Skips when missing, unless CI requires it."""
     path = Path(os.environ.get("MIXLINE_REALDATA", ROOT.parent / "shared" / "data"))

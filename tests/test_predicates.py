@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
@@ -97,6 +99,7 @@ def test_fuzzed_predicates_are_an_error_or_one_safe_expression(predicate_tokens:
             expr = validate_where(st, predicate)
         except PredicateError:
             return
-        # Whatever passed is one expression that reads nothing but samples.
-        assert "store_secrets" not in expr.lower() and "read_text" not in expr.lower()
+        # Whatever passed is one expression that reads nothing but samples (a string constant may say anything).
+        code = re.sub(r"'(?:[^']|'')*'", "''", expr).lower()
+        assert "store_secrets" not in code and "read_text" not in code
         st.execute(f"SELECT count(*) FROM samples WHERE {expr}").fetchall()

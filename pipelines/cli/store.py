@@ -1,4 +1,4 @@
-"""Store commands: init, stats, sql, quarantine, runs, optimize."""
+"""Store commands: init, stats, sql, quarantine, runs, optimize, doctor."""
 
 from __future__ import annotations
 
@@ -107,3 +107,22 @@ def optimize(ctx: Ctx, as_json: bool) -> None:
         out = run_optimize(st)
     if not emit(as_json, out):
         click.echo(f"sorted {out['edges']} edges")
+
+
+@command(cli)
+def doctor(ctx: Ctx, as_json: bool) -> None:
+    """Check the store's invariants: lineage, runs and mixes point at rows that exist. Exit 1 if any fails."""
+    import sys
+
+    from mixline.store.doctor import CHECKS
+    from mixline.store.doctor import doctor as run_doctor
+
+    with ctx.open(read_only=True) as st:
+        report = run_doctor(st)
+    if not emit(as_json, report.to_dict()):
+        for name, n in report.checks.items():
+            click.echo(f"  {'ok ' if n == 0 else 'BAD' if name != 'runs_left_running' else 'note'} {name:<34} {n:>8}  {CHECKS[name][0]}")
+        click.echo(f"  {report.aborted_runs} runs aborted (their writes were rolled back)")
+        click.echo("healthy" if report.healthy else "problems found")
+    if not report.healthy:
+        sys.exit(1)
