@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -242,11 +243,10 @@ class Store:
             raise
         except BaseException as exc:
             status = "aborted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
-            try:
+            # If the connection itself is gone, the next writer marks the run aborted.
+            with contextlib.suppress(duckdb.Error):
                 self.execute(finish, [datetime.now(UTC).replace(tzinfo=None), status, canonical_json(run.stats),
                                       safe_message(exc), run.run_id])
-            except duckdb.Error:
-                pass  # the connection itself is gone; the next writer marks the run aborted
             raise
 
     def mark_aborted(self) -> int:

@@ -33,7 +33,7 @@ def cli(store: Path, *args: str, cwd: Path | None = None) -> list[str]:
 
 def corpus(path: Path, n: int, seed: int) -> Path:
     rng = random.Random(seed)
-    words = "the data model curation sample lineage mix export train text web page medical legal code chat".split()
+    words = ["the", "data", "model", "curation", "sample", "lineage", "mix", "export", "train", "text", "web", "page", "medical", "legal", "code", "chat"]
     with path.open("w") as fh:
         for i in range(n):
             body = " ".join(rng.choice(words) for _ in range(rng.randint(60, 160)))
