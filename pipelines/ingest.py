@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -251,7 +252,13 @@ class Spool:
 
     def __init__(self, store: Store) -> None:
         base = None if store.path == ":memory:" else str(Path(store.path).resolve().parent)
-        self._dir = tempfile.TemporaryDirectory(prefix=".mixline-spool-", dir=base)
+        prefix = f".mixline-spool-{Path(store.path).name}-"
+        if base is not None:
+            # A spool left by a killed run of this store holds raw text: the writer (us, as only
+            # one can hold the store) deletes it before anything else.
+            for stale in Path(base).glob(prefix + "*"):
+                shutil.rmtree(stale, ignore_errors=True)
+        self._dir = tempfile.TemporaryDirectory(prefix=prefix, dir=base)
         self.samples_path = Path(self._dir.name) / "samples.parquet"
         self.origins_path = Path(self._dir.name) / "origins.parquet"
         self.samples = pq.ParquetWriter(self.samples_path, _SAMPLES_SPOOL, compression="none")
@@ -339,10 +346,15 @@ def _load_spool(store: Store, spool: Spool, sid: str, opts: IngestOptions, depth
 def _quarantine(store: Store, sid: str, run_id: str, bad: list[BadRecord]) -> int:
     if not bad:
         return 0
+    from mixline.curation.pii.detectors import scrub_for_display
+
+    # Excerpts are shown to people (`mixline quarantine`): PII in them is replaced first.
+    shown = iter(scrub_for_display([b.excerpt for b in bad if b.excerpt]))
+    excerpts = [next(shown) if b.excerpt else None for b in bad]
     table = pa.table({
         "run_id": [run_id] * len(bad), "source_id": [sid] * len(bad),
         "file": [b.file for b in bad], "locator": [b.locator for b in bad],
-        "reason": [b.reason for b in bad], "excerpt": [b.excerpt for b in bad],
+        "reason": [b.reason for b in bad], "excerpt": excerpts,
     })
     view = "_bad"
     store.con.register(view, table)

@@ -343,8 +343,9 @@ def from_arrow(table: pa.Table, file: str, first_row: int, fields: FieldMap, uni
 
         # Human/Assistant transcripts become messages, which the per-record path does.
         is_chat = is_chat or bool(pc.any(pc.match_substring_regex(table.column(fields.text[0]), r"^\n*Human:")).as_py())
-    if is_chat or not strings:
-        # Slow path: per-record conversion gives each bad row its own reason.
+    if is_chat or not strings or any(table.column(f).null_count for f in fields.text):
+        # Slow path: per-record conversion gives each bad row its own reason (a null text is a
+        # missing field, said with the fields the record has).
         rb = RowBuilder(file, fields)
         for i, rec in enumerate(table.to_pylist()):
             rb.add_record(f"{unit} {first_row + i}", rec)

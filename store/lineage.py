@@ -246,6 +246,12 @@ def trace(store: Store, ref: str) -> Trace:
         sample["text"] = f"[raw text withheld: it contains PII; see scrubbed sample {scrubbed[0]}]"
         sample["messages"] = None
         sample["withheld"] = True
+    elif not (any(d["step"].startswith("pii_") for d in decisions)
+              or any(a["child_id"] == sid and a["relation"] == "scrubbed_from" for a in ancestors)):
+        # No pii step has scanned it (or written it): its text may hold PII, so it stays in the store.
+        sample["text"] = "[text withheld: no pii step has scanned this sample yet; run `mixline curate`]"
+        sample["messages"] = None
+        sample["withheld"] = True
     return Trace(sample, origins, ancestors, decisions, generated_by, clusters, mixes, redactions, scrubbed)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,20 @@ def resolve_store_path(path: str | os.PathLike[str] | None) -> str:
     if path is not None:
         return str(path)
     return os.environ.get("MIXLINE_STORE", DEFAULT_STORE)
+
+
+# Whole words of a key: "hub_token" and "password" are secrets, "max_new_tokens" and "author" are not.
+_SECRET_KEY = re.compile(r"(?i)(?:^|[_-])(?:token|secret|password|passwd|api_?key|credentials?|auth)(?:$|[_-])")
+
+
+def redact_secrets(value: Any) -> Any:
+    """A run config with the values of secret-looking keys (hub tokens, passwords) replaced."""
+    if isinstance(value, dict):
+        return {k: "<redacted>" if _SECRET_KEY.search(str(k)) and isinstance(v, str | int) and not isinstance(v, bool)
+                else redact_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(v) for v in value]
+    return value
 
 
 class Rollback(Exception):  # noqa: N818 - a control signal, not an error
@@ -220,7 +235,7 @@ class Store:
         """
         if self.read_only:
             raise ReadOnlyError(f"cannot start a {kind} run: store {self.path} is open read-only")
-        cfg = json.loads(canonical_json(dict(config)))
+        cfg = redact_secrets(json.loads(canonical_json(dict(config))))
         chash = config_hash(cfg)
         run = Run(new_run_id(chash), kind, step, cfg, chash)
         started = datetime.now(UTC).replace(tzinfo=None)

@@ -8,6 +8,11 @@ from mixline.pipelines.cli.app import cli
 
 
 def main() -> None:
+    import signal
+    import sys
+
+    # SIGTERM unwinds like Ctrl-C: the run rolls back, is marked aborted, and its spool is deleted.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cli(prog_name="mixline")
 
 
