@@ -32,6 +32,7 @@ from mixline.errors import ConfigError, InputError
 
 KINDS = ("web", "domain", "conversation", "synthetic", "eval")
 DEFAULT_MAX_BYTES = 16 << 20
+DEFAULT_MAX_FILE_BYTES = 256 << 30
 Progress = Callable[[int], None]
 
 
@@ -49,6 +50,8 @@ class IngestOptions:
     format: str | None = None
     split: str | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
+    # Decompressed bytes read from one file at most (0: no limit): a compression bomb stops here.
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     synth_depth: int | None = None
     csv_header: bool = True
     # Past this share of bad records the run stops and rolls back, unless allow_bad.
@@ -62,6 +65,8 @@ class IngestOptions:
             raise ConfigError("--source must be a non-empty name for where this data came from")
         if self.max_bytes <= 0:
             raise ConfigError(f"--max-bytes must be positive, got {self.max_bytes}")
+        if self.max_file_bytes < 0:
+            raise ConfigError(f"--max-file-bytes must be 0 (no limit) or positive, got {self.max_file_bytes}")
         if not self.text_fields or any(not f for f in self.text_fields):
             raise ConfigError("--text-field must name at least one field")
         if not 0.0 <= self.max_bad_share <= 1.0:
@@ -114,7 +119,9 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
     config = {"paths": [str(p) for p in resolved], **{k: v for k, v in asdict(opts).items()}}
     sid = source_id_for(opts.source)
     _check_source(store, sid, opts)
-    fields = FieldMap(opts.text_fields, opts.id_field, opts.url_field, opts.csv_header)
+    # A line may be several times its text's size (JSON escapes, other fields): 4x --max-bytes.
+    fields = FieldMap(opts.text_fields, opts.id_field, opts.url_field, opts.csv_header,
+                      max_record_bytes=4 * opts.max_bytes + (1 << 20), max_file_bytes=opts.max_file_bytes or None)
     depth = opts.synth_depth if opts.synth_depth is not None else (1 if opts.kind == "synthetic" else 0)
     with store.run("ingest", "ingest_v1", config) as run, Spool(store) as spool:
         result = IngestResult(run.run_id, sid)

@@ -49,6 +49,10 @@ class FieldMap:
     id: str | None = None
     url: str | None = None
     csv_header: bool = True
+    # Limits against hostile input (a compression bomb, a line with no end): a line past
+    # max_record_bytes is quarantined and skipped; reading stops past max_file_bytes decompressed.
+    max_record_bytes: int | None = None
+    max_file_bytes: int | None = None
 
     def id_fields(self) -> tuple[str, ...]:
         return (self.id,) if self.id else ("id", "_id", "doc_id", "uuid", "message_id")
@@ -123,28 +127,49 @@ def _decompressor(name: str) -> Callable[[], Any] | None:
     return None
 
 
-def _pieces(path: Path, size: int = 1 << 16) -> Iterator[bytes]:
+class TooLargeError(OSError):
+    """A file whose content passes --max-file-bytes once decompressed."""
+
+
+def _pieces(path: Path, size: int = 1 << 16, limit: int | None = None) -> Iterator[bytes]:
+    total = 0
+    for piece in _raw_pieces(path, size):
+        total += len(piece)
+        if limit is not None and total > limit:
+            raise TooLargeError(f"content passes --max-file-bytes {limit} once decompressed (a compression bomb?); "
+                                "raise --max-file-bytes if the file is genuine")
+        yield piece
+
+
+def _raw_pieces(path: Path, size: int = 1 << 16) -> Iterator[bytes]:
     """The decompressed bytes of a file, piece by piece, across every gzip member, zstd frame
     or bz2 stream. Damage raises DamagedStreamError after all the bytes before it: a file cut
-    at a frame boundary ends inside the next frame's header or not at all, and either is seen."""
-    new = _decompressor(path.name.lower())
+    at a frame boundary ends inside the next frame's header or not at all, and either is seen.
+
+    Each piece is bounded (a compression bomb is never inflated in one call): gzip and bz2
+    take an output limit; zstd, which does not, is fed 1 KiB of input at a time.
+    """
+    name = path.name.lower()
+    new = _decompressor(name)
     with open(path, "rb") as fh:
         if new is None:
             while piece := fh.read(size):
                 yield piece
             return
+        zstd = name.endswith((".zst", ".zstd"))
         d, started, offset = new(), False, 0
-        while raw := fh.read(size):
+        while raw := fh.read(1024 if zstd else size):
             offset += len(raw)
             data = raw
             while data:
                 try:
-                    out = d.decompress(data)
+                    for out in _inflate(d, data, size, "zst" if zstd else "bz2" if name.endswith(".bz2") else "gz"):
+                        yield out
+                except DamagedStreamError:
+                    raise
                 except Exception as exc:  # zlib.error, zstd.ZstdError, OSError, EOFError
                     raise DamagedStreamError(f"compressed data is corrupt before byte {offset} ({exc})") from None
                 started = True
-                if out:
-                    yield out
                 if d.eof:  # end of a member or frame: what follows is the next one
                     data, d, started = d.unused_data, new(), False
                 else:
@@ -153,11 +178,34 @@ def _pieces(path: Path, size: int = 1 << 16) -> Iterator[bytes]:
             raise DamagedStreamError(f"compressed stream ends early, at byte {offset}, inside a member or frame")
 
 
+def _inflate(d: Any, data: bytes, size: int, kind: str) -> Iterator[bytes]:
+    """All output of one input slice, at most `size` bytes a piece where the decompressor allows."""
+    if kind == "bz2":
+        out = d.decompress(data, size)
+        while True:
+            if out:
+                yield out
+            if d.eof or d.needs_input:
+                return
+            out = d.decompress(b"", size)
+    if kind == "gz":
+        while True:
+            out = d.decompress(data, size)
+            if out:
+                yield out
+            data = d.unconsumed_tail
+            if d.eof or not data:
+                return
+    out = d.decompress(data)  # zstd
+    if out:
+        yield out
+
+
 class _Stream(io.RawIOBase):
     """A readable file over `_pieces`."""
 
-    def __init__(self, path: Path) -> None:
-        self._it = _pieces(path)
+    def __init__(self, path: Path, limit: int | None = None) -> None:
+        self._it = _pieces(path, limit=limit)
         self._buf = b""
 
     def readable(self) -> bool:
@@ -172,10 +220,10 @@ class _Stream(io.RawIOBase):
         return n
 
 
-def _open(path: Path) -> IO[bytes]:
-    if _decompressor(path.name.lower()) is None:
+def _open(path: Path, limit: int | None = None) -> IO[bytes]:
+    if _decompressor(path.name.lower()) is None and limit is None:
         return open(path, "rb")
-    return io.BufferedReader(_Stream(path), buffer_size=1 << 16)
+    return io.BufferedReader(_Stream(path, limit), buffer_size=1 << 16)
 
 
 def read(path: Path, fields: FieldMap, fmt: str | None = None, *, split: str | None = None,
@@ -198,19 +246,22 @@ def read(path: Path, fields: FieldMap, fmt: str | None = None, *, split: str | N
         "parquet": lambda: _read_parquet(path, fields, batch_rows),
         "csv": lambda: _read_csv(path, fields, ","),
         "tsv": lambda: _read_csv(path, fields, "\t"),
-        "txt": lambda: _read_txt([path], path.parent),
+        "txt": lambda: _read_txt([path], path.parent, fields.max_file_bytes),
         "warc": lambda: _read_warc(path, fields, batch_rows),
-        "yaml": lambda: _read_yaml(path),
+        "yaml": lambda: _read_yaml(path, fields.max_file_bytes),
         "hf": lambda: _read_hf(path, fields, split, batch_rows),
     }
-    yield from readers[fmt]()
+    try:
+        yield from readers[fmt]()
+    except OSError as exc:  # damage or a bomb in a whole-file format: the file is quarantined, the call goes on
+        yield Batch(_empty(), [BadRecord(str(path), "file", f"{exc}; re-create or re-download the file")])
 
 
 def _read_dir(path: Path, fields: FieldMap, batch_rows: int, fmt: str | None = None) -> Iterator[Batch]:
     files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
     txt = [p for p in files if p.suffix.lower() in (".txt", ".md")] if fmt in (None, "txt") else []
     if txt:
-        yield from _read_txt(txt, path)
+        yield from _read_txt(txt, path, fields.max_file_bytes)
     for p in files:
         if p in txt:
             continue
@@ -384,33 +435,50 @@ def from_arrow(table: pa.Table, file: str, first_row: int, fields: FieldMap, uni
 
 # -- JSONL ------------------------------------------------------------------------------------
 
-def _chunks(path: Path) -> Iterator[tuple[bytes, int, int, str | None]]:
-    """Chunks of whole lines: (bytes, first line number, bytes read so far, error at the end).
+def _chunks(path: Path, max_line: int | None = None, max_file: int | None = None) -> Iterator[tuple[bytes, int, int, str | None]]:
+    """Chunks of whole lines: (bytes, first line number, bytes read so far, error at that point).
 
     Reads in small pieces so that a truncated compressed stream still yields every whole
-    line before the damage.
+    line before the damage. A line longer than `max_line` is reported and skipped without
+    being held in memory; reading stops once `max_file` decompressed bytes have been read.
     """
     line_no = 1
     buf = bytearray()
     read_total = 0
     error: str | None = None
-    pieces = _pieces(path)
+    skipping = False
+    pieces = _pieces(path, limit=max_file)
     while True:
         try:
             piece = next(pieces, b"")
         except OSError as exc:
-            error = f"{exc}; every whole line before it was read; re-create or re-download the file"
+            error = f"{exc}; every whole line before it was read"
             piece = b""
         if piece:
-            buf += piece
             read_total += len(piece)
-            if len(buf) < CHUNK_BYTES:
+            if skipping:
+                nl = piece.find(b"\n")
+                if nl < 0:
+                    continue
+                piece, skipping = piece[nl + 1:], False
+                line_no += 1
+            buf += piece
+            last = buf.rfind(b"\n")
+            if max_line is not None and len(buf) - (last + 1) > max_line:
+                # The line being read has no end in sight: pass the whole lines, report it, skip it.
+                if last >= 0:
+                    whole = bytes(buf[: last + 1])
+                    yield whole, line_no, read_total, None
+                    line_no += whole.count(b"\n")
+                yield b"", line_no, read_total, (f"line {line_no} is longer than {max_line:,} bytes, the limit for one "
+                                                 "record (4 x --max-bytes); it was skipped (split the record, or raise --max-bytes)")
+                buf.clear()
+                skipping = True
                 continue
-            cut = buf.rfind(b"\n")
-            if cut < 0:
+            if len(buf) < CHUNK_BYTES or last < 0:
                 continue
-            whole = bytes(buf[: cut + 1])
-            del buf[: cut + 1]
+            whole = bytes(buf[: last + 1])
+            del buf[: last + 1]
             yield whole, line_no, read_total, None
             line_no += whole.count(b"\n")
             continue
@@ -431,7 +499,7 @@ def _chunks(path: Path) -> Iterator[tuple[bytes, int, int, str | None]]:
 
 def _read_jsonl(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
     file = str(path)
-    for chunk, first_line, read_total, error in _chunks(path):
+    for chunk, first_line, read_total, error in _chunks(path, fields.max_record_bytes, fields.max_file_bytes):
         if chunk:
             yield from _jsonl_chunk(chunk, first_line, file, fields, batch_rows, read_total)
         if error:
@@ -440,17 +508,21 @@ def _read_jsonl(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch
 
 def _jsonl_chunk(chunk: bytes, first_line: int, file: str, fields: FieldMap, batch_rows: int, read_total: int) -> Iterator[Batch]:
     n_lines = chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-    clean = b"\n\n" not in chunk and not chunk.startswith(b"\n") and b"\r" not in chunk
+    # Arrow's reader only for lines that are all objects: pyarrow 26 crashes (SIGSEGV) on a
+    # chunk of bare `null` lines, and other top-level values are bad records anyway.
+    clean = (chunk.startswith(b"{") and chunk.count(b"\n{") == n_lines - 1 and b"\r" not in chunk)
     if clean:
+        batch = None
         try:
             table = pa_json.read_json(io.BytesIO(chunk), read_options=pa_json.ReadOptions(block_size=1 << 20))
             if table.num_rows == n_lines:
                 batch = from_arrow(table, file, first_line, fields, unit="line")
-                batch.bytes_read = read_total
-                yield batch
-                return
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            pass
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError):
+            pass  # the per-line path below gives each bad line its own reason (a key in bad UTF-8, say)
+        if batch is not None:
+            batch.bytes_read = read_total
+            yield batch
+            return
     rb = RowBuilder(file, fields)
     offset = 0
     for i, raw in enumerate(chunk.split(b"\n")):
@@ -478,7 +550,7 @@ def _jsonl_chunk(chunk: bytes, first_line: int, file: str, fields: FieldMap, bat
 
 def _read_json_array(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
     file = str(path)
-    with _open(path) as fh:
+    with _open(path, fields.max_file_bytes) as fh:
         raw = fh.read()
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -520,7 +592,7 @@ def _read_parquet(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Bat
 def _read_csv(path: Path, fields: FieldMap, delimiter: str) -> Iterator[Batch]:
     file = str(path)
     rb = RowBuilder(file, fields)
-    with _open(path) as fh:
+    with _open(path, fields.max_file_bytes) as fh:
         text = io.TextIOWrapper(fh, encoding="utf-8", errors="strict", newline="")
         # Without a header row, columns are named by position: "0", "1", ...
         reader = csv.DictReader(text, delimiter=delimiter) if fields.csv_header else _NumberedReader(text, delimiter)
@@ -555,11 +627,16 @@ class _NumberedReader:
 
 # -- text, WARC, YAML, HF ------------------------------------------------------------------------
 
-def _read_txt(paths: list[Path], root: Path) -> Iterator[Batch]:
+def _read_txt(paths: list[Path], root: Path, limit: int | None = None) -> Iterator[Batch]:
     rb = RowBuilder("", FieldMap())
     for p in paths:
         rb.file = str(p)
-        raw = _open(p).read()
+        try:
+            with _open(p, limit) as fh:
+                raw = fh.read()
+        except OSError as exc:
+            rb.bad.append(BadRecord(str(p), "file", f"{exc}; re-create or re-download the file"))
+            continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -618,19 +695,22 @@ def _read_warc(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]
                 rb.add_row(loc, text, None, rid, url, meta)
                 if len(rb) >= batch_rows:
                     yield rb.flush()
-        except (ArchiveLoadFailed, EOFError, zlib.error, OSError, ValueError) as exc:
-            rb.bad.append(BadRecord(file, f"offset {it.offset}", f"corrupt or truncated WARC: {exc}"))
+        except (ArchiveLoadFailed, EOFError, zlib.error, OSError, ValueError, AttributeError, TypeError, IndexError,
+                KeyError, UnicodeError) as exc:
+            # warcio meets damaged headers with any of these; the records before the damage stay.
+            rb.bad.append(BadRecord(file, f"offset {it.offset}", f"corrupt or truncated WARC ({type(exc).__name__}: {exc})"))
     yield rb.flush(path.stat().st_size)
 
 
-def _read_yaml(path: Path) -> Iterator[Batch]:
+def _read_yaml(path: Path, limit: int | None = None) -> Iterator[Batch]:
     """Chatterbot-style YAML: `conversations:` as lists of alternating user/assistant turns."""
     import yaml
 
     file = str(path)
     rb = RowBuilder(file, FieldMap())
     try:
-        data = yaml.safe_load(_open(path).read().decode("utf-8"))
+        with _open(path, limit) as fh:
+            data = yaml.safe_load(fh.read().decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         rb.bad.append(BadRecord(file, "file", f"not valid UTF-8 YAML: {exc}"))
         yield rb.flush()

@@ -45,6 +45,10 @@ SQL_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_eac
 
 
 def _parse(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PredicateError("the SQL holds a lone surrogate (half of a UTF-16 pair); remove it") from None
     out: dict[str, Any] = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])  # type: ignore[index]
     return out
 

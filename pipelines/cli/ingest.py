@@ -24,13 +24,15 @@ from mixline.store import Store
 @click.option("--format", "fmt", default=None, help="Force a format: jsonl, json, parquet, csv, tsv, txt, warc, yaml, hf.")
 @click.option("--split", default=None, help="Split of a Hugging Face dataset.")
 @click.option("--max-bytes", default=16 << 20, show_default=True, help="Quarantine records whose text is larger.")
+@click.option("--max-file-bytes", default=256 << 30, show_default=True,
+              help="Stop reading a file past this many decompressed bytes (0: no limit); guards against compression bombs.")
 @click.option("--no-header", is_flag=True, help="CSV/TSV files have no header row; fields are named 0, 1, ...")
 @click.option("--max-bad-share", default=0.5, show_default=True, type=float,
               help="Stop and roll back when a larger share of records is bad.")
 @click.option("--allow-bad", is_flag=True, help="Keep the good records however many are bad; the bad ones are quarantined.")
 def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: str | None, license_: str | None,
            domain: str | None, text_fields: tuple[str, ...], id_field: str | None, url_field: str | None,
-           fmt: str | None, split: str | None, max_bytes: int, no_header: bool, max_bad_share: float,
+           fmt: str | None, split: str | None, max_bytes: int, max_file_bytes: int, no_header: bool, max_bad_share: float,
            allow_bad: bool) -> None:
     """Ingest files, folders or Hugging Face datasets (hf:NAME) with their provenance."""
     from mixline.pipelines.ingest import IngestOptions, default_source_name, total_bytes
@@ -41,7 +43,7 @@ def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: s
     name = source or default_source_name(paths[0])
     opts = IngestOptions(kind=kind, source=name, license=license_, domain=domain,
                          text_fields=text_fields or ("text",), id_field=id_field, url_field=url_field,
-                         format=fmt, split=split, max_bytes=max_bytes, csv_header=not no_header,
+                         format=fmt, split=split, max_bytes=max_bytes, max_file_bytes=max_file_bytes, csv_header=not no_header,
                          max_bad_share=max_bad_share, allow_bad=allow_bad)
     # A memory cap keeps DuckDB's page cache from growing with the corpus; it spills instead.
     memory = os.environ.get("MIXLINE_MEMORY_LIMIT", "1GB")
