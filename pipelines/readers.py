@@ -163,8 +163,7 @@ def _raw_pieces(path: Path, size: int = 1 << 16) -> Iterator[bytes]:
             data = raw
             while data:
                 try:
-                    for out in _inflate(d, data, size, "zst" if zstd else "bz2" if name.endswith(".bz2") else "gz"):
-                        yield out
+                    yield from _inflate(d, data, size, "zst" if zstd else "bz2" if name.endswith(".bz2") else "gz")
                 except DamagedStreamError:
                     raise
                 except Exception as exc:  # zlib.error, zstd.ZstdError, OSError, EOFError

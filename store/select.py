@@ -180,6 +180,11 @@ def check_query(con: duckdb.DuckDBPyConnection, query: str) -> None:
         raise ReadOnlyError(f"query does not parse: {msg}")
     for node in _walk(tree.get("statements")):
         kind = node.get("type")
+        if kind == "BASE_TABLE" and str(node.get("catalog_name") or "").lower() not in ("", "memory") or \
+                kind == "BASE_TABLE" and str(node.get("schema_name") or "").lower() == _RAW:
+            raise ReadOnlyError(f"mixline sql reads the store through its views; name tables without a catalog "
+                                f"({node.get('table_name')}, not {node.get('catalog_name') or node.get('schema_name')}."
+                                f"{node.get('table_name')})")
         if kind == "BASE_TABLE" and node.get("table_name", "").lower() in HIDDEN_TABLES:
             raise ReadOnlyError(f"table {node['table_name']} is hidden: it holds the store's PII key, "
                                 "which never leaves the store")
@@ -192,12 +197,52 @@ def check_query(con: duckdb.DuckDBPyConnection, query: str) -> None:
             raise ReadOnlyError(f"function {node['function_name']}() is refused in mixline sql")
 
 
+_RAW = "mixline_store"
+# Text `mixline sql` never shows: raw parents that PII scrubbing replaced with a scrubbed
+# child. Their text, messages and origin fields read as withheld. (Text no pii step has scanned
+# yet is shown, as it is what the user's own input files hold; `trace` withholds it.)
+_UNSEEN = f"EXISTS (SELECT 1 FROM {_RAW}.edges e WHERE e.parent_id = s.sample_id AND e.relation = 'scrubbed_from')"
+_WITHHELD = "'[withheld: raw text that PII scrubbing replaced; read its scrubbed child]'"
+
+
 def open_sql_connection(path: str) -> duckdb.DuckDBPyConnection:
-    """A read-only connection that cannot touch files, install extensions or change its settings."""
+    """A connection that reads the store through views and cannot touch files, install
+    extensions or change its settings.
+
+    The store is attached read-only; every table and view of it is a view here, but the one
+    that holds the PII key. In `samples` and `sample_origins`, a raw parent that a pii step
+    replaced with a scrubbed child reads as withheld: raw PII never leaves the store.
+    """
     if path == ":memory:":
         raise ReadOnlyError("mixline sql needs a store file; give --store PATH")
-    con = duckdb.connect(path, read_only=True, config={"enable_external_access": False})
-    con.execute("SET lock_configuration = true")
+    con = duckdb.connect(":memory:")
+    try:
+        quoted = "'" + str(Path(path).resolve()).replace("'", "''") + "'"  # ATTACH takes no bound parameter
+        con.execute(f"ATTACH {quoted} AS {_RAW} (READ_ONLY)")
+        names = [r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = ? UNION "
+            "SELECT view_name FROM duckdb_views() WHERE database_name = ? AND NOT internal", [_RAW, _RAW]).fetchall()]
+        for name in names:
+            if name.lower() in HIDDEN_TABLES:
+                continue
+            if name == "samples":
+                cols = [r[0] for r in con.execute(f"DESCRIBE {_RAW}.samples").fetchall()]
+                shown = ", ".join(f"CASE WHEN {_UNSEEN} THEN {_WITHHELD} ELSE s.{c} END AS {c}" if c in ("text", "messages")
+                                  else f"s.{c}" for c in cols)
+                con.execute(f"CREATE VIEW samples AS SELECT {shown} FROM {_RAW}.samples s")
+            elif name == "sample_origins":
+                cols = [r[0] for r in con.execute(f"DESCRIBE {_RAW}.sample_origins").fetchall()]
+                shown = ", ".join(f"CASE WHEN {_UNSEEN} THEN NULL ELSE o.{c} END AS {c}" if c == "meta" else f"o.{c}"
+                                  for c in cols)
+                con.execute(f"CREATE VIEW sample_origins AS SELECT {shown} FROM {_RAW}.sample_origins o "
+                            f"JOIN {_RAW}.samples s USING (sample_id)")
+            else:
+                con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {_RAW}."{name}"')
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 

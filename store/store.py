@@ -257,7 +257,9 @@ class Store:
             self.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])  # a dry run leaves no trace
             raise
         except BaseException as exc:
-            status = "aborted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
+            # A signal (SIGTERM, Ctrl-C) is an abort; inside a query DuckDB reports it as "Query interrupted".
+            interrupted = isinstance(exc, KeyboardInterrupt | SystemExit) or "Query interrupted" in str(exc)
+            status = "aborted" if interrupted else "failed"
             # If the connection itself is gone, the next writer marks the run aborted.
             with contextlib.suppress(duckdb.Error):
                 self.execute(finish, [datetime.now(UTC).replace(tzinfo=None), status, canonical_json(run.stats),

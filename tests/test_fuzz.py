@@ -8,6 +8,7 @@ and predicates.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -186,10 +187,8 @@ def test_recipe_mix_and_loop_files(tmp_path_factory, data):
                         ("loop", LoopConfig.from_file)):
         path = folder / f"{name}.json"
         path.write_text(json.dumps(data, default=str), encoding="utf-8", errors="surrogatepass")
-        try:
+        with contextlib.suppress(MixlineError):
             parse(path)
-        except MixlineError:
-            pass
     count("recipe/mix/loop files")
 
 

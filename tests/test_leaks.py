@@ -34,10 +34,11 @@ def test_sigterm_and_sigkill_leave_no_spool_of_raw_text(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "mixline.pipelines.cli", "--store", str(store), "ingest", "--quiet", "--kind", "web", "--source"]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         proc = subprocess.Popen([*cmd, f"big-{sig.name}", str(big)])
-        for _ in range(300):  # wait until the spool holds text
-            time.sleep(0.02)
-            if any(p.stat().st_size > 0 for d in _spools(tmp_path) for p in d.iterdir()):
+        for _ in range(500):  # wait until the run has its spool (it fills as batches are read)
+            time.sleep(0.01)
+            if _spools(tmp_path):
                 break
+        time.sleep(0.2)
         assert proc.poll() is None and _spools(tmp_path), "ingest ended before it spooled; make the file bigger"
         proc.send_signal(sig)
         proc.wait()
@@ -85,3 +86,79 @@ def test_secrets_in_configs_are_not_stored(store: Store) -> None:
         pass
     cfg = json.loads(store.scalar("SELECT config FROM runs WHERE kind = 'test'"))
     assert cfg == {"hub_token": "<redacted>", "max_new_tokens": 64, "nested": {"password": "<redacted>"}}
+
+
+PLANTED = {"email": "maria.okafor@mailhost.io", "phone": "+44 20 7946 0958", "card": "4111 1111 1111 1111",
+           "name": "Maria Okafor", "iban": "GB82 WEST 1234 5698 7654 32"}
+
+
+def test_planted_pii_never_reaches_outputs_exports_or_errors(mixline, tmp_path, monkeypatch) -> None:
+    """Every command a user sees output from, on conversations with planted PII: no planted value
+    in stdout, stderr, --json, exports, cards or quarantine excerpts."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MIXLINE_EXPORT_ROOT", str(tmp_path))
+    chats = tmp_path / "chats.jsonl"
+    rows = []
+    for i in range(30):
+        rows.append({"messages": [
+            {"role": "user", "content": f"Hi, my name is {PLANTED['name']} and my email is {PLANTED['email']}. "
+                                        f"Please help me plan a garden for the spring, question {i}."},
+            {"role": "assistant", "content": f"Of course. I will send the plan to {PLANTED['email']} or call "
+                                             f"{PLANTED['phone']}. Your card {PLANTED['card']} and IBAN {PLANTED['iban']} "
+                                             f"are not needed for this; plant tomatoes after the last frost ({i})."}]})
+    chats.write_text("".join(json.dumps(r) + "\n" for r in rows) + json.dumps({"body": PLANTED["email"]}) + "\n")
+    seen: list[str] = []
+
+    def run(*args: str) -> object:
+        res = mixline(*args)
+        seen.append(res.output)
+        return res
+
+    run("ingest", str(chats), "--kind", "conversation", "--source", "chats", "--json")
+    run("quarantine", "--json")
+    run("curate", "--dry-run", "--json")
+    run("curate", "--json")
+    raw = mixline.json("sql", "SELECT sample_id FROM samples WHERE sample_id IN (SELECT parent_id FROM edges) LIMIT 1")
+    raw_id = raw[0]["sample_id"] if isinstance(raw, list) else raw["rows"][0]["sample_id"]
+    child = mixline.json("sql", f"SELECT child_id FROM edges WHERE parent_id = '{raw_id}'")
+    child_id = child[0]["child_id"] if isinstance(child, list) else child["rows"][0]["child_id"]
+    for sid in (raw_id, child_id):
+        run("trace", sid, "--json")
+        run("why", sid, "--json")
+        run("impact", sid, "--json")
+    (tmp_path / "mix.toml").write_text('name = "c"\n[[groups]]\nname = "all"\nwhere = "kind = \'conversation\'"\n')
+    mix_id = json.loads(run("mix", "build", str(tmp_path / "mix.toml"), "--json").stdout)["mix_id"]
+    run("mix", "show", mix_id, "--json")
+    for fmt in ("parquet", "jsonl"):
+        run("mix", "export", mix_id, "--format", fmt, "--out", str(tmp_path / f"exp-{fmt}"))
+        run("mix", "verify", str(tmp_path / f"exp-{fmt}"))
+    run("stats", "--json")
+    run("runs", "--json")
+    bad = mixline("trace", "no-such-sample", ok=False)  # an error path
+    seen.append(bad.output)
+    import pyarrow.parquet as pq
+
+    for f in tmp_path.glob("exp-*/**/*"):
+        if f.is_file():
+            seen.append(pq.read_table(f).to_pylist().__repr__() if f.suffix == ".parquet" else f.read_text())
+    everything = "\n".join(seen)
+    assert "<EMAIL>" in everything or "<EMAIL_" in everything, "the scrubbed text was expected in the outputs"
+    for kind, value in PLANTED.items():
+        assert value not in everything, f"planted {kind} leaked"
+
+
+def test_sql_withholds_raw_parents_and_cannot_reach_around_its_views(mixline, tmp_path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps({"text": f"Write to {EMAIL} about the spring garden plans and the tomatoes."}) + "\n")
+    mixline("ingest", str(path), "--kind", "conversation", "--source", "a")
+    before = mixline.json("sql", "SELECT text FROM samples")
+    assert EMAIL in json.dumps(before), "before curation the text is the user's own input, shown as is"
+    mixline("curate")
+    rows = json.dumps(mixline.json("sql", "SELECT s.text, o.meta FROM samples s JOIN sample_origins o USING (sample_id)"))
+    assert EMAIL not in rows and "withheld" in rows
+    texts = json.dumps(mixline.json("sql", "SELECT text FROM samples"))
+    assert EMAIL not in texts and "<EMAIL>" in texts
+    for query in ("SELECT text FROM mixline_store.samples", "SELECT text FROM mixline_store.main.samples",
+                  "SELECT * FROM store_secrets"):
+        res = mixline("sql", query, ok=False)
+        assert res.exit_code != 0 and EMAIL not in res.output, query

@@ -11,8 +11,14 @@ def main() -> None:
     import signal
     import sys
 
-    # SIGTERM unwinds like Ctrl-C: the run rolls back, is marked aborted, and its spool is deleted.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    from mixline.pipelines.cli.app import TERMINATED
+
+    def terminate(*_: object) -> None:
+        # SIGTERM unwinds like Ctrl-C: the run rolls back, is marked aborted, and its spool is deleted.
+        TERMINATED.set()
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, terminate)
     cli(prog_name="mixline")
 
 

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -16,6 +17,8 @@ from mixline.store import Store, resolve_store_path
 
 from mixline.errors import MixlineError, safe_message
 
+# Set when SIGTERM arrives (see `main`), so that the error it causes inside a query exits 143.
+TERMINATED = threading.Event()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -79,6 +82,9 @@ def command(group: click.Group, name: str | None = None, **kw: Any) -> Callable[
                 click.echo("error: interrupted; the run was rolled back", err=True)
                 sys.exit(130)
             except Exception as exc:
+                if TERMINATED.is_set():  # DuckDB turns the unwinding SystemExit into "Query interrupted"
+                    click.echo("error: terminated; the run was rolled back", err=True)
+                    sys.exit(143)
                 if os.environ.get("MIXLINE_DEBUG"):
                     raise
                 # A bug: one line, with quoted values withheld; MIXLINE_DEBUG=1 shows the traceback.
