@@ -51,6 +51,7 @@ bench: $(STAMP) $(PEERS)/.installed
 	$(BIN)/python benchmarks/bench_profiles.py
 	$(BIN)/python benchmarks/bench_toxicity.py
 	$(BIN)/python benchmarks/phone_set.py score
+	$(BIN)/python benchmarks/bench_reliability.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

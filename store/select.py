@@ -215,10 +215,20 @@ def open_sql_connection(path: str) -> duckdb.DuckDBPyConnection:
     """
     if path == ":memory:":
         raise ReadOnlyError("mixline sql needs a store file; give --store PATH")
+    from mixline.store.store import is_lock_error, snapshot_info, snapshot_path
+
     con = duckdb.connect(":memory:")
     try:
-        quoted = "'" + str(Path(path).resolve()).replace("'", "''") + "'"  # ATTACH takes no bound parameter
-        con.execute(f"ATTACH {quoted} AS {_RAW} (READ_ONLY)")
+        def attach(file: Path) -> None:
+            quoted = "'" + str(file.resolve()).replace("'", "''") + "'"  # ATTACH takes no bound parameter
+            con.execute(f"ATTACH {quoted} AS {_RAW} (READ_ONLY)")
+
+        try:
+            attach(Path(path))
+        except duckdb.IOException as exc:
+            if not (is_lock_error(exc) and snapshot_info(path)):
+                raise
+            attach(snapshot_path(path))  # a writer holds the store: read its newest snapshot
         names = [r[0] for r in con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = ? UNION "
             "SELECT view_name FROM duckdb_views() WHERE database_name = ? AND NOT internal", [_RAW, _RAW]).fetchall()]

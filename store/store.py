@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,6 +54,48 @@ def redact_secrets(value: Any) -> Any:
     return value
 
 
+# -- read snapshots ------------------------------------------------------------------------------
+# DuckDB lets one process write a file and no other process open it meanwhile. So that readers
+# (`stats`, `trace`, `sql`, `runs`, `mix show`, the dashboard) keep working while a run writes,
+# every committed run publishes a read snapshot beside the store: the file is checkpointed and
+# cloned (a reflink where the filesystem has them, else a copy up to MIXLINE_SNAPSHOT_MAX_BYTES),
+# then renamed into place. A reader that finds the store locked opens the newest snapshot and
+# says which run it reflects. MIXLINE_SNAPSHOTS=off turns publishing off.
+
+def snapshot_path(path: str | os.PathLike[str]) -> Path:
+    return Path(f"{path}.snapshot")
+
+
+def snapshot_info(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    meta = Path(f"{path}.snapshot.json")
+    if not snapshot_path(path).exists() or not meta.exists():
+        return None
+    try:
+        info: dict[str, Any] = json.loads(meta.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return info
+
+
+def _clone(src: Path, dst: Path, limit: int) -> bool:
+    """Clone src to dst by reflink (instant, no extra space), else copy when src is at most `limit` bytes."""
+    with contextlib.suppress(OSError):
+        import fcntl
+
+        with open(src, "rb") as fs, open(dst, "wb") as fd:
+            fcntl.ioctl(fd.fileno(), 0x40049409, fs.fileno())  # FICLONE
+        return True
+    if src.stat().st_size > limit:
+        dst.unlink(missing_ok=True)
+        return False
+    shutil.copyfile(src, dst)
+    return True
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    return "lock" in str(exc).lower()
+
+
 class Rollback(Exception):  # noqa: N818 - a control signal, not an error
     """Raised inside `Store.run` to undo every write of the run and leave no runs row (a dry run)."""
 
@@ -95,13 +138,24 @@ class Store:
                 f"store {self.path} does not exist; create it with `mixline --store {self.path} init` "
                 "or ingest something first"
             )
+        # When a reader falls back to the read snapshot: which run it reflects, and when.
+        self.snapshot: dict[str, Any] | None = None
         try:
             self.con = duckdb.connect(self.path, read_only=read_only, config=config)
         except duckdb.IOException as exc:
+            info = snapshot_info(self.path) if read_only and is_lock_error(exc) else None
+            if info is not None:
+                self.con = duckdb.connect(str(snapshot_path(self.path)), read_only=True, config=config)
+                self.snapshot = info
+                self._after_connect(read_only)
+                return
             raise StoreError(
                 f"cannot open store {self.path}: {exc}. Only one process may write to a store "
                 "at a time; wait for the other mixline command to finish, or open it read-only."
             ) from exc
+        self._after_connect(read_only)
+
+    def _after_connect(self, read_only: bool) -> None:
         self.con.execute("SET enable_progress_bar = false")
         self._in_tx = False
         # Read-side helpers built from this store's files (the lineage index), opened once.
@@ -248,6 +302,7 @@ class Store:
             [run.run_id, kind, step, step_version, canonical_json(cfg), chash, code_version(), parent_run_id, started],
         )
         finish = "UPDATE runs SET finished_at = ?, status = ?, stats = ?, error = ? WHERE run_id = ?"
+        outermost = not self._in_tx
         try:
             with self.transaction():
                 yield run
@@ -265,6 +320,25 @@ class Store:
                 self.execute(finish, [datetime.now(UTC).replace(tzinfo=None), status, canonical_json(run.stats),
                                       safe_message(exc), run.run_id])
             raise
+        if outermost:
+            self.publish_snapshot(run.run_id)
+
+    def publish_snapshot(self, run_id: str) -> bool:
+        """Publish the read snapshot that readers open while a later run holds the store."""
+        if self.path == ":memory:" or self.read_only or os.environ.get("MIXLINE_SNAPSHOTS", "on") == "off":
+            return False
+        src, dst = Path(self.path), snapshot_path(self.path)
+        tmp = dst.with_name(f".{dst.name}.partial")
+        self.execute("CHECKPOINT")
+        if not _clone(src, tmp, int(os.environ.get("MIXLINE_SNAPSHOT_MAX_BYTES", 4 << 30))):
+            return False
+        meta = {"run_id": run_id, "published_at": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+                "bytes": tmp.stat().st_size}
+        os.replace(tmp, dst)
+        meta_tmp = tmp.with_suffix(".json")
+        meta_tmp.write_text(json.dumps(meta))
+        os.replace(meta_tmp, Path(f"{self.path}.snapshot.json"))
+        return True
 
     def mark_aborted(self) -> int:
         """Mark runs left 'running' by a process that died as 'aborted'. Only a writer calls this."""

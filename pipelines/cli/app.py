@@ -49,7 +49,11 @@ class Ctx:
         self.quiet = quiet
 
     def open(self, read_only: bool = False) -> Store:
-        return Store(self.store_path, read_only=read_only)
+        st = Store(self.store_path, read_only=read_only)
+        if st.snapshot and not self.quiet:
+            click.echo(f"note: a writer holds the store; reading its snapshot as of run {st.snapshot['run_id']} "
+                       f"(published {st.snapshot['published_at']} UTC)", err=True)
+        return st
 
     def say(self, msg: str) -> None:
         if not self.quiet:
