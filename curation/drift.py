@@ -23,12 +23,39 @@ from mixline.curation.normalize import words
 from mixline.errors import ConfigError
 
 TEXT_METRICS = ("distinct_1", "distinct_2", "distinct_3", "unigram_entropy", "compression_ratio",
-                "mean_words", "js_distance", "ref_vocab_coverage", "invented_word_share", "self_bleu")
+                "mean_words", "js_distance", "ref_vocab_coverage", "invented_word_share", "self_bleu",
+                "rare_word_coverage")
 EMBED_METRICS = ("mmd2", "frechet", "vendi", "spread")
 # Metrics compared as a signed difference (the batch can be too high or too low); the rest
 # are distances between the two sets, where only "too far" counts.
 SIGNED = ("distinct_1", "distinct_2", "distinct_3", "unigram_entropy", "compression_ratio", "mean_words",
-          "self_bleu", "vendi", "spread")
+          "self_bleu", "vendi", "spread", "rare_word_coverage")
+# What a move means, in words: (when the value is below the reference's, when above).
+DIRECTIONS: dict[str, tuple[str, str]] = {
+    "distinct_1": ("less diverse than human text (fewer distinct words)", "more varied words than human text"),
+    "distinct_2": ("less diverse than human text (fewer distinct word pairs)", "more varied word pairs than human text"),
+    "distinct_3": ("less diverse than human text (fewer distinct word triples)", "more varied word triples than human text"),
+    "unigram_entropy": ("narrower word distribution than human text", "flatter word distribution than human text"),
+    "compression_ratio": ("more repetitive than human text (compresses better)", "less compressible than human text (noisier)"),
+    "mean_words": ("shorter than human text", "longer than human text"),
+    "self_bleu": ("texts less alike each other than human texts are", "texts more alike each other than human texts are"),
+    "rare_word_coverage": ("loses the tail: uses fewer of the human text's rare words", "uses more rare words than human text"),
+    "vendi": ("fewer distinct meanings than human text (embeddings)", "more spread-out meanings than human text"),
+    "spread": ("embeddings packed tighter than human text's", "embeddings spread wider than human text's"),
+    "js_distance": ("", "word distribution further from human text's"),
+    "ref_vocab_coverage": ("", "leaves more of the human vocabulary unused"),
+    "invented_word_share": ("", "more words that human text never uses"),
+    "mmd2": ("", "embedding distribution further from human text's"),
+    "frechet": ("", "embedding distribution further from human text's (Fréchet)"),
+}
+
+
+def direction(metric: str, value: float, reference_value: float | None, distance: float) -> str:
+    """The move of a metric in words: "less diverse than human text", "more repetitive"."""
+    low, high = DIRECTIONS.get(metric, ("", ""))
+    if metric in SIGNED and reference_value is not None:
+        return low if value < reference_value else high
+    return high if distance > 0 else ""
 
 
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9),
@@ -67,11 +94,25 @@ class TextIndex:
         self.lengths = np.array([len(x) for x in self.ids], dtype=np.float64)
         self.compression = np.array([len(zlib.compress(b, 6)) / max(1, len(b)) for b in (t.encode("utf-8") for t in texts)])
 
+    def rare_words(self, idx: np.ndarray, mass: float = 0.1) -> np.ndarray:
+        """A mask of the words that make up the rarest `mass` of the tokens of texts `idx`.
+
+        The compared samples must not be among `idx`: a word rare in the reference occurs in
+        one or two of its texts, so a sample that holds those texts would look tail-rich."""
+        counts = np.bincount(self._cat(self.ids, idx).astype(np.int64), minlength=self.vocab_size)
+        seen = np.flatnonzero(counts)
+        order = seen[np.argsort(counts[seen], kind="stable")]
+        cum = np.cumsum(counts[order])
+        rare = np.zeros(self.vocab_size, dtype=bool)
+        if len(cum):
+            rare[order[cum <= mass * cum[-1]]] = True
+        return rare
+
     def _cat(self, arrays: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
         parts = [arrays[i] for i in idx]
         return np.concatenate(parts) if parts else np.empty(0, np.uint64)
 
-    def stats(self, idx: np.ndarray, rng: np.random.Generator, k: int = 30) -> dict[str, Any]:
+    def stats(self, idx: np.ndarray, rng: np.random.Generator, k: int = 30, rare: np.ndarray | None = None) -> dict[str, Any]:
         uni = np.bincount(self._cat(self.ids, idx).astype(np.int64), minlength=self.vocab_size)
         total = int(uni.sum())
         out: dict[str, Any] = {"distinct_1": float((uni > 0).sum() / total) if total else 0.0}
@@ -82,6 +123,10 @@ class TextIndex:
         out["unigram_entropy"] = float(-(p * np.log2(p)).sum())
         out["compression_ratio"] = float(self.compression[idx].mean())
         out["mean_words"] = float(self.lengths[idx].mean())
+        if rare is not None and rare.any():
+            # The tail: the share of the reference's rarest words (the bottom tenth of its token
+            # mass) that these texts use at all. Collapse loses the tail first (Shumailov et al. 2024).
+            out["rare_word_coverage"] = float((uni[: len(rare)][rare] > 0).sum() / rare.sum())
         out["self_bleu"] = self.self_bleu(idx, rng, k)
         out["_unigrams"] = uni
         return out
@@ -193,10 +238,16 @@ class MetricResult:
     distance: float
     threshold: float
     alert: bool
+    # The null: mean and spread of this metric's signed distance between two reference samples.
+    null_mean: float = 0.0
+    null_sd: float = 0.0
+    signed_distance: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "value": self.value, "reference_value": self.reference_value,
-                "distance": self.distance, "threshold": self.threshold, "alert": self.alert}
+                "distance": self.distance, "threshold": self.threshold, "alert": self.alert,
+                "direction": direction(self.metric, self.value, self.reference_value, self.signed_distance)
+                if self.alert else "", "null_mean": self.null_mean, "null_sd": self.null_sd}
 
 
 @dataclass
@@ -321,14 +372,17 @@ class DriftChecker:
         for _ in range(cfg.bootstrap):
             perm = rng.permutation(ref_idx)
             a, b = perm[:n], perm[n:2 * n]
-            ta, tb = index.stats(a, rng), index.stats(b, rng)
+            rare = index.rare_words(perm[2 * n:])  # the tail, from reference text outside both samples
+            ta, tb = index.stats(a, rng, rare=rare), index.stats(b, rng, rare=rare)
             ea = ref_emb[a] if use_emb and ref_emb is not None else None
             eb = ref_emb[b] if use_emb and ref_emb is not None else None
             boot.append({m: v[2] for m, v in self._distances(ta, tb, ea, eb, gamma).items()})
         metrics = list(boot[0])
         thresholds = calibrate({m: np.array([b[m] for b in boot]) for m in metrics}, cfg.alpha)
         r = rng.choice(ref_idx, n, replace=False)
-        tb_, tr_ = index.stats(batch_idx, rng), index.stats(r, rng)
+        rest = np.setdiff1d(ref_idx, r)
+        rare = index.rare_words(rest[rng.permutation(len(rest))[: len(ref_idx) - 2 * n]])  # as large as in the null
+        tb_, tr_ = index.stats(batch_idx, rng, rare=rare), index.stats(r, rng, rare=rare)
         er = ref_emb[r] if use_emb and ref_emb is not None else None
         observed = self._distances(tb_, tr_, batch_emb if use_emb else None, er, gamma)
         results = []
@@ -336,8 +390,10 @@ class DriftChecker:
             value, ref_value, distance = observed[m]
             lo, hi = thresholds[m]
             alert = bool(distance > hi * 1.0000001 or distance < lo * 1.0000001) and distance != 0
+            null = np.array([b[m] for b in boot])
             results.append(MetricResult(m, value, ref_value, abs(distance) if m in SIGNED else distance,
-                                        hi if m not in SIGNED or distance >= 0 else -lo, alert))
+                                        hi if m not in SIGNED or distance >= 0 else -lo, alert,
+                                        float(null.mean()), float(null.std(ddof=1)), distance))
         p_value = None
         if use_emb and batch_emb is not None and er is not None:
             _, p_value = mmd_permutation_p(batch_emb, er, gamma, cfg.permutations, rng)
@@ -363,7 +419,8 @@ def check_store(store: Any, batch_where: str, reference_where: str, config: Drif
         report = DriftChecker(cfg).check([t for _, t in batch], [t for _, t in ref], be, re_)
         store.append_rows("drift", [{"run_id": run.run_id, "subject": subject or batch_where, "reference": reference_label or reference_where,
                                      "metric": m.metric, "value": m.value, "reference_value": m.reference_value,
-                                     "distance": m.distance, "threshold": m.threshold, "alert": m.alert}
+                                     "distance": m.distance, "threshold": m.threshold, "alert": m.alert,
+                                     "null_mean": m.null_mean, "null_sd": m.null_sd}
                                     for m in report.metrics])
         run.stats.update({"alert": report.alert, "n_batch": report.n_batch})
         out = report.as_dict()
@@ -372,12 +429,20 @@ def check_store(store: Any, batch_where: str, reference_where: str, config: Drif
 
 
 def report_table(store: Any) -> list[dict[str, Any]]:
-    """One row per drift check, oldest first: which metrics moved, and by how much."""
-    return store.rows("""
+    """One row per drift check, oldest first, with each moved metric's value, human value,
+    threshold and direction in words."""
+    checks = store.rows("""
         SELECT d.run_id, min(d.created_at) AS checked_at, any_value(d.subject) AS batch, any_value(d.reference) AS reference,
-               bool_or(d.alert) AS alert,
-               string_agg(CASE WHEN d.alert THEN d.metric || ' ' || round(d.distance / nullif(d.threshold, 0), 2) || 'x' END, ', ') AS moved
+               bool_or(d.alert) AS alert
         FROM drift d GROUP BY d.run_id ORDER BY checked_at""")
+    moved: dict[str, list[dict[str, Any]]] = {}
+    for r in store.rows("SELECT run_id, metric, value, reference_value, distance, threshold FROM drift WHERE alert ORDER BY metric"):
+        signed = r["value"] - r["reference_value"] if r["metric"] in SIGNED and r["reference_value"] is not None else r["distance"]
+        moved.setdefault(r["run_id"], []).append({**{k: r[k] for k in ("metric", "value", "reference_value", "threshold")},
+                                                  "direction": direction(r["metric"], r["value"], r["reference_value"], signed)})
+    for c in checks:
+        c["moved"] = moved.get(c["run_id"], [])
+    return checks
 
 
 def model_ancestry(store: Any, model_id: str | None) -> list[str]:

@@ -58,8 +58,12 @@ class LoopConfig:
         for s in cfg.strategies:
             if s not in STRATEGIES:
                 raise ConfigError(f"loop config {p}: strategy {s!r} is not one of {', '.join(STRATEGIES)}")
-        if cfg.gate not in ("none", "stop", "switch:accumulate"):
-            raise ConfigError(f"loop config {p}: gate {cfg.gate!r} must be none, stop or switch:accumulate")
+        from mixline.curation.drift_gate import parse_gate
+
+        try:
+            parse_gate(cfg.gate)
+        except ConfigError as exc:
+            raise ConfigError(f"loop config {p}: {exc}") from None
         return cfg
 
 
@@ -113,6 +117,11 @@ class Loop:
         ev0 = self.stage(0, "real", "eval", lambda: M.evaluate(self.store, gen0["model_id"], {"real_heldout": held}, c.eval_docs))
         results = [{"generation": 0, "strategy": "real", "model_id": gen0["model_id"], "mix_id": real_mix,
                     "bits_per_char": ev0["sets"]["real_heldout"]["bits_per_char"], "drift_alert": None, "moved": []}]
+        from mixline.curation.drift import DriftConfig, check_store
+        from mixline.curation.drift_gate import check_mix, loop_subject, parse_gate
+
+        gate, cap = parse_gate(c.gate)
+        gate_cfg = DriftConfig(embeddings=False, bootstrap=20, seed=c.seed)
         for strategy in c.strategies:
             prev, current, runs = gen0["model_id"], strategy, []
             for g in range(1, c.generations + 1):
@@ -129,30 +138,44 @@ class Loop:
                 groups = self._groups(current, runs, held)
                 recipe = {"name": f"{c.name}-{strategy}-gen{g}", "seed": c.seed, "status": ["kept", "uncurated"], "groups": groups}
                 if current == "capped":
-                    recipe["max_synthetic_share"] = c.capped_share
+                    recipe["max_synthetic_share"] = cap if cap is not None else c.capped_share
                 mixed = self.stage(g, strategy, "mix", lambda recipe=recipe: build(self.store, MixRecipe.parse(recipe)).as_dict())
+                # The gate judges the mix about to be trained, against the real training text.
+                gate_note, mix_check = None, None
+                if c.drift or gate != "none":
+                    mix_check = self.stage(g, strategy, "gate", lambda mixed=mixed, g=g, strategy=strategy: check_mix(
+                        self.store, mixed["mix_id"], f"({c.real_where}) AND NOT ({held})", gate_cfg, model_id=init["model_id"],
+                        subject=loop_subject(c.name, strategy, g, "mix")))
+                    if mix_check["alert"] and gate == "stop":
+                        results.append({"generation": g, "strategy": strategy, "trained_as": current, "model_id": None,
+                                        "mix_id": mixed["mix_id"], "bits_per_char": None, "mix_alert": True,
+                                        "mix_moved": mix_check["moved"], "gate": "stopped before training"})
+                        break
+                    if mix_check["alert"] and gate in ("switch", "cap") and current not in ("accumulate", "capped"):
+                        if gate == "switch":
+                            current, gate_note = "accumulate", "switched to accumulate"
+                            recipe = {**recipe, "name": f"{recipe['name']}-switched", "groups": self._groups("accumulate", runs, held)}
+                        else:
+                            current, gate_note = "capped", f"synthetic share capped at {cap}"
+                            recipe = {**recipe, "name": f"{recipe['name']}-capped", "max_synthetic_share": cap,
+                                      "groups": self._groups("capped", runs, held)}
+                        mixed = self.stage(g, strategy, "mix-gated", lambda recipe=recipe: build(self.store, MixRecipe.parse(recipe)).as_dict())
                 model = self.stage(g, strategy, "train", lambda mixed=mixed, g=g, strategy=strategy: M.train(
                     self.store, init["model_id"], mixed["mix_id"], self.workdir / f"{strategy}-gen{g}", train_cfg, f"{c.name}-{strategy}-gen{g}"))
                 ev = self.stage(g, strategy, "eval", lambda model=model: M.evaluate(self.store, model["model_id"], {"real_heldout": held}, c.eval_docs))
                 drift: dict[str, Any] = {"alert": None, "moved": []}
                 if c.drift:
-                    from mixline.curation.drift import DriftConfig, check_store
-
                     drift = self.stage(g, strategy, "drift", lambda newest=newest, g=g, strategy=strategy: check_store(
-                        self.store, newest, f"({c.real_where}) AND NOT ({held})", DriftConfig(embeddings=False, bootstrap=20),
-                        subject=f"{c.name} {strategy} generation {g}", reference_label=f"{c.real_where} (training part)"))
+                        self.store, newest, f"({c.real_where}) AND NOT ({held})", gate_cfg,
+                        subject=loop_subject(c.name, strategy, g, "output"), reference_label=f"{c.real_where} (training part)"))
                 results.append({"generation": g, "strategy": strategy, "trained_as": current, "model_id": model["model_id"],
                                 "mix_id": mixed["mix_id"], "bits_per_char": ev["sets"]["real_heldout"]["bits_per_char"],
+                                "mix_alert": mix_check["alert"] if mix_check else None,
+                                "mix_moved": mix_check["moved"] if mix_check else [], **({"gate": gate_note} if gate_note else {}),
                                 "drift_alert": drift.get("alert"), "moved": drift.get("moved", []),
                                 "diversity": {m["metric"]: {"value": m["value"], "reference": m["reference_value"]}
                                               for m in drift.get("metrics", []) if m["metric"] in DIVERSITY}})
                 prev = model["model_id"]
-                if drift.get("alert") and c.gate == "stop":
-                    results[-1]["gate"] = "stopped"
-                    break
-                if drift.get("alert") and c.gate == "switch:accumulate" and current != "accumulate":
-                    results[-1]["gate"] = "switched to accumulate"
-                    current = "accumulate"
         return results
 
     def _groups(self, strategy: str, runs: list[tuple[str, int]], held: str) -> list[dict[str, Any]]:

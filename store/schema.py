@@ -210,3 +210,10 @@ def _sample_scores(con: duckdb.DuckDBPyConnection) -> None:
         GROUP BY d.sample_id, regexp_replace(d.step, '_v[0-9]+$', '')
         """
     )
+
+
+@migration(9, "drift_null")
+def _drift_null(con: duckdb.DuckDBPyConnection) -> None:
+    """Each drift metric's null (reference-vs-reference) mean and spread, for trend tests across generations."""
+    con.execute("ALTER TABLE drift ADD COLUMN null_mean DOUBLE")
+    con.execute("ALTER TABLE drift ADD COLUMN null_sd DOUBLE")

@@ -1,4 +1,4 @@
-"""`mixline drift`: check, self-consumption, report."""
+"""`mixline drift`: check, check-mix, trend, self-consumption, report."""
 
 from __future__ import annotations
 
@@ -28,10 +28,71 @@ def drift_check(ctx: Ctx, as_json: bool, batch_where: str, reference_where: str,
     if emit(as_json, out):
         return
     click.echo(f"{'ALERT' if out['alert'] else 'ok'}: {out['n_batch']} batch samples vs {out['n_reference']} reference; moved: {', '.join(out['moved']) or 'nothing'}")
+    _metrics(out)
+
+
+def _metrics(out: dict) -> None:
+    click.echo(f"  {'metric':<20} {'value':>9} {'human':>9} {'distance':>9} {'threshold':>9}")
     for m in out["metrics"]:
-        click.echo(f"  {m['metric']:<22} value {m['value']:.4f}  distance {m['distance']:.4f}  threshold {m['threshold']:.4f}{'  <-- moved' if m['alert'] else ''}")
+        ref = f"{m['reference_value']:9.4f}" if m["reference_value"] is not None else f"{'-':>9}"
+        click.echo(f"  {m['metric']:<20} {m['value']:9.4f} {ref} {m['distance']:9.4f} {m['threshold']:9.4f}"
+                   + (f"  MOVED: {m['direction']}" if m["alert"] else ""))
     for n in out["notes"]:
         click.echo(f"  note: {n}")
+
+
+@command(drift, "check-mix")
+@click.argument("mix_id")
+@click.option("--reference", "reference_where", required=True, help="SQL predicate selecting human reference text.")
+@click.option("--model", "model_ref", default=None, help="The model about to be trained on the mix: reports its family's share.")
+@click.option("--no-embeddings", is_flag=True, help="Text metrics only.")
+@click.option("--bootstrap", default=30, show_default=True, help="Reference-vs-reference pairs for calibration.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--no-record", is_flag=True, help="Only report; record no checks or decisions.")
+def drift_check_mix(ctx: Ctx, as_json: bool, mix_id: str, reference_where: str, model_ref: str | None, no_embeddings: bool,
+                    bootstrap: int, seed: int, no_record: bool) -> None:
+    """Judge the mix about to be trained (members weighted by repeats) against human text: the gate."""
+    from mixline.curation.drift import DriftConfig
+    from mixline.curation.drift_gate import check_mix
+    from mixline.pipelines.mix import resolve_mix
+    from mixline.pipelines.models import resolve_model
+
+    with ctx.open() as st:
+        model_id = None
+        if model_ref:
+            model_id, _ = resolve_model(st, model_ref)
+            if model_id is None:
+                raise MixlineError(f"--model {model_ref!r} is not a model in this store")
+        out = check_mix(st, resolve_mix(st, mix_id), reference_where,
+                        DriftConfig(bootstrap=bootstrap, seed=seed, embeddings=not no_embeddings),
+                        model_id=model_id, record=not no_record)
+    if emit(as_json, out):
+        return
+    fam = f"; written by the model's family {out['family_share']:.1%}" if out["family_share"] is not None else ""
+    depth = ", ".join(f"depth {d}: {s:.1%}" for d, s in out["depth_histogram"].items())
+    click.echo(f"{'ALERT' if out['alert'] else 'pass'}: mix {out['mix_id']}, synthetic share {out['synthetic_share']:.1%}{fam} ({depth})")
+    _metrics(out)
+
+
+@command(drift, "trend")
+@click.argument("loop")
+@click.option("--alpha", default=0.02, show_default=True, help="Family-wise false-alert rate across the metrics.")
+def drift_trend(ctx: Ctx, as_json: bool, loop: str, alpha: float) -> None:
+    """Each metric across a loop's generations, its slope, and a test for a steady move."""
+    from mixline.curation.drift_gate import trend
+
+    with ctx.open(read_only=True) as st:
+        out = trend(st, loop, alpha)
+    if emit(as_json, out):
+        return
+    for t in out["trends"]:
+        click.echo(f"{t['strategy']} ({t['of']}): {'TREND' if t['flagged'] else 'no trend'}"
+                   + (f" in {', '.join(t['moved'])}" if t["moved"] else ""))
+        for m in t["metrics"]:
+            series = " ".join(f"{d:+.3f}" for d in m["distances"])
+            click.echo(f"  {m['metric']:<20} gens {m['generations'][0]}-{m['generations'][-1]}: {series}  slope {m['slope']:+.4f}/gen "
+                       f"(z {m['z']:+.1f}, p {m['p']:.3g}; Mann-Kendall S {m['mann_kendall_s']:+d})"
+                       + (f"  TREND: {m['direction']}" if m["flagged"] else ""))
 
 
 @command(drift, "self-consumption")
@@ -67,4 +128,7 @@ def drift_report(ctx: Ctx, as_json: bool) -> None:
     if emit(as_json, rows):
         return
     for r in rows:
-        click.echo(f"{r['checked_at']}  {'ALERT' if r['alert'] else 'ok   '}  batch [{r['batch']}] vs [{r['reference']}]  {r['moved'] or ''}")
+        click.echo(f"{r['checked_at']}  {'ALERT' if r['alert'] else 'ok   '}  [{r['batch']}] vs [{r['reference']}]")
+        for m in r["moved"]:
+            click.echo(f"    {m['metric']:<20} {m['value']:.4f} vs human {m['reference_value'] if m['reference_value'] is not None else '-'}"
+                       f" (threshold {m['threshold']:.4f}): {m['direction']}")
