@@ -7,7 +7,14 @@ import json
 import numpy as np
 import pytest
 from mixline.curation.drift import DriftConfig, direction
-from mixline.curation.drift_gate import check_mix, mann_kendall, parse_gate, slope_test, trend, trend_of
+from mixline.curation.drift_gate import (
+    check_mix,
+    mann_kendall,
+    parse_gate,
+    slope_test,
+    trend,
+    trend_of,
+)
 from mixline.pipelines.ingest import IngestOptions, ingest
 from mixline.pipelines.mix import MixRecipe, build
 from mixline.store import Store
@@ -70,7 +77,6 @@ def _store_with(realdata, tmp_path) -> tuple[Store, str, str]:
         path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
         ingest(st, path, IngestOptions(kind=kind, source=name))
     # The reference is a fixed half of the human replies; the human mix draws from the other half.
-    ref = "source = 'human' AND hash(sample_id) % 2 = 0"
     other = "source = 'human' AND hash(sample_id) % 2 = 1"
     mk = lambda name, where: build(st, MixRecipe.parse({"name": name, "status": ["kept", "uncurated"],  # noqa: E731
                                                           "groups": [{"name": "all", "where": where}]})).mix_id
