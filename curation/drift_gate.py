@@ -88,7 +88,15 @@ def check_mix(store: Any, mix_id: str, reference_where: str, config: DriftConfig
         pick = rng.choice(len(rows), size=cfg.max_samples, replace=True, p=weights / total)
     batch = [rows[i][1] for i in pick]
     rw = validate_where(store, reference_where)
-    ref = store.execute(f"SELECT content_hash, text FROM samples WHERE {rw} ORDER BY sample_id").fetchall()
+    # The reference never holds the mix's own members: a mix that contains the reference texts
+    # would look closer to them (and richer in their rare words) than new human text does.
+    ref = store.execute(f"""SELECT content_hash, text FROM samples WHERE {rw} AND sample_id NOT IN
+                            (SELECT sample_id FROM mix_members WHERE mix_id = ?) ORDER BY sample_id""", [mix_id]).fetchall()
+    overlap = int(store.scalar(f"""SELECT count(*) FROM samples WHERE {rw} AND sample_id IN
+                                   (SELECT sample_id FROM mix_members WHERE mix_id = ?)""", [mix_id]))
+    if len(ref) < 60:
+        raise ConfigError(f"--reference selects {len(ref)} samples outside mix {mix_id} ({overlap} more are in the mix); "
+                          "the gate needs human text the mix does not hold, at least 60 samples (a held-out split works)")
     be = re_ = None
     if cfg.embeddings:
         emb = Embedder()
@@ -97,6 +105,8 @@ def check_mix(store: Any, mix_id: str, reference_where: str, config: DriftConfig
         re_ = cached_embeddings(store, emb, [h for h, _ in ref], [t for _, t in ref])
     family = self_consumption(store, mix_id, model_id, record=False) if model_id else None
     report = DriftChecker(cfg).check(batch, [t for _, t in ref], be, re_)
+    if overlap:
+        report.notes.append(f"{overlap} reference samples are members of the mix and were left out of the reference")
     out: dict[str, Any] = {
         "mix_id": mix_id, "gate": "alert" if report.alert else "pass", **report.as_dict(),
         "synthetic_share": synthetic / total if total else 0.0,

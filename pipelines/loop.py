@@ -144,7 +144,7 @@ class Loop:
                 gate_note, mix_check = None, None
                 if c.drift or gate != "none":
                     mix_check = self.stage(g, strategy, "gate", lambda mixed=mixed, g=g, strategy=strategy: check_mix(
-                        self.store, mixed["mix_id"], f"({c.real_where}) AND NOT ({held})", gate_cfg, model_id=init["model_id"],
+                        self.store, mixed["mix_id"], c.real_where, gate_cfg, model_id=init["model_id"],
                         subject=loop_subject(c.name, strategy, g, "mix")))
                     if mix_check["alert"] and gate == "stop":
                         results.append({"generation": g, "strategy": strategy, "trained_as": current, "model_id": None,
