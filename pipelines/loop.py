@@ -143,9 +143,17 @@ class Loop:
                 # The gate judges the mix about to be trained, against the real training text.
                 gate_note, mix_check = None, None
                 if c.drift or gate != "none":
-                    mix_check = self.stage(g, strategy, "gate", lambda mixed=mixed, g=g, strategy=strategy: check_mix(
-                        self.store, mixed["mix_id"], c.real_where, gate_cfg, model_id=init["model_id"],
-                        subject=loop_subject(c.name, strategy, g, "mix")))
+                    def judge(mixed: dict[str, Any] = mixed, g: int = g, strategy: str = strategy) -> dict[str, Any]:
+                        try:
+                            return check_mix(self.store, mixed["mix_id"], c.real_where, gate_cfg, model_id=init["model_id"],
+                                             subject=loop_subject(c.name, strategy, g, "mix"))
+                        except ConfigError as exc:  # too little real text outside the mix to judge it
+                            if gate != "none":
+                                raise ConfigError(f"loop {c.name}: the gate cannot judge the {strategy} mix of generation {g}: "
+                                                  f"{exc}; raise holdout_fraction or add real text") from None
+                            return {"alert": None, "moved": [], "skipped": str(exc)}
+
+                    mix_check = self.stage(g, strategy, "gate", judge)
                     if mix_check["alert"] and gate == "stop":
                         results.append({"generation": g, "strategy": strategy, "trained_as": current, "model_id": None,
                                         "mix_id": mixed["mix_id"], "bits_per_char": None, "mix_alert": True,

@@ -126,7 +126,7 @@ def test_loop_gates_the_mix_before_training(store, realdata, tmp_path) -> None:
     path = tmp_path / "prose.jsonl"
     path.write_text("".join(json.dumps({"text": p}) + "\n" for p in paras))
     ingest(store, path, IngestOptions(kind="domain", source="prose", domain="prose"))
-    base = dict(name="g", real_where="source = 'prose'", generations=2, samples_per_generation=60, train_steps=10,
+    base = dict(name="g", real_where="source = 'prose'", generations=2, samples_per_generation=60, train_steps=10, holdout_fraction=0.3,
                 batch_size=4, seq_len=64, eval_docs=10, max_new_tokens=24, tiny={"n_layer": 1, "n_embd": 64})
     rows = Loop(store, LoopConfig(**base, strategies=("replace", "accumulate"), gate="switch:accumulate"), tmp_path / "a").run()
     replace = [r for r in rows if r["strategy"] == "replace"]
