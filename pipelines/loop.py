@@ -116,7 +116,8 @@ class Loop:
         gen0 = self.stage(0, "real", "train", lambda: M.train(self.store, init["model_id"], real_mix, self.workdir / "gen0", train_cfg, f"{c.name}-gen0"))
         ev0 = self.stage(0, "real", "eval", lambda: M.evaluate(self.store, gen0["model_id"], {"real_heldout": held}, c.eval_docs))
         results = [{"generation": 0, "strategy": "real", "model_id": gen0["model_id"], "mix_id": real_mix,
-                    "bits_per_char": ev0["sets"]["real_heldout"]["bits_per_char"], "drift_alert": None, "moved": []}]
+                    "bits_per_char": ev0["sets"]["real_heldout"]["bits_per_char"],
+                    "tail_token_share": ev0["sets"]["real_heldout"].get("tail_token_share"), "drift_alert": None, "moved": []}]
         from mixline.curation.drift import DriftConfig, check_store
         from mixline.curation.drift_gate import check_mix, loop_subject, parse_gate
 
@@ -178,6 +179,7 @@ class Loop:
                         subject=loop_subject(c.name, strategy, g, "output"), reference_label=f"{c.real_where} (training part)"))
                 results.append({"generation": g, "strategy": strategy, "trained_as": current, "model_id": model["model_id"],
                                 "mix_id": mixed["mix_id"], "bits_per_char": ev["sets"]["real_heldout"]["bits_per_char"],
+                                "tail_token_share": ev["sets"]["real_heldout"].get("tail_token_share"),
                                 "mix_alert": mix_check["alert"] if mix_check else None,
                                 "mix_moved": mix_check["moved"] if mix_check else [], **({"gate": gate_note} if gate_note else {}),
                                 "drift_alert": drift.get("alert"), "moved": drift.get("moved", []),

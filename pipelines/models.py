@@ -228,6 +228,10 @@ def evaluate(store: Store, model_ref: str, sets: dict[str, str], max_docs: int =
             if leaked:
                 raise ConfigError(f"eval set {name!r}: {leaked} held-out samples are in model {model_id}'s training mix {mix_id}")
             nll = chars = 0.0
+            tail = tokens = 0
+            # The low-probability tail: held-out tokens the model finds less likely than a uniform
+            # guess (p < 1/vocabulary). Collapse forgets the rare first, and this share grows.
+            floor = -math.log(model.config.vocab_size)
             with torch.no_grad():
                 for _, text in rows:
                     ids = [tok.eos_token_id] + tok(text, add_special_tokens=False)["input_ids"]
@@ -237,11 +241,16 @@ def evaluate(store: Store, model_ref: str, sets: dict[str, str], max_docs: int =
                             break
                         out = model(input_ids=chunk, labels=chunk)
                         nll += float(out.loss) * (chunk.shape[1] - 1)
+                        logp = torch.log_softmax(out.logits[0, :-1].float(), -1).gather(1, chunk[0, 1:, None])[:, 0]
+                        tail += int((logp < floor).sum())
+                        tokens += int(logp.numel())
                     chars += len(text)
             bpc = nll / chars / math.log(2)
-            results[name] = {"bits_per_char": bpc, "docs": len(rows), "chars": int(chars)}
-            store.append_rows("evals", [{"model_id": model_id, "eval_set": name, "metric": "bits_per_char", "value": bpc,
-                                         "run_id": run.run_id, "n_docs": len(rows), "n_chars": int(chars)}])
+            tail_share = tail / tokens if tokens else 0.0
+            results[name] = {"bits_per_char": bpc, "tail_token_share": tail_share, "docs": len(rows), "chars": int(chars)}
+            store.append_rows("evals", [{"model_id": model_id, "eval_set": name, "metric": metric, "value": value,
+                                         "run_id": run.run_id, "n_docs": len(rows), "n_chars": int(chars)}
+                                        for metric, value in (("bits_per_char", bpc), ("tail_token_share", tail_share))])
         parent = store.scalar("SELECT parent_model_id FROM models WHERE model_id = ?", [model_id])
         if parent:
             prev = {r["eval_set"]: r["value"] for r in store.rows(

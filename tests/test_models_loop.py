@@ -35,6 +35,9 @@ def test_init_train_eval_generate_with_lineage(store, prose, tmp_path):
     held = f"sample_id IN (SELECT sample_id FROM mix_members WHERE mix_id = '{prose.mix_id}' AND split = 'heldout')"
     ev = M.evaluate(store, trained["model_id"], {"prose": held}, max_docs=10)
     assert 1.0 < ev["sets"]["prose"]["bits_per_char"] < 8.0
+    # The low-probability tail: a share of held-out tokens, recorded beside bits/char.
+    assert 0.0 < ev["sets"]["prose"]["tail_token_share"] < 1.0
+    assert store.scalar("SELECT count(*) FROM evals WHERE metric = 'tail_token_share' AND model_id = ?", [trained["model_id"]]) == 1
     with pytest.raises(ConfigError, match="in model .* training mix"):
         M.evaluate(store, trained["model_id"], {"leaky": "source = 'prose'"}, max_docs=50)
     gen = M.generate(store, trained["model_id"], M.GenerateConfig(n=5, prompts_where="source = 'prose'", max_new_tokens=8))
