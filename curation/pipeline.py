@@ -217,7 +217,11 @@ def _curate(store: Store, recipe: Recipe | None, where: str | None, new_only: bo
             finally:
                 store.con.unregister("_langs")
         result = summarize(store, run.run_id, selected)
-        run.stats.update({"selected": result.selected, "kept": result.kept, "dropped": result.dropped})
+        run.stats.update({"selected": result.selected, "kept": result.kept, "dropped": result.dropped,
+                          "rewritten": result.rewritten,
+                          # Counts per step and drop reason, for `runs` and the OpenLineage run facet.
+                          "steps": {s["step"]: {"kept": s["kept"], "dropped": s["dropped"], "reasons": s["reasons"]}
+                                    for s in result.steps}})
     return result
 
 

@@ -194,7 +194,8 @@ def build(store: Store, recipe: MixRecipe) -> MixResult:
             store.append_rows("mixes", [{"mix_id": mix_id, "name": recipe.name, "recipe": canonical_json(resolved),
                                          "recipe_hash": config_hash(resolved), "run_id": run.run_id}])
         summary = describe(store, mix_id)
-        run.stats.update({"mix_id": mix_id, "members": summary["members"], "tokens": summary["tokens"]})
+        run.stats.update({"mix_id": mix_id, "members": summary["members"], "tokens": summary["tokens"],
+                          "synthetic_share": summary["synthetic_share"]})
     return MixResult(mix_id, recipe.name, created, summary)
 
 

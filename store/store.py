@@ -158,6 +158,8 @@ class Store:
     def _after_connect(self, read_only: bool) -> None:
         self.con.execute("SET enable_progress_bar = false")
         self._in_tx = False
+        self._events: Any = None  # the OpenLineage emitter, made on the first run when one is configured
+        self._events_url: str | None = None
         # Read-side helpers built from this store's files (the lineage index), opened once.
         self.attachments: dict[str, Any] = {}
         if read_only:
@@ -303,6 +305,14 @@ class Store:
         )
         finish = "UPDATE runs SET finished_at = ?, status = ?, stats = ?, error = ? WHERE run_id = ?"
         outermost = not self._in_tx
+        events = self._lineage_events()
+
+        def emit(state: str, error: str | None = None) -> None:
+            if events is not None:
+                events.emit(state, run_id=run.run_id, step=step, kind=kind, store_path=self.path, config=cfg,
+                            config_hash=chash, stats=run.stats, parent_run_id=parent_run_id, error=error)
+
+        emit("START")
         try:
             with self.transaction():
                 yield run
@@ -310,6 +320,7 @@ class Store:
                                       run.run_id])
         except Rollback:
             self.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])  # a dry run leaves no trace
+            emit("ABORT")
             raise
         except BaseException as exc:
             # A signal (SIGTERM, Ctrl-C) is an abort; inside a query DuckDB reports it as "Query interrupted".
@@ -319,9 +330,24 @@ class Store:
             with contextlib.suppress(duckdb.Error):
                 self.execute(finish, [datetime.now(UTC).replace(tzinfo=None), status, canonical_json(run.stats),
                                       safe_message(exc), run.run_id])
+            emit("ABORT" if interrupted else "FAIL", safe_message(exc))
             raise
         if outermost:
             self.publish_snapshot(run.run_id)
+        emit("COMPLETE")
+
+    def _lineage_events(self) -> Any:
+        """The OpenLineage emitter when one is configured (see `store.openlineage`), else None."""
+        from mixline.store.openlineage import configured_url
+
+        url = configured_url()
+        if url is None:
+            return None
+        if self._events is None or self._events_url != url:
+            from mixline.store.openlineage import Emitter
+
+            self._events, self._events_url = Emitter(url), url
+        return self._events
 
     def publish_snapshot(self, run_id: str) -> bool:
         """Publish the read snapshot that readers open while a later run holds the store."""
