@@ -57,7 +57,7 @@ def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str,
         raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
     mix_id = resolve_mix(store, ref)
     target = _check_out(out, mix_id)
-    mix = store.rows("SELECT name, recipe FROM mixes WHERE mix_id = ?", [mix_id])[0]
+    mix = store.rows("SELECT name, recipe, created_at FROM mixes WHERE mix_id = ?", [mix_id])[0]
     summary = describe(store, mix_id)
     (target / "data").mkdir(exist_ok=True)
     files: dict[str, list[str]] = {}
@@ -91,13 +91,17 @@ def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str,
                           GROUP BY 1 ORDER BY 1""", [mix_id])
     manifest = {
         "mix_id": mix_id, "name": mix["name"], "recipe": json.loads(mix["recipe"]), "format": fmt, "files": files,
+        "created_at": str(mix["created_at"]),
         "code_version": code_version(), "counts": {k: summary[k] for k in ("members", "tokens", "heldout", "synthetic_share")},
         "by_source": summary["by_source"], "by_kind": summary["by_kind"], "licenses": licenses,
         "curation_steps": steps,
     }
     head = json.dumps(manifest, default=str, ensure_ascii=False)
-    (target / "README.md").write_text(_card(manifest), encoding="utf-8")
-    (target / "croissant.json").write_text(json.dumps(_croissant(manifest), indent=1))
+    from mixline.pipelines.cards import croissant, dataset_card, rai_facts
+
+    facts = rai_facts(store, mix_id)
+    (target / "README.md").write_text(dataset_card(manifest, facts), encoding="utf-8")
+    (target / "croissant.json").write_text(json.dumps(croissant(manifest, facts, target), indent=1, default=str))
     # Written last and renamed into place: a killed export has no manifest, so `verify` refuses it.
     partial = target / ".manifest.json.partial"
     partial.write_text(head[:-1] + ', "members": [' + members_json + "]}", encoding="utf-8")
@@ -110,61 +114,6 @@ def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str,
         dd.save_to_disk(str(target / "hf"))
     rows = int(store.scalar("SELECT coalesce(sum(repeats), 0) FROM mix_members WHERE mix_id = ?", [mix_id]))
     return {"mix_id": mix_id, "out": str(target), "format": fmt, "files": files, "rows": rows}
-
-
-def _card(m: dict[str, Any]) -> str:
-    splits = "\n".join(f"  - split: {s}\n    path: {fs[0].replace('00000', '*')}" for s, fs in m["files"].items())
-    rows = "\n".join(f"| {r['key']} | {r['docs']:,} | {r['tokens']:,} |" for r in m["by_source"])
-    lic = "\n".join(f"| {r['source']} | {r['license'] or 'unknown'} | {r['docs']:,} |" for r in m["licenses"])
-    steps = "\n".join(f"| {r['step']} | {r['kept']:,} | {r['dropped']:,} |" for r in m["curation_steps"]) or "| (none) | | |"
-    return f"""---
-configs:
-- config_name: default
-  data_files:
-{splits}
----
-# {m['name']}
-
-Training mix `{m['mix_id']}`, built by {m['code_version']}. The id is the hash of the
-resolved recipe and the sorted member ids, repeats and splits: `mixline mix verify` on
-this folder recomputes every content hash listed in `manifest.json`.
-
-- members: {m['counts']['members']:,} (held out: {m['counts']['heldout']:,})
-- tokens (train, with repeats): {m['counts']['tokens']:,}
-- synthetic share of train tokens: {m['counts']['synthetic_share']:.3f}
-
-## Provenance by source
-
-| source | docs | tokens |
-|---|---|---|
-{rows}
-
-## Licences
-
-| source | licence | docs |
-|---|---|---|
-{lic}
-
-## Curation steps applied to these sources
-
-| step | kept | dropped |
-|---|---|---|
-{steps}
-
-Only samples that curation kept are included; raw samples with personal data are replaced
-by their scrubbed versions. Eval samples never enter a mix.
-"""
-
-
-def _croissant(m: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "@context": {"@vocab": "https://schema.org/", "cr": "http://mlcommons.org/croissant/"},
-        "@type": "Dataset", "name": m["name"], "identifier": m["mix_id"],
-        "distribution": [{"@type": "cr:FileObject", "name": f, "contentUrl": f,
-                          "encodingFormat": "application/x-parquet" if f.endswith(".parquet") else "application/jsonlines"}
-                         for fs in m["files"].values() for f in fs],
-        "license": sorted({r["license"] or "unknown" for r in m["licenses"]}),
-    }
 
 
 def verify(folder: Path) -> dict[str, Any]:
