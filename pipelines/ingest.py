@@ -31,6 +31,7 @@ from mixline.store.store import Store
 from mixline.errors import ConfigError, InputError
 
 KINDS = ("web", "domain", "conversation", "synthetic", "eval")
+ORIGINS = ("datatrove", "distilabel")
 DEFAULT_MAX_BYTES = 16 << 20
 DEFAULT_MAX_FILE_BYTES = 256 << 30
 Progress = Callable[[int], None]
@@ -57,6 +58,9 @@ class IngestOptions:
     # Past this share of bad records the run stops and rolls back, unless allow_bad.
     max_bad_share: float = 0.5
     allow_bad: bool = False
+    # Output of another tool whose lineage is kept: "datatrove" (its drop reasons become
+    # decisions) or "distilabel" (its model becomes a models row, each output a generation).
+    origin: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -69,6 +73,10 @@ class IngestOptions:
             raise ConfigError(f"--max-file-bytes must be 0 (no limit) or positive, got {self.max_file_bytes}")
         if not self.text_fields or any(not f for f in self.text_fields):
             raise ConfigError("--text-field must name at least one field")
+        if self.origin not in (None, *ORIGINS):
+            raise ConfigError(f"--from {self.origin!r} is not one of {', '.join(ORIGINS)}")
+        if self.origin == "distilabel" and self.kind != "synthetic":
+            raise ConfigError("--from distilabel reads model output: ingest it with --kind synthetic")
         if not 0.0 <= self.max_bad_share <= 1.0:
             raise ConfigError(f"--max-bad-share must be between 0 and 1, got {self.max_bad_share}")
 
@@ -85,6 +93,8 @@ class IngestResult:
     first_reasons: list[str] = field(default_factory=list)
     # Per input file: records read = new + duplicates + quarantined.
     files: list[dict[str, Any]] = field(default_factory=list)
+    # With --from: datatrove drop reasons recorded, or distilabel generations linked.
+    imported: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return self.as_dict()
@@ -159,6 +169,10 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
                     progress(batch.bytes_read)
         _refuse_bad_input(bad, n_good, opts)
         _load_spool(store, spool, sid, opts, depth, run.run_id, check_origins, result)
+        if opts.origin == "datatrove":
+            result.imported = _datatrove_decisions(store, run.run_id)
+        elif opts.origin == "distilabel":
+            result.imported = _distilabel_lineage(store, run.run_id)
         result.records = n_good + len(bad)
         result.duplicates = n_good - result.ingested
         result.files = list(per_file.values())
@@ -166,6 +180,44 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
         result.first_reasons = [f"{b.file}:{b.locator}: {b.reason}" for b in bad[:5]]
         run.stats.update({k: v for k, v in result.as_dict().items() if isinstance(v, int)})
     return result
+
+
+def _datatrove_decisions(store: Store, run_id: str) -> int:
+    """datatrove's exclusion writers keep each dropped document with `metadata.filter_reason`:
+    those become `dropped` decisions of a curate run of their own, named for datatrove, so
+    `why` names the reason and no mix takes the document until a mixline run decides again."""
+    rows = store.execute("""
+        SELECT DISTINCT sample_id, json_extract_string(meta, '$.metadata.filter_reason') AS reason
+        FROM sample_origins WHERE run_id = ? AND json_extract_string(meta, '$.metadata.filter_reason') IS NOT NULL""",
+                         [run_id]).fetchall()
+    if rows:
+        with store.run("curate", "datatrove_import_v1", {"ingest_run": run_id}, parent_run_id=run_id) as imp:
+            store.append_rows("decisions", [{"run_id": imp.run_id, "sample_id": sid, "step": "datatrove_import_v1",
+                                             "verdict": "dropped", "reason": f"datatrove:{reason}", "score": None}
+                                            for sid, reason in rows])
+            imp.stats.update({"dropped": len(rows)})
+    return len(rows)
+
+
+def _distilabel_lineage(store: Store, run_id: str) -> int:
+    """distilabel rows name their `model_name`: one models row per model (an external model,
+    with no weights here), and one generations row per output, so trace and impact cross
+    from a model to what it wrote."""
+    from mixline.store.ids import canonical_json
+
+    rows = store.execute("""
+        SELECT DISTINCT sample_id, json_extract_string(meta, '$.model_name') AS model,
+               json_extract(meta, '$.distilabel_metadata') AS decoding
+        FROM sample_origins WHERE run_id = ? AND json_extract_string(meta, '$.model_name') IS NOT NULL""", [run_id]).fetchall()
+    models = {m: f"model-{content_id(f'external:{m}')[:20]}" for m in sorted({r[1] for r in rows})}
+    for name, mid in models.items():
+        if not store.scalar("SELECT count(*) FROM models WHERE model_id = ?", [mid]):
+            store.append_rows("models", [{"model_id": mid, "name": name, "base_ref": name, "parent_model_id": None,
+                                          "method": "external", "mix_id": None, "train_run_id": run_id, "checkpoint_uri": None,
+                                          "config": canonical_json({"source": "distilabel", "model_name": name})}])
+    store.append_rows("generations", [{"sample_id": sid, "model_id": models[m], "run_id": run_id, "prompt_sample_id": None,
+                                       "template_hash": None, "decoding": dec, "seed": None} for sid, m, dec in rows])
+    return len(rows)
 
 
 def _refuse_bad_input(bad: list[BadRecord], n_good: int, opts: IngestOptions) -> None:

@@ -29,22 +29,26 @@ from mixline.store import Store
 @click.option("--no-header", is_flag=True, help="CSV/TSV files have no header row; fields are named 0, 1, ...")
 @click.option("--max-bad-share", default=0.5, show_default=True, type=float,
               help="Stop and roll back when a larger share of records is bad.")
+@click.option("--from", "origin", type=click.Choice(["datatrove", "distilabel"]), default=None,
+              help="Output of another tool: datatrove (drop reasons become decisions) or distilabel (model and generations kept).")
 @click.option("--allow-bad", is_flag=True, help="Keep the good records however many are bad; the bad ones are quarantined.")
 def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: str | None, license_: str | None,
            domain: str | None, text_fields: tuple[str, ...], id_field: str | None, url_field: str | None,
            fmt: str | None, split: str | None, max_bytes: int, max_file_bytes: int, no_header: bool, max_bad_share: float,
-           allow_bad: bool) -> None:
+           allow_bad: bool, origin: str | None) -> None:
     """Ingest files, folders or Hugging Face datasets (hf:NAME) with their provenance."""
     from mixline.pipelines.ingest import IngestOptions, default_source_name, total_bytes
     from mixline.pipelines.ingest import ingest as run_ingest
     from tqdm import tqdm
 
     ps = [Path(p) for p in paths]
+    if origin == "distilabel" and not text_fields:
+        text_fields = ("generation",)
     name = source or default_source_name(paths[0])
     opts = IngestOptions(kind=kind, source=name, license=license_, domain=domain,
                          text_fields=text_fields or ("text",), id_field=id_field, url_field=url_field,
                          format=fmt, split=split, max_bytes=max_bytes, max_file_bytes=max_file_bytes, csv_header=not no_header,
-                         max_bad_share=max_bad_share, allow_bad=allow_bad)
+                         max_bad_share=max_bad_share, allow_bad=allow_bad, origin=origin)
     # A memory cap keeps DuckDB's page cache from growing with the corpus; it spills instead.
     memory = os.environ.get("MIXLINE_MEMORY_LIMIT", "1GB")
     with Store(ctx.store_path, memory_limit=memory) as st, tqdm(total=total_bytes(ps) or None, unit="B", unit_scale=True,
