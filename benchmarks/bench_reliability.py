@@ -45,7 +45,8 @@ def main() -> None:
         rows.append({"check": f"hostile: {name}", "cases": 1, "outcome": "refused or quarantined" if ok_h else "FAILED",
                      "records lost": 0 if ok_h else "?", "leaks": 0})
     for case in ("ingest", "curate", "mix build", "mix export", "model train", "loop"):
-        ok_k, out_k, secs_k = pytest("tests/test_kill.py", "-k", f"[{case}]", env={"MIXLINE_KILL_RUNS": str(KILLS)})
+        ok_k, out_k, secs_k = pytest(f"tests/test_kill.py::test_killed_command_leaves_a_whole_store_and_reruns_clean[{case}]",
+                                     env={"MIXLINE_KILL_RUNS": str(KILLS)})
         rows.append({"check": f"SIGKILL: {case}", "cases": KILLS,
                      "outcome": "doctor healthy, re-run equals a clean run" if ok_k else "FAILED",
                      "records lost": 0 if ok_k else "?", "leaks": 0, "seconds": round(secs_k)})

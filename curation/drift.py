@@ -498,12 +498,16 @@ def self_consumption(store: Any, mix_id: str, base_model: str | None, record: bo
            "family_share": (len(own) + len(kin)) / total if total else 0.0,
            "by_generator": sorted(by_generator.values(), key=lambda e: -e["samples"]),
            "flag": bool(own or kin)}
-    if record and (own or kin):
+    flags = [(s, f"{'generated_by_ancestor' if g in ancestors else 'generated_by_family'}:{g}") for s, g in own + kin]
+    if record and flags:
+        # A flag already recorded (by a run that was interrupted after it, say) is not recorded twice.
+        seen = set(store.execute("SELECT sample_id, reason FROM decisions WHERE step = 'self_consumption_v1'").fetchall())
+        flags = [f for f in flags if f not in seen]
+    if record and flags:
         with store.run("drift", "self_consumption_v1", {"mix_id": mix_id, "model_id": base_model}) as run:
             store.append_rows("decisions", [
                 {"run_id": run.run_id, "sample_id": s, "step": "self_consumption_v1", "verdict": "flagged",
-                 "reason": f"{'generated_by_ancestor' if g in ancestors else 'generated_by_family'}:{g}", "score": None}
-                for s, g in own + kin])
+                 "reason": reason, "score": None} for s, reason in flags])
             run.stats.update({k: out[k] for k in ("self_consumed", "family", "train_samples")})
             out["run_id"] = run.run_id
     return out

@@ -126,8 +126,10 @@ def check_mix(store: Any, mix_id: str, reference_where: str, config: DriftConfig
                 moved = ",".join(m.metric for m in report.metrics if m.alert)
                 store.execute("""
                     INSERT INTO decisions (run_id, sample_id, step, verdict, reason, score)
-                    SELECT ?, sample_id, 'drift_gate_v1', 'flagged', ?, NULL
-                    FROM mix_members WHERE mix_id = ? AND split = 'train'""", [run.run_id, f"drift_gate:{mix_id}:{moved}", mix_id])
+                    SELECT ?, m.sample_id, 'drift_gate_v1', 'flagged', ?, NULL
+                    FROM mix_members m WHERE m.mix_id = ? AND m.split = 'train' AND NOT EXISTS (
+                        SELECT 1 FROM decisions d WHERE d.sample_id = m.sample_id AND d.step = 'drift_gate_v1'
+                        AND d.reason = ?)""", [run.run_id, f"drift_gate:{mix_id}:{moved}", mix_id, f"drift_gate:{mix_id}:{moved}"])
             run.stats.update({"gate": out["gate"], "synthetic_share": round(out["synthetic_share"], 4), "n_batch": report.n_batch})
             out["run_id"] = run.run_id
     return out
