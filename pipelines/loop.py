@@ -96,10 +96,13 @@ class Loop:
                                  [self.loop_id, generation, strategy, stage]).fetchone()
         if row:
             return dict(json.loads(row[0]))
-        out = fn()
-        self.store.append_rows("loop_state", [{"loop_id": self.loop_id, "generation": generation, "strategy": strategy,
-                                               "stage": stage, "output": json.dumps(out, default=str),
-                                               "run_id": out.get("run_id", "")}])
+        # The stage's writes and its state row commit together: a loop killed in between would
+        # otherwise redo a committed stage on resume, and record its evals or flags twice.
+        with self.store.transaction():
+            out = fn()
+            self.store.append_rows("loop_state", [{"loop_id": self.loop_id, "generation": generation, "strategy": strategy,
+                                                   "stage": stage, "output": json.dumps(out, default=str),
+                                                   "run_id": out.get("run_id", "")}])
         return dict(out)
 
     def run(self) -> list[dict[str, Any]]:
