@@ -30,44 +30,16 @@ from _common import ROOT, RUNS, WORK, machine, realdata, table  # noqa: E402
 
 BASELINE = "8805ea9"  # the last commit before the per-kind profiles
 
-# The default recipe before the per-kind profiles (mixline at 8805ea9), kept verbatim as the baseline.
-WEB_ONLY_DEFAULT = """\
-name = "default-before-profiles"
-keep = ["human", "older", "longer"]
+def baseline_recipe() -> str:
+    """The default recipe at BASELINE (web rules on every kind), read from git, not copied here."""
+    import ast
 
-[[steps]]
-type = "length"
-min_chars = 20
-
-[[steps]]
-type = "gopher_quality"
-min_doc_words = 50
-
-[[steps]]
-type = "gopher_repetition"
-
-[[steps]]
-type = "decontaminate"
-n = 13
-
-[[steps]]
-type = "pii"
-policy = "placeholder"
-policies = { PERSON = "pseudonym" }
-conversation_policies = { SECRET = "drop" }
-names = "lexicon"
-name_kinds = ["conversation", "synthetic"]
-
-[[steps]]
-type = "exact_dedup"
-
-[[steps]]
-type = "minhash_dedup"
-shingle_size = 5
-num_perm = 112
-bands = 14
-rows = 8
-"""
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{BASELINE}:curation/recipe.py"], capture_output=True,
+                            text=True, check=True).stdout
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DEFAULT_RECIPE" for t in node.targets):
+            return str(ast.literal_eval(node.value))
+    raise SystemExit(f"no DEFAULT_RECIPE in curation/recipe.py at {BASELINE}")
 
 
 WEB = ("web/dolma_CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz", "web/dolma_cc_en_head-0091.jsonl.gz",
@@ -195,7 +167,7 @@ def main() -> None:
         if old:
             rows.append({"recipe": f"before: web rules on every kind, mixline at {BASELINE}", "docs": old["docs"],
                          "seconds": round(old["seconds"], 2), "docs/s": round(old["docs"] / old["seconds"])})
-        for name, text in (("before's recipe, today's code", WEB_ONLY_DEFAULT), ("now: profiles per kind", None)):
+        for name, text in (("before's recipe, today's code", baseline_recipe()), ("now: profiles per kind", None)):
             best = None
             for i in range(RUNS):
                 copy = work / f"run{i}.duckdb"

@@ -192,9 +192,8 @@ class Loop:
         return results
 
     def _groups(self, strategy: str, runs: list[tuple[str, int]], held: str) -> list[dict[str, Any]]:
-        generated = _generated
         if strategy == "replace":
-            return [{"name": "newest", "where": generated(runs[-1:])}]
+            return [{"name": "newest", "where": _generated(runs[-1:])}]
         # The real data's held-out split stays out of every training mix.
         return [{"name": "real", "where": f"({self.cfg.real_where}) AND NOT ({held})"},
-                {"name": "synthetic", "where": generated(runs)}]
+                {"name": "synthetic", "where": _generated(runs)}]

@@ -158,6 +158,7 @@ class Store:
     def _after_connect(self, read_only: bool) -> None:
         self.con.execute("SET enable_progress_bar = false")
         self._in_tx = False
+        self._committed_run: str | None = None  # the newest run inside the open transaction
         self._events: Any = None  # the OpenLineage emitter, made on the first run when one is configured
         self._events_url: str | None = None
         # Read-side helpers built from this store's files (the lineage index), opened once.
@@ -266,10 +267,16 @@ class Store:
             yield
         except BaseException:
             self._in_tx = False
+            self._committed_run = None
             self.execute("ROLLBACK")
             raise
         self._in_tx = False
         self.execute("COMMIT")
+        # Readers see a run once the outermost transaction holding it commits (a loop stage
+        # wraps its runs in one), so the snapshot is published here, not at each run's end.
+        if self._committed_run is not None:
+            run_id, self._committed_run = self._committed_run, None
+            self.publish_snapshot(run_id)
 
     @contextmanager
     def run(
@@ -304,7 +311,6 @@ class Store:
             [run.run_id, kind, step, step_version, canonical_json(cfg), chash, code_version(), parent_run_id, started],
         )
         finish = "UPDATE runs SET finished_at = ?, status = ?, stats = ?, error = ? WHERE run_id = ?"
-        outermost = not self._in_tx
         events = self._lineage_events()
 
         def emit(state: str, error: str | None = None) -> None:
@@ -318,6 +324,7 @@ class Store:
                 yield run
                 self.execute(finish, [datetime.now(UTC).replace(tzinfo=None), "ok", canonical_json(run.stats), None,
                                       run.run_id])
+                self._committed_run = run.run_id
         except Rollback:
             self.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])  # a dry run leaves no trace
             emit("ABORT")
@@ -332,8 +339,6 @@ class Store:
                                       safe_message(exc), run.run_id])
             emit("ABORT" if interrupted else "FAIL", safe_message(exc))
             raise
-        if outermost:
-            self.publish_snapshot(run.run_id)
         emit("COMPLETE")
 
     def _lineage_events(self) -> Any:
