@@ -15,9 +15,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("CurateResult", "DriftResult", "ExportResult", "Impact", "IngestResult", "MixRecipe", "MixResult",
-        "ModelResult", "Recipe", "Store", "Trace", "build_mix", "curate", "drift_check", "export_mix",
-        "generate", "impact", "ingest", "init_tiny", "trace", "train")
+_API = ("CurateResult", "DriftResult", "EvalResult", "ExportResult", "Impact", "IngestResult", "LoopResult",
+        "MixDiff", "MixGate", "MixInfo", "MixRecipe", "MixResult", "ModelResult", "Recipe", "SelfConsumption", "Store",
+        "Trace", "Trend", "VerifyResult", "Why", "build_mix", "curate", "diff_mixes", "drift_check", "drift_check_mix",
+        "drift_trend", "evaluate", "export_mix", "generate", "impact", "ingest", "init_tiny", "run_loop",
+        "self_consumption", "show_mix", "trace", "train", "verify_export", "why")
 __all__ = [*_API, "__version__"]
 
 

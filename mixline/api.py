@@ -13,7 +13,7 @@ Every function takes the store explicitly and returns a typed result with `.to_d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,13 @@ from mixline.store.store import Store
 
 
 def ingest(store: Store, paths: str | Path | Sequence[str | Path], *, kind: str, source: str | None = None,
-           text_field: str | Sequence[str] = "text", **options: Any) -> IngestResult:
+           text_field: str | Sequence[str] = "text", progress: Callable[[int], None] | None = None,
+           **options: Any) -> IngestResult:
     """Ingest files, folders or `hf:NAME` datasets with their provenance.
+
+    `options` are the fields of `IngestOptions` (license, domain, id_field, url_field, format, split,
+    max_bytes, max_file_bytes, csv_header, max_bad_share, allow_bad, origin). `progress` gets the
+    number of input bytes read so far.
 
     >>> ingest(st, "gsm8k.jsonl", kind="domain", domain="math", text_field=["question", "answer"]).ingested
     7473
@@ -39,11 +44,12 @@ def ingest(store: Store, paths: str | Path | Sequence[str | Path], *, kind: str,
     ps = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     fields = (text_field,) if isinstance(text_field, str) else tuple(text_field)
     name = source or default_source_name(ps[0])
-    return run(store, ps, IngestOptions(kind=kind, source=name, text_fields=fields, **options))
+    return run(store, ps, IngestOptions(kind=kind, source=name, text_fields=fields, **options), progress)
 
 
 def curate(store: Store, recipe: Recipe | str | Path | None = None, where: str | None = None, *,
-           new_only: bool = False, dry_run: bool = False, examples: int = 3) -> CurateResult:
+           new_only: bool = False, dry_run: bool = False, examples: int = 3,
+           progress: Callable[[int], None] | None = None) -> CurateResult:
     """Run a curation recipe (a Recipe, a TOML/YAML path, or None for the default) as one run.
 
     `dry_run=True` computes every decision and rolls them back; the result then carries keep
@@ -57,7 +63,7 @@ def curate(store: Store, recipe: Recipe | str | Path | None = None, where: str |
     from mixline.curation.pipeline import curate as run
 
     rec = Recipe.from_file(recipe) if isinstance(recipe, str | Path) else recipe
-    return run(store, rec, where, new_only=new_only, dry_run=dry_run, examples=examples)
+    return run(store, rec, where, new_only=new_only, dry_run=dry_run, examples=examples, progress=progress)
 
 
 def build_mix(store: Store, recipe: MixRecipe | str | Path) -> MixResult:
@@ -184,6 +190,216 @@ def generate(store: Store, model: str, **config: Any) -> ModelResult:
     return ModelResult(str(d["model_id"]), d)
 
 
-__all__ = ["CurateResult", "DriftResult", "ExportResult", "Impact", "IngestResult", "MixRecipe", "MixResult",
-           "ModelResult", "Recipe", "Store", "Trace", "build_mix", "curate", "drift_check", "export_mix",
-           "generate", "impact", "ingest", "init_tiny", "trace", "train"]
+
+@dataclass
+class Report:
+    """A report whose headline fields are typed; `details` holds the rest, as the CLI's --json prints it."""
+
+    details: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        own = {k: v for k, v in asdict(self).items() if k != "details"}
+        return {**self.details, **own}
+
+
+@dataclass
+class MixInfo(Report):
+    """A mix: recipe, composition by kind, source and domain, and the models trained on it."""
+
+    mix_id: str = ""
+    name: str = ""
+    members: int = 0
+    tokens: int = 0
+    synthetic_share: float = 0.0
+
+
+def show_mix(store: Store, mix: str) -> MixInfo:
+    """A mix by id, unique prefix or name.
+
+    >>> show_mix(st, "my-mix").synthetic_share
+    0.25
+    """
+    from mixline.pipelines.mix import show
+
+    d = show(store, mix)
+    return MixInfo(d, str(d["mix_id"]), str(d["name"]), int(d["members"]), int(d["tokens"]), float(d["synthetic_share"]))
+
+
+@dataclass
+class MixDiff(Report):
+    """What changed between two mixes: samples added and removed, and token counts."""
+
+    a: str = ""
+    b: str = ""
+    added: int = 0
+    removed: int = 0
+
+
+def diff_mixes(store: Store, a: str, b: str) -> MixDiff:
+    """Samples added and removed between mix A and mix B, by source."""
+    from mixline.pipelines.mix import diff
+
+    d = diff(store, a, b)
+    return MixDiff(d, str(d["a"]), str(d["b"]), int(d["added"]), int(d["removed"]))
+
+
+@dataclass
+class VerifyResult(Report):
+    """An export checked against its manifest."""
+
+    mix_id: str = ""
+    ok: bool = False
+    problems: list[str] = field(default_factory=list)
+    rows_checked: int = 0
+
+
+def verify_export(folder: str | Path) -> VerifyResult:
+    """Recompute every content hash of an exported mix and compare with its manifest."""
+    from mixline.pipelines.export import verify
+
+    d = verify(Path(folder))
+    return VerifyResult(d, str(d["mix_id"]), bool(d["ok"]), list(d["problems"]), int(d["rows_checked"]))
+
+
+@dataclass
+class Why(Report):
+    """Every curation decision about a sample, and its dedup clusters."""
+
+    sample_id: str = ""
+    status: str = ""
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+
+def why(store: Store, sample: str) -> Why:
+    """Why a sample is kept or dropped: its decisions, oldest run first, and its clusters.
+
+    >>> why(st, "3fa2b1c9").status
+    'dropped by gopher_quality (gopher_short_document)'
+    """
+    from mixline.curation.pipeline import why as run
+
+    d = run(store, sample)
+    return Why(d, str(d["sample_id"]), str(d["status"]), list(d["decisions"]))
+
+
+@dataclass
+class EvalResult(Report):
+    """Bits per character per held-out set, with the parent model's figure where it has one."""
+
+    model_id: str = ""
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def evaluate(store: Store, model: str, sets: dict[str, str], max_docs: int = 200) -> EvalResult:
+    """Evaluate a model on named sets (name -> predicate over samples); recorded as evals rows.
+
+    >>> evaluate(st, "model-1a2b", {"general": "source = 'shakespeare'"}).sets["general"]["bits_per_char"]
+    2.79
+    """
+    from mixline.pipelines.models import evaluate as run
+
+    d = run(store, model, sets, max_docs)
+    return EvalResult(d, str(d.get("model_id", model)), dict(d["sets"]))
+
+
+@dataclass
+class MixGate(Report):
+    """The drift gate's verdict on a mix about to be trained."""
+
+    mix_id: str = ""
+    alert: bool = False
+    moved: list[str] = field(default_factory=list)
+    synthetic_share: float = 0.0
+    family_share: float | None = None
+
+
+def drift_check_mix(store: Store, mix: str, reference: str, *, model: str | None = None, embeddings: bool = True,
+                    bootstrap: int = 30, seed: int = 0, record: bool = True) -> MixGate:
+    """Judge a mix (members weighted by repeats) against human reference text; the loop's gate.
+
+    >>> drift_check_mix(st, "gen3-mix", "synth_depth = 0 AND source = 'shakespeare'", embeddings=False).alert
+    False
+    """
+    from mixline.curation.drift import DriftConfig
+    from mixline.curation.drift_gate import check_mix
+    from mixline.errors import MixlineError
+    from mixline.pipelines.mix import resolve_mix
+    from mixline.pipelines.models import resolve_model
+
+    model_id = None
+    if model:
+        model_id, _ = resolve_model(store, model)
+        if model_id is None:
+            raise MixlineError(f"--model {model!r} is not a model in this store")
+    d = check_mix(store, resolve_mix(store, mix), reference, DriftConfig(bootstrap=bootstrap, seed=seed, embeddings=embeddings),
+                  model_id=model_id, record=record)
+    fam = d.get("family_share")
+    return MixGate(d, str(d["mix_id"]), bool(d["alert"]), list(d["moved"]), float(d["synthetic_share"]),
+                   None if fam is None else float(fam))
+
+
+@dataclass
+class Trend(Report):
+    """Each drift metric across a loop's generations, per strategy, with a monotone-trend test."""
+
+    loop: str = ""
+    trends: list[dict[str, Any]] = field(default_factory=list)
+
+
+def drift_trend(store: Store, loop: str, alpha: float = 0.02) -> Trend:
+    """Slopes and Mann-Kendall tests per metric across a loop's generations."""
+    from mixline.curation.drift_gate import trend
+
+    d = trend(store, loop, alpha)
+    return Trend(d, str(d.get("loop", loop)), list(d["trends"]))
+
+
+@dataclass
+class SelfConsumption(Report):
+    """Training samples of a mix written by the model about to be trained, its ancestors or its family."""
+
+    model_id: str = ""
+    train_samples: int = 0
+    self_consumed: int = 0
+    self_consumed_share: float = 0.0
+    family_share: float = 0.0
+
+
+def self_consumption(store: Store, mix: str, model: str, record: bool = True) -> SelfConsumption:
+    """Flag a mix's samples that the model (or its family) wrote itself."""
+    from mixline.curation.drift import self_consumption as run
+    from mixline.errors import MixlineError
+    from mixline.pipelines.mix import resolve_mix
+    from mixline.pipelines.models import resolve_model
+
+    model_id, _ = resolve_model(store, model)
+    if model_id is None:
+        raise MixlineError(f"--model {model!r} is not a model in this store; self-consumption needs its lineage")
+    d = run(store, resolve_mix(store, mix), model_id, record=record)
+    return SelfConsumption(d, model_id, int(d["train_samples"]), int(d["self_consumed"]), float(d["self_consumed_share"]),
+                           float(d["family_share"]))
+
+
+@dataclass
+class LoopResult:
+    """One row per generation and strategy: bits/char, the drift verdict, the gate, the model and mix."""
+
+    generations: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"generations": self.generations}
+
+
+def run_loop(store: Store, config: str | Path | Any, workdir: str | Path = "loop-out") -> LoopResult:
+    """Run a synthetic-data loop (a LoopConfig or a TOML path); resumes where it stopped."""
+    from mixline.pipelines.loop import Loop, LoopConfig
+
+    cfg = config if isinstance(config, LoopConfig) else LoopConfig.from_file(config)
+    return LoopResult(Loop(store, cfg, Path(workdir)).run())
+
+
+__all__ = ["CurateResult", "DriftResult", "EvalResult", "ExportResult", "Impact", "IngestResult", "LoopResult", "MixDiff",
+           "MixGate", "MixInfo", "MixRecipe", "MixResult", "ModelResult", "Recipe", "SelfConsumption", "Store", "Trace",
+           "Trend", "VerifyResult", "Why", "build_mix", "curate", "diff_mixes", "drift_check", "drift_check_mix",
+           "drift_trend", "evaluate", "export_mix", "generate", "impact", "ingest", "init_tiny", "run_loop",
+           "self_consumption", "show_mix", "trace", "train", "verify_export", "why"]

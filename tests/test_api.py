@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import mixline
+import mixline.errors
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
@@ -54,3 +55,17 @@ def test_tour_through_the_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         assert m.mix_id in {x["mix_id"] for x in hit.mixes}
         d = mixline.drift_check(st, "synth_depth = 1", "synth_depth = 0", embeddings=False, bootstrap=5)
         assert d.n_batch == 24 and {x["metric"] for x in d.metrics} and isinstance(d.to_dict()["alert"], bool)
+        info = mixline.show_mix(st, "tour")
+        assert info.mix_id == m.mix_id and info.members == m.summary["members"] and trained.model_id in {
+            x["model_id"] for x in info.to_dict()["models"]}
+        assert mixline.verify_export(tmp_path / "export").ok
+        w = mixline.why(st, raw)
+        assert w.sample_id == raw and any(x["verdict"] == "rewritten" for x in w.decisions)
+        held = f"sample_id IN (SELECT sample_id FROM mix_members WHERE mix_id = '{m.mix_id}' AND split = 'heldout')"
+        ev0 = mixline.evaluate(st, model.model_id, {"med": held}, max_docs=10)
+        ev = mixline.evaluate(st, trained.model_id, {"med": held}, max_docs=10)
+        assert ev.sets["med"]["parent_bits_per_char"] == ev0.sets["med"]["bits_per_char"] > ev.sets["med"]["bits_per_char"] > 0
+        with pytest.raises(mixline.errors.ConfigError, match="at least 60 samples"):  # the mix holds most human text
+            mixline.drift_check_mix(st, "tour", "synth_depth = 0", embeddings=False, bootstrap=5, record=False)
+        sc = mixline.self_consumption(st, "tour", trained.model_id, record=False)
+        assert sc.self_consumed == 0 and sc.train_samples > 0

@@ -33,13 +33,14 @@ def curate(ctx: Ctx, as_json: bool, recipe: str | None, where: str | None, new_o
     if show_default:
         click.echo(DEFAULT_RECIPE, nl=False)
         return
-    from mixline.curation.pipeline import curate as run_curate
     from tqdm import tqdm
+
+    from mixline import api
 
     rec = Recipe.from_file(recipe) if recipe else Recipe.default()
     rec.build()
     with ctx.open() as st, tqdm(unit=" samples", disable=ctx.quiet or None, desc="curate", file=sys.stderr) as bar:
-        result = run_curate(st, rec, where, new_only=new_only, progress=bar.update, dry_run=dry_run,
+        result = api.curate(st, rec, where, new_only=new_only, progress=bar.update, dry_run=dry_run,
                             examples=examples)
     out = result.as_dict()
     if emit(as_json, out):
@@ -70,10 +71,10 @@ def curate(ctx: Ctx, as_json: bool, recipe: str | None, where: str | None, new_o
 @click.argument("sample_id")
 def why(ctx: Ctx, as_json: bool, sample_id: str) -> None:
     """Every curation decision about a sample, and its dedup clusters."""
-    from mixline.curation.pipeline import why as run_why
+    from mixline import api
 
     with ctx.open(read_only=True) as st:
-        out = run_why(st, sample_id)
+        out = api.why(st, sample_id).to_dict()
     if emit(as_json, out):
         return
     click.echo(f"sample {out['sample_id']}: {out['status']}")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import click
 from mixline.pipelines.cli.app import Ctx, cli, command, emit
 
-from mixline.errors import MixlineError
-
 
 @cli.group()
 def drift() -> None:
@@ -21,10 +19,11 @@ def drift() -> None:
 @click.option("--seed", default=0, show_default=True)
 def drift_check(ctx: Ctx, as_json: bool, batch_where: str, reference_where: str, no_embeddings: bool, bootstrap: int, seed: int) -> None:
     """Per-metric values, calibrated thresholds and an overall alert; stored with the run."""
-    from mixline.curation.drift import DriftConfig, check_store
+    from mixline import api
 
     with ctx.open() as st:
-        out = check_store(st, batch_where, reference_where, DriftConfig(bootstrap=bootstrap, seed=seed, embeddings=not no_embeddings))
+        out = api.drift_check(st, batch_where, reference_where, embeddings=not no_embeddings, bootstrap=bootstrap,
+                              seed=seed).to_dict()
     if emit(as_json, out):
         return
     click.echo(f"{'ALERT' if out['alert'] else 'ok'}: {out['n_batch']} batch samples vs {out['n_reference']} reference; moved: {', '.join(out['moved']) or 'nothing'}")
@@ -52,20 +51,11 @@ def _metrics(out: dict) -> None:
 def drift_check_mix(ctx: Ctx, as_json: bool, mix_id: str, reference_where: str, model_ref: str | None, no_embeddings: bool,
                     bootstrap: int, seed: int, no_record: bool) -> None:
     """Judge the mix about to be trained (members weighted by repeats) against human text: the gate."""
-    from mixline.curation.drift import DriftConfig
-    from mixline.curation.drift_gate import check_mix
-    from mixline.pipelines.mix import resolve_mix
-    from mixline.pipelines.models import resolve_model
+    from mixline import api
 
     with ctx.open() as st:
-        model_id = None
-        if model_ref:
-            model_id, _ = resolve_model(st, model_ref)
-            if model_id is None:
-                raise MixlineError(f"--model {model_ref!r} is not a model in this store")
-        out = check_mix(st, resolve_mix(st, mix_id), reference_where,
-                        DriftConfig(bootstrap=bootstrap, seed=seed, embeddings=not no_embeddings),
-                        model_id=model_id, record=not no_record)
+        out = api.drift_check_mix(st, mix_id, reference_where, model=model_ref, embeddings=not no_embeddings,
+                                  bootstrap=bootstrap, seed=seed, record=not no_record).to_dict()
     if emit(as_json, out):
         return
     fam = f"; written by the model's family {out['family_share']:.1%}" if out["family_share"] is not None else ""
@@ -79,10 +69,10 @@ def drift_check_mix(ctx: Ctx, as_json: bool, mix_id: str, reference_where: str, 
 @click.option("--alpha", default=0.02, show_default=True, help="Family-wise false-alert rate across the metrics.")
 def drift_trend(ctx: Ctx, as_json: bool, loop: str, alpha: float) -> None:
     """Each metric across a loop's generations, its slope, and a test for a steady move."""
-    from mixline.curation.drift_gate import trend
+    from mixline import api
 
     with ctx.open(read_only=True) as st:
-        out = trend(st, loop, alpha)
+        out = api.drift_trend(st, loop, alpha).to_dict()
     if emit(as_json, out):
         return
     for t in out["trends"]:
@@ -101,15 +91,11 @@ def drift_trend(ctx: Ctx, as_json: bool, loop: str, alpha: float) -> None:
 @click.option("--no-record", is_flag=True, help="Only report; write no flags.")
 def drift_self_consumption(ctx: Ctx, as_json: bool, mix_id: str, model_ref: str, no_record: bool) -> None:
     """Training samples of MIX written by the model, its ancestors, or its family; flagged."""
-    from mixline.curation.drift import self_consumption
-    from mixline.pipelines.mix import resolve_mix
-    from mixline.pipelines.models import resolve_model
+    from mixline import api
 
     with ctx.open() as st:
-        model_id, _ = resolve_model(st, model_ref)
-        if model_id is None:
-            raise MixlineError(f"--model {model_ref!r} is not a model in this store; self-consumption needs its lineage")
-        out = self_consumption(st, resolve_mix(st, mix_id), model_id, record=not no_record)
+        out = api.self_consumption(st, mix_id, model_ref, record=not no_record).to_dict()
+    model_id = out["model_id"]
     if emit(as_json, out):
         return
     click.echo(f"{out['self_consumed']:,} of {out['train_samples']:,} training samples written by {model_id} or its ancestors "

@@ -37,18 +37,18 @@ def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: s
            fmt: str | None, split: str | None, max_bytes: int, max_file_bytes: int, no_header: bool, max_bad_share: float,
            allow_bad: bool, origin: str | None) -> None:
     """Ingest files, folders or Hugging Face datasets (hf:NAME) with their provenance."""
-    from mixline.pipelines.ingest import IngestOptions, default_source_name, total_bytes
-    from mixline.pipelines.ingest import ingest as run_ingest
+    from mixline.pipelines.ingest import default_source_name, total_bytes
     from tqdm import tqdm
+
+    from mixline import api
 
     ps = [Path(p) for p in paths]
     if origin == "distilabel" and not text_fields:
         text_fields = ("generation",)
     name = source or default_source_name(paths[0])
-    opts = IngestOptions(kind=kind, source=name, license=license_, domain=domain,
-                         text_fields=text_fields or ("text",), id_field=id_field, url_field=url_field,
-                         format=fmt, split=split, max_bytes=max_bytes, max_file_bytes=max_file_bytes, csv_header=not no_header,
-                         max_bad_share=max_bad_share, allow_bad=allow_bad, origin=origin)
+    opts = {"license": license_, "domain": domain, "id_field": id_field, "url_field": url_field, "format": fmt,
+            "split": split, "max_bytes": max_bytes, "max_file_bytes": max_file_bytes, "csv_header": not no_header,
+            "max_bad_share": max_bad_share, "allow_bad": allow_bad, "origin": origin}
     # A memory cap keeps DuckDB's page cache from growing with the corpus; it spills instead.
     memory = os.environ.get("MIXLINE_MEMORY_LIMIT", "1GB")
     with Store(ctx.store_path, memory_limit=memory) as st, tqdm(total=total_bytes(ps) or None, unit="B", unit_scale=True,
@@ -59,7 +59,7 @@ def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: s
             bar.update(max(0, n - done[0]))
             done[0] = max(done[0], n)
 
-        result = run_ingest(st, ps, opts, progress)
+        result = api.ingest(st, ps, kind=kind, source=name, text_field=text_fields or ("text",), progress=progress, **opts)
     out = result.as_dict()
     if emit(as_json, out):
         return

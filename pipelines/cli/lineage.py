@@ -11,10 +11,10 @@ from mixline.pipelines.cli.app import Ctx, cli, command, emit
 @click.option("--full", is_flag=True, help="Show the whole text, not the first 500 characters.")
 def trace(ctx: Ctx, as_json: bool, sample_id: str, full: bool) -> None:
     """Where a sample came from: sources, ancestors, decisions, clusters and mixes."""
-    from mixline.store.lineage import trace as run_trace
+    from mixline import api
 
     with ctx.open(read_only=True) as st:
-        t = run_trace(st, sample_id).as_dict()
+        t = api.trace(st, sample_id).as_dict()
     if emit(as_json, t):
         return
     s = t["sample"]
@@ -48,10 +48,10 @@ def trace(ctx: Ctx, as_json: bool, sample_id: str, full: bool) -> None:
 @click.argument("sample_ids", nargs=-1, required=True)
 def impact(ctx: Ctx, as_json: bool, sample_ids: tuple[str, ...]) -> None:
     """What samples reached: descendant samples, mixes, and models (e.g. for deletion requests)."""
-    from mixline.store.lineage import impact as run_impact
+    from mixline import api
 
     with ctx.open(read_only=True) as st:
-        out = run_impact(st, list(sample_ids)).as_dict()
+        out = api.impact(st, list(sample_ids)).as_dict()
     if emit(as_json, out):
         return
     click.echo(f"{len(out['roots'])} root(s) reached {len(out['samples'])} samples, "

@@ -18,11 +18,11 @@ def mix() -> None:
 @click.argument("recipe")
 def mix_build(ctx: Ctx, as_json: bool, recipe: str) -> None:
     """Build a mix from a recipe (TOML/YAML); prints its content-addressed id."""
-    from mixline.pipelines.mix import MixRecipe, build
+    from mixline import api
 
-    rec = MixRecipe.from_file(recipe)
+    rec = api.MixRecipe.from_file(recipe)
     with ctx.open() as st:
-        out = build(st, rec).as_dict()
+        out = api.build_mix(st, rec).as_dict()
     if emit(as_json, out):
         return
     click.echo(f"{out['mix_id']}  {out['name']}: {out['members']:,} members, {out['tokens']:,} tokens, "
@@ -36,10 +36,10 @@ def mix_build(ctx: Ctx, as_json: bool, recipe: str) -> None:
 @click.argument("mix_id")
 def mix_show(ctx: Ctx, as_json: bool, mix_id: str) -> None:
     """Show a mix: recipe, composition, synthetic share, models trained on it."""
-    from mixline.pipelines.mix import show
+    from mixline import api
 
     with ctx.open(read_only=True) as st:
-        out = show(st, mix_id)
+        out = api.show_mix(st, mix_id).to_dict()
     if emit(as_json, out):
         return
     click.echo(f"{out['mix_id']}  {out['name']}  built {out['created_at']} by run {out['run_id']}")
@@ -55,10 +55,10 @@ def mix_show(ctx: Ctx, as_json: bool, mix_id: str) -> None:
 @click.argument("b")
 def mix_diff(ctx: Ctx, as_json: bool, a: str, b: str) -> None:
     """What changed between two mixes, by source."""
-    from mixline.pipelines.mix import diff
+    from mixline import api
 
     with ctx.open(read_only=True) as st:
-        out = diff(st, a, b)
+        out = api.diff_mixes(st, a, b).to_dict()
     if emit(as_json, out):
         return
     click.echo(f"{out['a']} -> {out['b']}: +{out['added']:,} -{out['removed']:,} samples, tokens {out['tokens']['delta']:+,}")
@@ -72,10 +72,11 @@ def mix_diff(ctx: Ctx, as_json: bool, a: str, b: str) -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write (under the export root).")
 def mix_export(ctx: Ctx, as_json: bool, mix_id: str, fmt: str, out: Path) -> None:
     """Export a mix's data with manifest.json and a dataset card."""
-    from mixline.pipelines.export import export
+    from mixline import api
 
     with ctx.open(read_only=True) as st:
-        res = export(st, mix_id, out, fmt)
+        r = api.export_mix(st, mix_id, out, fmt)
+    res = {"mix_id": r.mix_id, "out": r.folder, "format": r.format, "files": r.files, "rows": r.rows}
     if not emit(as_json, res):
         click.echo(f"exported {res['mix_id']} ({res['rows']:,} rows, {fmt}) to {res['out']}")
 
@@ -84,9 +85,9 @@ def mix_export(ctx: Ctx, as_json: bool, mix_id: str, fmt: str, out: Path) -> Non
 @click.argument("folder", type=click.Path(path_type=Path))
 def mix_verify(ctx: Ctx, as_json: bool, folder: Path) -> None:
     """Recompute every hash of an export and report differences (exit 1 if any)."""
-    from mixline.pipelines.export import verify
+    from mixline import api
 
-    res = verify(folder)
+    res = api.verify_export(folder).to_dict()
     if not emit(as_json, res):
         click.echo(f"{res['mix_id']}: {'OK' if res['ok'] else 'MISMATCH'} ({res['rows_checked']:,} rows checked)")
         for p in res["problems"]:

@@ -24,11 +24,10 @@ def model() -> None:
 @click.option("--seed", default=0, show_default=True)
 def model_init_tiny(ctx: Ctx, as_json: bool, mix_id: str, out: Path, vocab_size: int, n_embd: int, n_layer: int, seed: int) -> None:
     """Train a byte-level BPE tokenizer on a mix and build a small GPT-2 (no download)."""
-    from mixline.pipelines.mix import resolve_mix
-    from mixline.pipelines.models import TinyConfig, init_tiny
+    from mixline import api
 
     with ctx.open() as st:
-        res = init_tiny(st, resolve_mix(st, mix_id), out, TinyConfig(vocab_size=vocab_size, n_embd=n_embd, n_layer=n_layer), seed)
+        res = api.init_tiny(st, mix_id, out, seed=seed, vocab_size=vocab_size, n_embd=n_embd, n_layer=n_layer).to_dict()
     if not emit(as_json, res):
         click.echo(f"{res['model_id']}: {res['parameters']:,} parameters in {res['path']}")
 
@@ -44,11 +43,10 @@ def model_init_tiny(ctx: Ctx, as_json: bool, mix_id: str, out: Path, vocab_size:
 @click.option("--seed", default=0, show_default=True)
 def model_train(ctx: Ctx, as_json: bool, base: str, mix_id: str, out: Path, steps: int, batch_size: int, lr: float, method: str, seed: int) -> None:
     """Fine-tune BASE (a model id, a local folder, or a hub name when online) on a mix."""
-    from mixline.pipelines.mix import resolve_mix
-    from mixline.pipelines.models import TrainConfig, train
+    from mixline import api
 
     with ctx.open() as st:
-        res = train(st, base, resolve_mix(st, mix_id), out, TrainConfig(steps=steps, batch_size=batch_size, lr=lr, method=method, seed=seed))
+        res = api.train(st, base, mix_id, out, steps=steps, batch_size=batch_size, lr=lr, method=method, seed=seed).to_dict()
     if emit(as_json, res):
         return
     click.echo(f"{res['model_id']}: final loss {res['final_loss']:.3f}, {res['tokens_per_second']:,.0f} tokens/s")
@@ -65,7 +63,7 @@ def model_train(ctx: Ctx, as_json: bool, base: str, mix_id: str, out: Path, step
 @click.option("--max-docs", default=200, show_default=True)
 def model_eval(ctx: Ctx, as_json: bool, model_id: str, sets: tuple[str, ...], max_docs: int) -> None:
     """Bits per character on held-out sets, compared with the parent model."""
-    from mixline.pipelines.models import evaluate
+    from mixline import api
 
     parsed = {}
     for s in sets:
@@ -74,7 +72,7 @@ def model_eval(ctx: Ctx, as_json: bool, model_id: str, sets: tuple[str, ...], ma
         k, v = s.split("=", 1)
         parsed[k] = v
     with ctx.open() as st:
-        res = evaluate(st, model_id, parsed, max_docs)
+        res = api.evaluate(st, model_id, parsed, max_docs).to_dict()
     if emit(as_json, res):
         return
     for name, r in res["sets"].items():
@@ -90,10 +88,11 @@ def model_eval(ctx: Ctx, as_json: bool, model_id: str, sets: tuple[str, ...], ma
 @click.option("--seed", default=0, show_default=True)
 def model_generate(ctx: Ctx, as_json: bool, model_id: str, n: int, prompts_where: str, temperature: float, max_new_tokens: int, seed: int) -> None:
     """Write N synthetic samples from prompts; each records its model, prompt and decoding."""
-    from mixline.pipelines.models import GenerateConfig, generate
+    from mixline import api
 
     with ctx.open() as st:
-        res = generate(st, model_id, GenerateConfig(n=n, prompts_where=prompts_where, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed))
+        res = api.generate(st, model_id, n=n, prompts_where=prompts_where, temperature=temperature,
+                           max_new_tokens=max_new_tokens, seed=seed).to_dict()
     if not emit(as_json, res):
         click.echo(f"{res['generated']} samples from {res['model_id']} as source {res['source']} (synthetic depth {res['synth_depth']})")
 
@@ -103,11 +102,10 @@ def model_generate(ctx: Ctx, as_json: bool, model_id: str, n: int, prompts_where
 @click.option("--workdir", default="loop-out", show_default=True, type=click.Path(path_type=Path), help="Where checkpoints go.")
 def loop_cmd(ctx: Ctx, as_json: bool, config: str, workdir: Path) -> None:
     """Run generations of generate, mix, train, evaluate and drift check; resumes where it stopped."""
-    from mixline.pipelines.loop import Loop, LoopConfig
+    from mixline import api
 
-    cfg = LoopConfig.from_file(config)
     with ctx.open() as st:
-        rows = Loop(st, cfg, workdir).run()
+        rows = api.run_loop(st, config, workdir).generations
     if emit(as_json, rows):
         return
     for r in rows:
