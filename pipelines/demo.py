@@ -123,6 +123,7 @@ def main() -> None:
             print(mixline(store, "impact", member[0]["sample_id"]).rstrip().splitlines()[0])
     print(f"\nstore: {store}  export: {out / 'export'}  ({time.time() - started:.0f} s)")
     print(f"Try: .venv/bin/mixline --store {store} stats   |   .venv/bin/mixline --store {store} sql \"SELECT * FROM runs\"")
+    print(f"Dashboard: .venv/bin/mixline --store {store} dashboard   (then open http://127.0.0.1:8765/)")
 
 
 LOOP_CONFIG = """name = "collapse"

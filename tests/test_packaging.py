@@ -30,7 +30,8 @@ def test_wheel_holds_only_the_mixline_package(tmp_path: Path) -> None:
     assert tops == {"mixline", next(t for t in tops if t.endswith(".dist-info"))}
     for module in ("mixline/__init__.py", "mixline/errors.py", "mixline/store/store.py",
                    "mixline/curation/pii/scrub.py", "mixline/pipelines/cli/__init__.py",
-                   "mixline/dashboards/__init__.py", "mixline/store/py.typed"):
+                   "mixline/dashboards/__init__.py", "mixline/store/py.typed", "mixline/dashboards/app.py",
+                   "mixline/dashboards/templates/sample.html", "mixline/dashboards/static/app.js"):
         assert module in names, module
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "mixline = mixline.pipelines.cli:main" in entry

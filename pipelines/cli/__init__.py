@@ -3,7 +3,7 @@
 Only this package turns MixlineErrors into messages and exit codes.
 """
 
-from mixline.pipelines.cli import curate, drift, ingest, lineage, mix, model, store  # noqa: F401  (register commands)
+from mixline.pipelines.cli import curate, dashboard, drift, ingest, lineage, mix, model, store  # noqa: F401  (register commands)
 from mixline.pipelines.cli.app import cli
 
 

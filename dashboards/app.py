@@ -1,0 +1,217 @@
+"""`mixline dashboard`: a read-only local web UI over the store.
+
+Design for readers during writes: DuckDB lets one process hold a store file open for writing
+and no other process open it meanwhile, and a reader that kept the file open would block the
+next writer. So the server holds no connection: each request opens the store read-only and
+closes it. When a run holds the store, the open falls back to the read snapshot that the last
+committed run published beside it (see `mixline.store.store`), and every page says which run
+its data reflects and whether a run is in progress. Aggregates for the overview are cached per
+data version (the newest run), so the expensive scans run once per committed run, not per view.
+
+Security: it binds to 127.0.0.1 unless told otherwise (and warns then); templates autoescape
+every value (web text holds HTML and script), sample text is the scrubbed text `trace` shows,
+routes take no SQL and bind every parameter, and there is no write endpoint: only GET and HEAD.
+Every asset is served from this process: plotly.js from the plotly wheel, and our own CSS and JS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from mixline.dashboards import charts, data
+from mixline.store.store import Store
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from mixline.errors import ConfigError, MixlineError, NotFoundError, safe_message
+
+HERE = Path(__file__).parent
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+           "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple | set):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, float) and v != v:  # NaN is not JSON
+        return None
+    return v
+
+
+@functools.lru_cache(maxsize=1)
+def plotly_js() -> bytes:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs().encode()
+
+
+class Dashboard:
+    def __init__(self, store_path: str | Path) -> None:
+        self.store_path = str(store_path)
+        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                               trim_blocks=True, lstrip_blocks=True)
+        self.env.filters["pct"] = lambda x: "-" if x is None else f"{100 * float(x):.1f}%"
+        self.env.filters["num"] = lambda x: "-" if x is None else (f"{x:,}" if isinstance(x, int) else f"{float(x):,.3f}")
+        self._cache: dict[tuple[str, Any], Any] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[Store]:
+        st = Store(self.store_path, read_only=True)
+        try:
+            yield st
+        finally:
+            st.close()
+
+    def cached(self, st: Store, name: str, fn: Callable[[], Any]) -> Any:
+        """A value computed once per data version: the newest run, and which file (store or snapshot) was read."""
+        version = (st.scalar("SELECT count(*) FROM runs"), str(st.scalar("SELECT max(coalesce(finished_at, started_at)) FROM runs")),
+                   bool(st.snapshot))
+        key = (name, version)
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        value = fn()
+        with self._lock:
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != name}
+            self._cache[key] = value
+        return value
+
+    # -- responses ------------------------------------------------------------------------------
+
+    def page(self, request: Request, template: str, title: str, payload: dict[str, Any], st: Store, **extra: Any) -> Response:
+        fresh = data.freshness(st)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(_jsonable({**payload, "freshness": fresh}), headers=HEADERS)
+        html = self.env.get_template(template).render(title=title, d=payload, fresh=fresh, path=request.url.path,
+                                                      charts=charts, **extra)
+        return HTMLResponse(html, headers=HEADERS)
+
+    def error(self, request: Request, status: int, message: str) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": message}, status_code=status, headers=HEADERS)
+        html = self.env.get_template("error.html").render(title=f"error {status}", message=message, status=status,
+                                                          fresh=None, path=request.url.path)
+        return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+    def view(self, fn: Callable[[Request, Store], Response]) -> Callable[[Request], Response]:
+        def endpoint(request: Request) -> Response:
+            try:
+                with self.store() as st:
+                    return fn(request, st)
+            except NotFoundError as exc:
+                return self.error(request, 404, str(exc))
+            except (ConfigError, ValueError) as exc:
+                return self.error(request, 400, safe_message(exc))
+            except MixlineError as exc:
+                return self.error(request, 503, str(exc))
+            except Exception as exc:  # noqa: BLE001 - one clear line, never a traceback with data in it
+                return self.error(request, 500, f"{type(exc).__name__}: {safe_message(exc)}")
+        return endpoint
+
+    # -- pages ----------------------------------------------------------------------------------
+
+    def overview(self, request: Request, st: Store) -> Response:
+        d = self.cached(st, "overview", lambda: data.overview(st))
+        return self.page(request, "overview.html", "Overview", d, st)
+
+    def samples(self, request: Request, st: Store) -> Response:
+        q = request.query_params
+        page = int(q.get("page") or 1)
+        d = data.search(st, q.get("q", "")[:200], q.get("kind", "")[:40], q.get("source", "")[:200], page)
+        return self.page(request, "samples.html", "Samples", d, st)
+
+    def sample(self, request: Request, st: Store) -> Response:
+        d = data.sample(st, str(request.path_params["sample_id"])[:64])
+        if request.url.path.startswith("/api/"):
+            d = {k: v for k, v in d.items() if k != "svg"}
+        return self.page(request, "sample.html", "Sample", d, st)
+
+    def mixes(self, request: Request, st: Store) -> Response:
+        return self.page(request, "mixes.html", "Mixes", {"mixes": data.mixes(st)}, st)
+
+    def mix(self, request: Request, st: Store) -> Response:
+        return self.page(request, "mix.html", "Mix", data.mix(st, str(request.path_params["mix_id"])[:200]), st)
+
+    def mix_diff(self, request: Request, st: Store) -> Response:
+        a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
+        if not a or not b:
+            raise ConfigError("compare two mixes: /mixes/diff?a=MIX&b=MIX (ids, prefixes or names)")
+        return self.page(request, "mix_diff.html", "Mix diff", data.mix_diff(st, a[:200], b[:200]), st)
+
+    def models(self, request: Request, st: Store) -> Response:
+        return self.page(request, "models.html", "Models", {"models": data.models(st)}, st)
+
+    def model(self, request: Request, st: Store) -> Response:
+        return self.page(request, "model.html", "Model", data.model(st, str(request.path_params["model_id"])[:200]), st)
+
+    def loops(self, request: Request, st: Store) -> Response:
+        return self.page(request, "loops.html", "Loops", {"loops": data.loops(st)}, st)
+
+    def loop(self, request: Request, st: Store) -> Response:
+        return self.page(request, "loop.html", "Loop", data.loop(st, str(request.path_params["loop_id"])[:200]), st)
+
+    def drift(self, request: Request, st: Store) -> Response:
+        return self.page(request, "drift.html", "Drift", data.drift(st, request.query_params.get("subject", "")[:200]), st)
+
+    def runs(self, request: Request, st: Store) -> Response:
+        return self.page(request, "runs.html", "Runs", {"runs": data.runs(st)}, st)
+
+
+def create_app(store_path: str | Path) -> Starlette:
+    """The Starlette app for one store; every page has a JSON twin under /api/."""
+    dash = Dashboard(store_path)
+    pages: list[tuple[str, Callable[[Request, Store], Response]]] = [
+        ("/", dash.overview), ("/samples", dash.samples), ("/samples/{sample_id}", dash.sample),
+        ("/mixes", dash.mixes), ("/mixes/diff", dash.mix_diff), ("/mixes/{mix_id}", dash.mix),
+        ("/models", dash.models), ("/models/{model_id}", dash.model), ("/loops", dash.loops), ("/loops/{loop_id}", dash.loop),
+        ("/drift", dash.drift), ("/runs", dash.runs)]
+    routes = []
+    for path, fn in pages:
+        routes.append(Route(path, dash.view(fn), methods=["GET", "HEAD"]))
+        routes.append(Route("/api" + ("/overview" if path == "/" else path), dash.view(fn), methods=["GET", "HEAD"]))
+
+    def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == "plotly.min.js":
+            return Response(plotly_js(), media_type="application/javascript", headers={**HEADERS, "Cache-Control": "max-age=86400"})
+        files = {"app.css": "text/css", "app.js": "application/javascript"}
+        if name not in files:
+            return Response("not found", status_code=404, headers=HEADERS)
+        return Response((HERE / "static" / name).read_bytes(), media_type=files[name], headers=HEADERS)
+
+    routes.append(Route("/static/{name}", static, methods=["GET", "HEAD"]))
+    app = Starlette(routes=routes)
+    app.state.dashboard = dash
+    return app
+
+
+def serve(store_path: str | Path, host: str = "127.0.0.1", port: int = 8765, echo: Callable[[str], None] = print) -> None:
+    import uvicorn
+
+    if not Path(store_path).exists():
+        raise NotFoundError(f"store {store_path} does not exist; build one with `make demo` or `mixline ingest`")
+    if host not in LOCAL_HOSTS:
+        echo(f"warning: serving on {host}, not 127.0.0.1: anyone who can reach this address can read the store's "
+             "scrubbed text and lineage. There is no login.")
+    echo(f"mixline dashboard for {store_path} on http://{host}:{port}/  (read-only; Ctrl-C stops it)")
+    started = time.monotonic()
+    uvicorn.run(create_app(store_path), host=host, port=port, log_level="warning")
+    echo(f"stopped after {time.monotonic() - started:.0f} s")

@@ -1,0 +1,305 @@
+"""What each dashboard page shows, as plain dicts (the pages' JSON twins).
+
+Every function reads through a read-only `Store` with bound parameters only; nothing here
+takes SQL from a request. Sample text is what `trace` shows: raw parents that PII scrubbing
+replaced, and text no pii step has scanned, read as withheld. Redactions are counts by type.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from mixline.store.select import not_raw_parent
+from mixline.store.store import Store
+
+from mixline.errors import NotFoundError
+
+PAGE = 50
+EXCERPT = 240
+_ID = re.compile(r"^[0-9a-f]{1,32}$")
+
+
+def freshness(store: Store) -> dict[str, Any]:
+    """How fresh the data is: the newest committed run, and whether this is the read snapshot."""
+    row = store.rows("""SELECT run_id, kind, step, coalesce(finished_at, started_at) AS at FROM runs
+                        WHERE status = 'ok' ORDER BY coalesce(finished_at, started_at) DESC LIMIT 1""")
+    running = store.rows("SELECT run_id, kind, step, started_at FROM runs WHERE status = 'running' ORDER BY started_at DESC LIMIT 1")
+    snap = store.snapshot
+    return {"latest_run": row[0] if row else None, "running": running[0] if running else None,
+            "source": "read snapshot (a writer holds the store)" if snap else "store",
+            "snapshot": snap}
+
+
+def overview(store: Store) -> dict[str, Any]:
+    """Counts by kind, source and domain, the synthetic-depth histogram, and the curation funnel."""
+    def grouped(col: str) -> list[dict[str, Any]]:
+        return store.rows(f"SELECT {col} AS key, count(*) AS samples, sum(n_chars) AS chars FROM samples GROUP BY 1 ORDER BY 2 DESC, 1")
+
+    return {
+        "samples": int(store.scalar("SELECT count(*) FROM samples")),
+        "by_kind": grouped("kind"), "by_source": grouped("source"), "by_domain": grouped("coalesce(domain, '(none)')"),
+        "synth_depth": store.rows("SELECT synth_depth AS depth, count(*) AS samples FROM samples GROUP BY 1 ORDER BY 1"),
+        "counts": {t: int(store.scalar(f"SELECT count(*) FROM {t}"))
+                   for t in ("runs", "mixes", "models", "quarantine", "drift")},
+        "funnel": funnel(store),
+    }
+
+
+def funnel(store: Store) -> list[dict[str, Any]]:
+    """Per curation run and kind: inputs, kept, dropped (by the step and reason that dropped each), rewritten.
+
+    A sample PII scrubbing rewrote counts once, as its input: its scrubbed copy's later decisions
+    (dedup, toxicity) are folded into it."""
+    rows = store.rows("""
+        WITH scrub AS (SELECT child_id, parent_id, run_id FROM edges WHERE relation = 'scrubbed_from'),
+        -- A scrubbed copy's decisions count for the input it was made from: the unit is the input.
+        dd AS (
+            SELECT d.run_id, coalesce(sc.parent_id, d.sample_id) AS sample_id, d.verdict, d.step, d.reason
+            FROM decisions d JOIN runs r USING (run_id)
+            LEFT JOIN scrub sc ON sc.child_id = d.sample_id AND sc.run_id = d.run_id
+            WHERE r.kind = 'curate' AND r.status = 'ok'),
+        per AS (
+            SELECT d.run_id, d.sample_id,
+                   bool_or(d.verdict = 'dropped') AS dropped, bool_or(d.verdict = 'rewritten') AS rewritten,
+                   arg_min(CASE WHEN d.verdict = 'dropped' THEN d.step || ': ' || coalesce(d.reason, '?') END,
+                           CASE WHEN d.verdict = 'dropped' THEN 0 ELSE 1 END) AS reason
+            FROM dd d
+            GROUP BY 1, 2)
+        SELECT p.run_id, s.kind, count(*) AS n_in, count(*) FILTER (WHERE NOT p.dropped) AS kept,
+               count(*) FILTER (WHERE p.dropped) AS dropped, count(*) FILTER (WHERE p.rewritten AND NOT p.dropped) AS rewritten,
+               list(p.reason) FILTER (WHERE p.dropped) AS reasons
+        FROM per p JOIN samples s USING (sample_id)
+        GROUP BY 1, 2 ORDER BY 1, 2""")
+    started = {r["run_id"]: r for r in store.rows(
+        "SELECT run_id, started_at, config_hash FROM runs WHERE kind = 'curate' AND status = 'ok'")}
+    out = []
+    for r in rows:
+        by_reason: dict[str, int] = {}
+        for reason in r.pop("reasons") or []:
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        run = started.get(r["run_id"], {})
+        out.append({**r, "started_at": run.get("started_at"), "dropped_by": dict(sorted(by_reason.items(), key=lambda kv: -kv[1]))})
+    return out
+
+
+def _shown_text(store: Store, ids: list[str]) -> dict[str, str | None]:
+    """Which of these samples' text may be shown: not raw parents, and scanned by a pii step (or written by one)."""
+    if not ids:
+        return {}
+    ok = {r[0] for r in store.execute(f"""
+        SELECT s.sample_id FROM samples s WHERE s.sample_id IN (SELECT unnest(?::VARCHAR[])) AND {not_raw_parent('s')}
+          AND (EXISTS (SELECT 1 FROM decisions d WHERE d.sample_id = s.sample_id AND d.step LIKE 'pii%')
+               OR EXISTS (SELECT 1 FROM edges e WHERE e.child_key = ('0x' || substr(s.sample_id, 1, 16))::UBIGINT
+                          AND e.child_id = s.sample_id AND e.relation = 'scrubbed_from'))""", [ids]).fetchall()}
+    return {i: (None if i in ok else "withheld") for i in ids}
+
+
+def search(store: Store, q: str = "", kind: str = "", source: str = "", page: int = 1) -> dict[str, Any]:
+    """Samples by id prefix or text, filtered by kind and source; scrubbed excerpts only."""
+    where, params = ["TRUE"], []
+    q = q.strip()
+    if q:
+        if _ID.match(q.lower()):
+            where.append(f"((s.sample_id >= ? AND s.sample_id < ? || 'g') OR (s.text ILIKE ? AND {not_raw_parent('s')}))")
+            params += [q.lower(), q.lower(), f"%{q}%"]
+        else:
+            # Raw parents never match a text search: their text is not to be probed.
+            where.append(f"s.text ILIKE ? AND {not_raw_parent('s')}")
+            params.append(f"%{q}%")
+    if kind:
+        where.append("s.kind = ?")
+        params.append(kind)
+    if source:
+        where.append("s.source = ?")
+        params.append(source)
+    page = max(1, page)
+    rows = store.rows(f"""SELECT s.sample_id, s.kind, s.source, s.domain, s.synth_depth, s.n_chars,
+                                 left(s.text, {EXCERPT}) AS excerpt
+                          FROM samples s WHERE {' AND '.join(where)} ORDER BY s.sample_id
+                          LIMIT {PAGE + 1} OFFSET {(page - 1) * PAGE}""", params)
+    more = len(rows) > PAGE
+    rows = rows[:PAGE]
+    hidden = _shown_text(store, [r["sample_id"] for r in rows])
+    for r in rows:
+        if hidden.get(r["sample_id"]):
+            r["excerpt"] = "[text withheld: raw or not yet scanned for PII]"
+            r["withheld"] = True
+    return {"q": q, "kind": kind, "source": source, "page": page, "more": more, "samples": rows,
+            "kinds": [r[0] for r in store.execute("SELECT DISTINCT kind FROM samples ORDER BY 1").fetchall()],
+            "sources": [r[0] for r in store.execute("SELECT DISTINCT name FROM sources ORDER BY 1").fetchall()]}
+
+
+def sample(store: Store, ref: str) -> dict[str, Any]:
+    """One sample: scrubbed text, metadata, decisions, redaction counts, and its family graph."""
+    from mixline.dashboards import graph
+    from mixline.store.lineage import impact, trace
+
+    t = trace(store, ref).as_dict()
+    sid = t["sample"]["sample_id"]
+    imp = impact(store, [sid]).as_dict()
+    sample_ids = [sid, *[a["sample_id"] for a in t["ancestors"]], *[d["sample_id"] for d in imp["samples"]]]
+    mix_ids = [m["mix_id"] for m in imp["mixes"]]
+    members = [tuple(r) for r in store.execute(
+        "SELECT mix_id, sample_id FROM mix_members WHERE mix_id IN (SELECT unnest(?::VARCHAR[])) "
+        "AND sample_id IN (SELECT unnest(?::VARCHAR[]))", [mix_ids, sample_ids[:5000]]).fetchall()] if mix_ids else []
+    model_ids = [m["model_id"] for m in imp["models"]]
+    models = store.rows("SELECT model_id, name, mix_id, parent_model_id, method FROM models "
+                        "WHERE model_id IN (SELECT unnest(?::VARCHAR[]))", [model_ids]) if model_ids else []
+    g = graph.build(t, imp, members, models)  # type: ignore[arg-type]
+    _data_ancestry(store, g, [x["mix_id"] for x in t["generated_by"] if x.get("mix_id")])
+    return {"trace": t, "impact": {"samples": len(imp["samples"]), "mixes": imp["mixes"], "models": imp["models"]},
+            "graph": g.to_dict(), "svg": graph.svg(g)}
+
+
+def _data_ancestry(store: Store, g: Any, mix_ids: list[str], per_mix: int = 4, depth: int = 8) -> None:
+    """Back through the data: which models wrote the synthetic members of the mix a generator was
+    trained on, the mixes those models were trained on, and so on down to human data."""
+    seen: set[str] = set()
+    frontier = [m for m in mix_ids if m]
+    for _ in range(depth):
+        frontier = [m for m in frontier if m not in seen]
+        if not frontier:
+            return
+        seen.update(frontier)
+        rows = store.rows("""
+            SELECT mm.mix_id, gen.model_id, any_value(md.name) AS name, any_value(md.mix_id) AS trained_on,
+                   any_value(md.method) AS method, count(*) AS samples
+            FROM mix_members mm JOIN generations gen USING (sample_id) JOIN models md ON md.model_id = gen.model_id
+            WHERE mm.mix_id IN (SELECT unnest(?::VARCHAR[])) AND mm.split = 'train'
+            GROUP BY 1, 2 QUALIFY row_number() OVER (PARTITION BY mm.mix_id ORDER BY count(*) DESC, gen.model_id) <= ?""",
+                          [frontier, per_mix])
+        nxt = []
+        for r in rows:
+            g.node(r["model_id"], "model", r["name"] or r["model_id"][:16], f"{r['method'] or ''} {r['model_id'][:14]}",
+                   f"/models/{r['model_id']}")
+            g.edge(r["model_id"], r["mix_id"], f"wrote {r['samples']} members")
+            if r["trained_on"]:
+                g.node(r["trained_on"], "mix", r["trained_on"][:16], "trained on", f"/mixes/{r['trained_on']}")
+                g.edge(r["trained_on"], r["model_id"], "trained on")
+                nxt.append(r["trained_on"])
+        frontier = nxt
+
+
+def mixes(store: Store) -> list[dict[str, Any]]:
+    from mixline.pipelines.mix import TOKENS_SQL
+
+    return store.rows(f"""
+        SELECT m.mix_id, m.name, m.created_at, m.run_id, count(mm.sample_id) FILTER (WHERE mm.split = 'train') AS members,
+               coalesce(sum({TOKENS_SQL} * mm.repeats) FILTER (WHERE mm.split = 'train'), 0) AS tokens,
+               coalesce(sum({TOKENS_SQL} * mm.repeats) FILTER (WHERE mm.split = 'train' AND s.synth_depth > 0), 0)
+                 / greatest(coalesce(sum({TOKENS_SQL} * mm.repeats) FILTER (WHERE mm.split = 'train'), 0), 1) AS synthetic_share,
+               (SELECT count(*) FROM models md WHERE md.mix_id = m.mix_id) AS models
+        FROM mixes m LEFT JOIN mix_members mm USING (mix_id) LEFT JOIN samples s USING (sample_id)
+        GROUP BY ALL ORDER BY m.created_at DESC, m.mix_id""")
+
+
+def mix(store: Store, ref: str) -> dict[str, Any]:
+    from mixline.pipelines.mix import show
+
+    return show(store, ref)
+
+
+def mix_diff(store: Store, a: str, b: str) -> dict[str, Any]:
+    from mixline.pipelines.mix import diff
+
+    return diff(store, a, b)
+
+
+def models(store: Store) -> list[dict[str, Any]]:
+    return store.rows("""
+        SELECT m.model_id, m.name, m.method, m.parent_model_id, m.mix_id, m.created_at,
+               (SELECT count(*) FROM generations g WHERE g.model_id = m.model_id) AS generated
+        FROM models m ORDER BY m.created_at DESC, m.model_id""")
+
+
+def model(store: Store, ref: str) -> dict[str, Any]:
+    """A model's parent chain with the mix of each stage, its loss curve, and its evals per set."""
+    from mixline.store.refs import require_ref
+
+    model_id = require_ref(store, "model", ref)
+    chain: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    cur: str | None = model_id
+    while cur and cur not in seen and len(chain) < 100:
+        seen.add(cur)
+        rows = store.rows("SELECT model_id, name, method, base_ref, parent_model_id, mix_id, checkpoint_uri, config, created_at "
+                          "FROM models WHERE model_id = ?", [cur])
+        if not rows:
+            chain.append({"model_id": cur, "name": None, "missing": True})
+            break
+        r = rows[0]
+        cfg = json.loads(r.pop("config") or "{}")
+        r["loss_curve"] = cfg.pop("loss_curve", [])
+        r["config"] = cfg
+        chain.append(r)
+        cur = r["parent_model_id"]
+    evals = store.rows("""SELECT e.eval_set, e.metric, e.value, e.n_docs, r.started_at, e.run_id FROM evals e
+                          LEFT JOIN runs r USING (run_id) WHERE e.model_id = ? ORDER BY r.started_at, e.eval_set""", [model_id])
+    generated = int(store.scalar("SELECT count(*) FROM generations WHERE model_id = ?", [model_id]))
+    return {"model": chain[0], "chain": chain, "evals": evals, "generated": generated}
+
+
+def loops(store: Store) -> list[dict[str, Any]]:
+    return store.rows("""SELECT loop_id, max(generation) AS generations, list(DISTINCT strategy ORDER BY strategy) AS strategies,
+                                count(*) AS stages FROM loop_state GROUP BY 1 ORDER BY 1""")
+
+
+def loop(store: Store, loop_id: str) -> dict[str, Any]:
+    """Bits/char on held-out human text per generation and strategy, with gate and drift alerts."""
+    rows = store.rows("SELECT generation, strategy, stage, output FROM loop_state WHERE loop_id = ? ORDER BY generation, strategy, stage",
+                      [loop_id])
+    if not rows:
+        known = [r["loop_id"] for r in loops(store)]
+        raise NotFoundError(f"loop {loop_id!r} has no recorded stages; loops: {', '.join(known) or 'none'}")
+    gens: dict[tuple[int, str], dict[str, Any]] = {}
+    for r in rows:
+        out = json.loads(r["output"])
+        g = gens.setdefault((r["generation"], r["strategy"]), {"generation": r["generation"], "strategy": r["strategy"]})
+        if r["stage"] == "eval":
+            s: dict[str, Any] = next(iter(out.get("sets", {}).values()), {})
+            g["bits_per_char"] = s.get("bits_per_char")
+            g["tail_token_share"] = s.get("tail_token_share")
+        elif r["stage"] == "train":
+            g["model_id"] = out.get("model_id")
+        elif r["stage"] in ("mix", "mix-gated"):
+            g["mix_id"] = out.get("mix_id")
+            g["gated"] = g.get("gated") or r["stage"] == "mix-gated"
+        elif r["stage"] == "gate":
+            g["mix_alert"], g["mix_moved"] = out.get("alert"), out.get("moved", [])
+        elif r["stage"] == "drift":
+            g["output_alert"], g["output_moved"] = out.get("alert"), out.get("moved", [])
+    series = sorted(gens.values(), key=lambda g: (g["strategy"] != "real", g["strategy"], g["generation"]))
+    base = next((g for g in series if g["strategy"] == "real"), None)
+    strategies: dict[str, list[dict[str, Any]]] = {}
+    for g in series:
+        if g["strategy"] != "real":
+            strategies.setdefault(g["strategy"], [base] if base else []).append(g)
+    # Drift checks name the loop by its config name; the id adds the config hash.
+    name = loop_id.rsplit("-", 1)[0] if re.fullmatch(r".+-[0-9a-f]{8}", loop_id) else loop_id
+    return {"loop_id": loop_id, "name": name, "generations": series, "strategies": strategies}
+
+
+def drift(store: Store, subject: str = "") -> dict[str, Any]:
+    """Every drift check, and one series per metric (distance against its threshold) across checks."""
+    rows = store.rows("""SELECT run_id, subject, reference, metric, value, reference_value, distance, threshold, alert, created_at
+                         FROM drift WHERE (? = '' OR subject LIKE ? || '%') ORDER BY created_at, run_id, metric""",
+                      [subject, subject])
+    checks: dict[str, dict[str, Any]] = {}
+    series: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        c = checks.setdefault(r["run_id"], {"run_id": r["run_id"], "subject": r["subject"], "reference": r["reference"],
+                                            "created_at": r["created_at"], "alert": False, "moved": []})
+        if r["alert"]:
+            c["alert"] = True
+            c["moved"].append(r["metric"])
+        series.setdefault(r["metric"], []).append({"check": len(checks), "subject": r["subject"], "distance": r["distance"],
+                                                   "threshold": r["threshold"], "alert": r["alert"], "value": r["value"],
+                                                   "reference_value": r["reference_value"]})
+    return {"subject": subject, "checks": list(checks.values()), "series": series}
+
+
+def runs(store: Store, limit: int = 500) -> list[dict[str, Any]]:
+    return store.rows(f"""SELECT run_id, kind, step, step_version, config_hash, status, started_at, finished_at, stats, error
+                          FROM runs ORDER BY started_at DESC LIMIT {int(limit)}""")

@@ -1,0 +1,181 @@
+"""The dashboard over a real store: every page and its JSON twin, privacy, escaping, and no writes.
+
+The browser checks (headless Chromium) are in test_dashboard_browser.py."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+from mixline.dashboards.app import create_app
+from starlette.testclient import TestClient
+
+from tests import dashboard_store
+
+
+@pytest.fixture(scope="module")
+def built(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("dash")
+    ids = dashboard_store.build(root / "m.duckdb", realdata, root / "work")
+    return root / "m.duckdb", ids
+
+
+@pytest.fixture(scope="module")
+def client(built: tuple[Path, dict[str, str]]) -> TestClient:
+    return TestClient(create_app(built[0]))
+
+
+def pages(ids: dict[str, str]) -> list[str]:
+    return ["/", "/samples", "/samples?q=Maria&kind=conversation", f"/samples?q={ids['gen3'][:8]}", "/samples?kind=web&page=2",
+            f"/samples/{ids['gen3']}", f"/samples/{ids['hostile']}", f"/samples/{ids['raw']}", f"/samples/{ids['scrubbed']}",
+            "/mixes", f"/mixes/{ids['mix_a']}", f"/mixes/diff?a={ids['mix_a']}&b={ids['mix_b']}", "/models",
+            f"/models/{ids['model']}", "/loops", f"/loops/{ids['loop']}", "/drift", "/drift?subject=loop:", "/runs"]
+
+
+def api(path: str) -> str:
+    return "/api/overview" if path == "/" else "/api" + path
+
+
+def test_every_page_and_its_json_twin(client: TestClient, built: tuple[Path, dict[str, str]]) -> None:
+    for path in pages(built[1]):
+        r = client.get(path)
+        assert r.status_code == 200, (path, r.text[:300])
+        assert r.headers["content-type"].startswith("text/html") and "Data as of run" in r.text
+        j = client.get(api(path))
+        assert j.status_code == 200, (path, j.text[:300])
+        assert j.json()["freshness"]["latest_run"]["run_id"].startswith("run-")
+
+
+def test_overview_counts_and_funnel(client: TestClient, built: tuple[Path, dict[str, str]]) -> None:
+    d = client.get("/api/overview").json()
+    kinds = {r["key"]: r["samples"] for r in d["by_kind"]}
+    with duckdb.connect(str(built[0]), read_only=True) as con:
+        assert kinds == dict(con.execute("SELECT kind, count(*) FROM samples GROUP BY 1").fetchall())
+        n_web = con.execute("SELECT count(*) FROM samples WHERE source = 'cc'").fetchone()[0]
+    assert kinds["conversation"] == 60 and kinds["synthetic"] > 0  # 30 raw chats + 30 scrubbed
+    assert d["samples"] == sum(kinds.values())
+    assert [r["depth"] for r in d["synth_depth"]] == [0, 1, 2, 3]
+    funnel = {(r["run_id"], r["kind"]): r for r in d["funnel"]}
+    web = next(r for (_, k), r in funnel.items() if k == "web" and r["n_in"] > 1)
+    assert web["n_in"] + web["rewritten"] == n_web  # inputs, plus the scrubbed copies this run wrote
+    assert web["kept"] + web["dropped"] == web["n_in"] and web["dropped"] == sum(web["dropped_by"].values()) > 0
+    assert all(":" in reason for reason in web["dropped_by"])  # step: reason
+    chats = next(r for (_, k), r in funnel.items() if k == "conversation")
+    assert chats["rewritten"] == 30  # every chat had PII scrubbed
+    html = client.get("/").text
+    assert 'class="chart-spec"' in html and html.count('class="chart"') == 5
+
+
+def test_gen3_sample_lineage_graph(client: TestClient, built: tuple[Path, dict[str, str]]) -> None:
+    ids = built[1]
+    d = client.get(f"/api/samples/{ids['gen3']}").json()
+    assert d["trace"]["sample"]["synth_depth"] == 3
+    nodes = {n["id"]: n for n in d["graph"]["nodes"]}
+    kinds = [n["kind"] for n in nodes.values()]
+    # Three generating models, the mixes they were trained on, back to a human prompt ancestor.
+    assert kinds.count("model") >= 3 and "mix" in kinds and "sample" in kinds
+    edges = {(e["from"], e["to"]) for e in d["graph"]["edges"]}
+    gen = d["trace"]["generated_by"][0]
+    assert (gen["model_id"], ids["gen3"]) in edges and (gen["mix_id"], gen["model_id"]) in edges
+    assert all(a in nodes and b in nodes for a, b in edges)
+    html = client.get(f"/samples/{ids['gen3']}").text
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="lineage"' in html and f'href="/models/{gen["model_id"]}"' in html
+
+
+def test_hostile_text_is_escaped(client: TestClient, built: tuple[Path, dict[str, str]]) -> None:
+    html = client.get(f"/samples/{built[1]['hostile']}").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in html
+    assert "<script>alert" not in html and "<img src=x" not in html
+    listing = client.get("/samples?q=onerror").text
+    assert "onerror=alert(2)&gt;" in listing and "<img src=x" not in listing
+
+
+def test_no_raw_pii_on_any_page(client: TestClient, built: tuple[Path, dict[str, str]]) -> None:
+    ids = built[1]
+    raw = client.get(f"/api/samples/{ids['raw']}").json()
+    assert raw["trace"]["sample"]["withheld"] and "withheld" in raw["trace"]["sample"]["text"]
+    assert raw["trace"]["redactions"] == {} and raw["trace"]["scrubbed_into"] == [ids["scrubbed"]]
+    scrubbed = client.get(f"/api/samples/{ids['scrubbed']}").json()["trace"]
+    assert set(scrubbed["redactions"]) >= {"PHONE", "EMAIL"}
+    for path in pages(ids) + ["/samples?q=gmail", "/samples?q=555", "/samples?q=Lopez", "/api/samples?q=gmail"]:
+        body = client.get(path).text
+        assert not re.search(r"lopez\d+@gmail|415 555", body, re.I), path
+    # A text search cannot probe raw parents: nothing matches the raw email.
+    assert client.get("/api/samples?q=lopez3@gmail").json()["samples"] == []
+
+
+def test_read_only_and_safe_headers(client: TestClient, built: tuple[Path, dict[str, str]]) -> None:
+    for method in ("post", "put", "delete", "patch"):
+        assert getattr(client, method)("/").status_code == 405
+        assert getattr(client, method)("/api/runs").status_code == 405
+    r = client.get("/")
+    assert "script-src 'self'" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
+    # Request parameters are values, never SQL: an injection attempt is just a search that finds nothing.
+    inj = client.get("/api/samples", params={"q": "x' OR 1=1 --", "kind": "web' OR '1'='1"})
+    assert inj.status_code == 200 and inj.json()["samples"] == []
+    assert client.get("/api/mixes/diff?a=x").status_code == 400
+    assert client.get("/api/samples/00").status_code == 400
+    assert client.get("/api/models/model-nope").status_code == 404
+    missing = client.get("/loops/nope")
+    assert missing.status_code == 404 and "has no recorded stages" in missing.text
+
+
+def test_assets_are_served_locally(client: TestClient) -> None:
+    html = client.get("/").text
+    assert not re.search(r"(src|href)=\"https?://", html)
+    js = client.get("/static/plotly.min.js")
+    assert js.status_code == 200 and len(js.content) > 1_000_000 and b"plotly" in js.content[:5000].lower()
+    assert client.get("/static/app.css").status_code == 200 and client.get("/static/app.js").status_code == 200
+    assert client.get("/static/../pyproject.toml").status_code == 404
+
+
+def test_model_and_loop_pages(client: TestClient, built: tuple[Path, dict[str, str]]) -> None:
+    ids = built[1]
+    m = client.get(f"/api/models/{ids['model']}").json()
+    assert m["model"]["model_id"] == ids["model"] and len(m["chain"]) >= 2 and m["chain"][0]["loss_curve"]
+    assert m["chain"][1]["model_id"] == m["model"]["parent_model_id"]
+    loop = client.get(f"/api/loops/{ids['loop']}").json()
+    assert set(loop["strategies"]) == {"replace", "accumulate"}
+    for gens in loop["strategies"].values():
+        assert [g["generation"] for g in gens] == [0, 1, 2, 3] and all(g["bits_per_char"] > 0 for g in gens)
+    drift = client.get("/api/drift").json()
+    n = len(drift["checks"])
+    assert n >= 6 and max(len(pts) for pts in drift["series"].values()) == n
+    assert all(p["threshold"] > 0 for pts in drift["series"].values() for p in pts)
+    moved = {m for c in drift["checks"] for m in c["moved"]}
+    assert moved == {metric for metric, pts in drift["series"].items() if any(p["alert"] for p in pts)}
+
+
+def test_pages_read_the_snapshot_while_a_writer_holds_the_store(client: TestClient, built: tuple[Path, dict[str, str]]) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time, duckdb
+        con = duckdb.connect({str(built[0])!r})
+        print("locked", flush=True)
+        sys.stdin.readline()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        r = client.get("/api/overview")
+        assert r.status_code == 200 and r.json()["freshness"]["snapshot"]
+        assert "read snapshot" in client.get("/").text
+    finally:
+        holder.communicate("\n", timeout=30)
+
+
+def test_host_warning(tmp_path: Path, built: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from mixline.dashboards import app
+
+    said: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: said.append(f"run {k['host']}:{k['port']}"))
+    app.serve(built[0], host="0.0.0.0", port=9999, echo=said.append)
+    assert said[0].startswith("warning: serving on 0.0.0.0") and said[-2] == "run 0.0.0.0:9999"
+    said.clear()
+    app.serve(built[0], echo=said.append)
+    assert not any(s.startswith("warning") for s in said) and "run 127.0.0.1:8765" in said
