@@ -20,7 +20,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,8 @@ class Dashboard:
         self.env.filters["pct"] = lambda x: "-" if x is None else f"{100 * float(x):.1f}%"
         self.env.filters["num"] = lambda x: "-" if x is None else (f"{x:,}" if isinstance(x, int) else f"{float(x):,.3f}")
         self._cache: dict[tuple[str, Any], Any] = {}
+        self._funnel: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._mixes: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -126,10 +128,27 @@ class Dashboard:
                 return self.error(request, 500, f"{type(exc).__name__}: {safe_message(exc)}")
         return endpoint
 
+    def warm(self) -> None:
+        with contextlib.suppress(Exception), self.store() as st:
+            self.cached(st, "overview", lambda: data.overview(st))
+            self.funnel(st)
+
     # -- pages ----------------------------------------------------------------------------------
 
+    def funnel(self, st: Store) -> list[dict[str, Any]]:
+        """The funnel per curation run. A committed run's decisions never change, so each run's
+        rows are computed once (the first view after it commits) and kept."""
+        runs = data.curate_runs(st)
+        missing = [r for r in runs if (self.store_path, r) not in self._funnel]
+        if missing:
+            rows = data.funnel(st, missing)
+            with self._lock:
+                for r in missing:
+                    self._funnel[(self.store_path, r)] = [x for x in rows if x["run_id"] == r]
+        return [x for r in runs for x in self._funnel.get((self.store_path, r), [])]
+
     def overview(self, request: Request, st: Store) -> Response:
-        d = self.cached(st, "overview", lambda: data.overview(st))
+        d = {**self.cached(st, "overview", lambda: data.overview(st)), "funnel": self.funnel(st)}
         return self.page(request, "overview.html", "Overview", d, st)
 
     def samples(self, request: Request, st: Store) -> Response:
@@ -144,17 +163,36 @@ class Dashboard:
             d = {k: v for k, v in d.items() if k != "svg"}
         return self.page(request, "sample.html", "Sample", d, st)
 
+    def immutable(self, key: tuple[str, ...], fn: Callable[[], Any]) -> Any:
+        """A value that never changes once computed: a mix's members are fixed when it is built."""
+        k = (self.store_path, *key)
+        with self._lock:
+            if k in self._mixes:
+                return self._mixes[k]
+        value = fn()
+        with self._lock:
+            self._mixes[k] = value
+        return value
+
     def mixes(self, request: Request, st: Store) -> Response:
-        return self.page(request, "mixes.html", "Mixes", {"mixes": data.mixes(st)}, st)
+        return self.page(request, "mixes.html", "Mixes", {"mixes": self.cached(st, "mixes", lambda: data.mixes(st))}, st)
 
     def mix(self, request: Request, st: Store) -> Response:
-        return self.page(request, "mix.html", "Mix", data.mix(st, str(request.path_params["mix_id"])[:200]), st)
+        from mixline.pipelines.mix import resolve_mix
+
+        mix_id = resolve_mix(st, str(request.path_params["mix_id"])[:200])
+        d = {**self.immutable(("mix", mix_id), lambda: data.mix(st, mix_id)),
+             "models": st.rows("SELECT model_id, name FROM models WHERE mix_id = ? ORDER BY created_at", [mix_id])}
+        return self.page(request, "mix.html", "Mix", d, st)
 
     def mix_diff(self, request: Request, st: Store) -> Response:
+        from mixline.pipelines.mix import resolve_mix
+
         a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
         if not a or not b:
             raise ConfigError("compare two mixes: /mixes/diff?a=MIX&b=MIX (ids, prefixes or names)")
-        return self.page(request, "mix_diff.html", "Mix diff", data.mix_diff(st, a[:200], b[:200]), st)
+        a, b = resolve_mix(st, a[:200]), resolve_mix(st, b[:200])
+        return self.page(request, "mix_diff.html", "Mix diff", self.immutable(("diff", a, b), lambda: data.mix_diff(st, a, b)), st)
 
     def models(self, request: Request, st: Store) -> Response:
         return self.page(request, "models.html", "Models", {"models": data.models(st)}, st)
@@ -198,7 +236,13 @@ def create_app(store_path: str | Path) -> Starlette:
         return Response((HERE / "static" / name).read_bytes(), media_type=files[name], headers=HEADERS)
 
     routes.append(Route("/static/{name}", static, methods=["GET", "HEAD"]))
-    app = Starlette(routes=routes)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Compute the overview's aggregates while the user opens the browser.
+        threading.Thread(target=dash.warm, daemon=True).start()
+        yield
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.dashboard = dash
     return app
 

@@ -11,12 +11,12 @@ import json
 import re
 from typing import Any
 
-from mixline.store.select import not_raw_parent
 from mixline.store.store import Store
 
 from mixline.errors import NotFoundError
 
 PAGE = 50
+GRAPH_SAMPLES = 500  # descendants walked for a page; `mixline impact` lists them all
 EXCERPT = 240
 _ID = re.compile(r"^[0-9a-f]{1,32}$")
 
@@ -43,11 +43,15 @@ def overview(store: Store) -> dict[str, Any]:
         "synth_depth": store.rows("SELECT synth_depth AS depth, count(*) AS samples FROM samples GROUP BY 1 ORDER BY 1"),
         "counts": {t: int(store.scalar(f"SELECT count(*) FROM {t}"))
                    for t in ("runs", "mixes", "models", "quarantine", "drift")},
-        "funnel": funnel(store),
     }
 
 
-def funnel(store: Store) -> list[dict[str, Any]]:
+def curate_runs(store: Store) -> list[str]:
+    return [r[0] for r in store.execute(
+        "SELECT run_id FROM runs WHERE kind = 'curate' AND status = 'ok' ORDER BY started_at, run_id").fetchall()]
+
+
+def funnel(store: Store, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
     """Per curation run and kind: inputs, kept, dropped (by the step and reason that dropped each), rewritten.
 
     A sample PII scrubbing rewrote counts once, as its input: its scrubbed copy's later decisions
@@ -59,7 +63,7 @@ def funnel(store: Store) -> list[dict[str, Any]]:
             SELECT d.run_id, coalesce(sc.parent_id, d.sample_id) AS sample_id, d.verdict, d.step, d.reason
             FROM decisions d JOIN runs r USING (run_id)
             LEFT JOIN scrub sc ON sc.child_id = d.sample_id AND sc.run_id = d.run_id
-            WHERE r.kind = 'curate' AND r.status = 'ok'),
+            WHERE r.kind = 'curate' AND r.status = 'ok' AND (? OR d.run_id IN (SELECT unnest(?::VARCHAR[])))),
         per AS (
             SELECT d.run_id, d.sample_id,
                    bool_or(d.verdict = 'dropped') AS dropped, bool_or(d.verdict = 'rewritten') AS rewritten,
@@ -71,7 +75,7 @@ def funnel(store: Store) -> list[dict[str, Any]]:
                count(*) FILTER (WHERE p.dropped) AS dropped, count(*) FILTER (WHERE p.rewritten AND NOT p.dropped) AS rewritten,
                list(p.reason) FILTER (WHERE p.dropped) AS reasons
         FROM per p JOIN samples s USING (sample_id)
-        GROUP BY 1, 2 ORDER BY 1, 2""")
+        GROUP BY 1, 2 ORDER BY 1, 2""", [run_ids is None, run_ids or []])
     started = {r["run_id"]: r for r in store.rows(
         "SELECT run_id, started_at, config_hash FROM runs WHERE kind = 'curate' AND status = 'ok'")}
     out = []
@@ -88,12 +92,13 @@ def _shown_text(store: Store, ids: list[str]) -> dict[str, str | None]:
     """Which of these samples' text may be shown: not raw parents, and scanned by a pii step (or written by one)."""
     if not ids:
         return {}
-    ok = {r[0] for r in store.execute(f"""
-        SELECT s.sample_id FROM samples s WHERE s.sample_id IN (SELECT unnest(?::VARCHAR[])) AND {not_raw_parent('s')}
-          AND (EXISTS (SELECT 1 FROM decisions d WHERE d.sample_id = s.sample_id AND d.step LIKE 'pii%')
-               OR EXISTS (SELECT 1 FROM edges e WHERE e.child_key = ('0x' || substr(s.sample_id, 1, 16))::UBIGINT
-                          AND e.child_id = s.sample_id AND e.relation = 'scrubbed_from'))""", [ids]).fetchall()}
-    return {i: (None if i in ok else "withheld") for i in ids}
+    raw = {r[0] for r in store.execute("SELECT parent_id FROM edges WHERE relation = 'scrubbed_from' "
+                                       "AND parent_id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()}
+    ok = {r[0] for r in store.execute("SELECT DISTINCT sample_id FROM decisions WHERE sample_id IN (SELECT unnest(?::VARCHAR[])) "
+                                      "AND step LIKE 'pii%'", [ids]).fetchall()}
+    ok |= {r[0] for r in store.execute("SELECT child_id FROM edges WHERE relation = 'scrubbed_from' "
+                                       "AND child_id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()}
+    return {i: (None if i in ok and i not in raw else "withheld") for i in ids}
 
 
 def search(store: Store, q: str = "", kind: str = "", source: str = "", page: int = 1) -> dict[str, Any]:
@@ -101,13 +106,14 @@ def search(store: Store, q: str = "", kind: str = "", source: str = "", page: in
     where, params = ["TRUE"], []
     q = q.strip()
     if q:
-        if _ID.match(q.lower()):
-            where.append(f"((s.sample_id >= ? AND s.sample_id < ? || 'g') OR (s.text ILIKE ? AND {not_raw_parent('s')}))")
-            params += [q.lower(), q.lower(), f"%{q}%"]
+        if _ID.match(q.lower()) and len(q) >= 6:
+            where.append("starts_with(s.sample_id, ?)")
+            params.append(q.lower())
         else:
             # Raw parents never match a text search: their text is not to be probed.
-            where.append(f"s.text ILIKE ? AND {not_raw_parent('s')}")
-            params.append(f"%{q}%")
+            where.append("contains(lower(s.text), lower(?)) AND s.sample_id NOT IN "
+                         "(SELECT parent_id FROM edges WHERE relation = 'scrubbed_from')")
+            params.append(q)
     if kind:
         where.append("s.kind = ?")
         params.append(kind)
@@ -115,9 +121,10 @@ def search(store: Store, q: str = "", kind: str = "", source: str = "", page: in
         where.append("s.source = ?")
         params.append(source)
     page = max(1, page)
+    # In store order (ingest order): with no sort, a page stops scanning once it has its rows.
     rows = store.rows(f"""SELECT s.sample_id, s.kind, s.source, s.domain, s.synth_depth, s.n_chars,
                                  left(s.text, {EXCERPT}) AS excerpt
-                          FROM samples s WHERE {' AND '.join(where)} ORDER BY s.sample_id
+                          FROM samples s WHERE {' AND '.join(where)}
                           LIMIT {PAGE + 1} OFFSET {(page - 1) * PAGE}""", params)
     more = len(rows) > PAGE
     rows = rows[:PAGE]
@@ -138,7 +145,7 @@ def sample(store: Store, ref: str) -> dict[str, Any]:
 
     t = trace(store, ref).as_dict()
     sid = t["sample"]["sample_id"]
-    imp = impact(store, [sid]).as_dict()
+    imp = impact(store, [sid], max_samples=GRAPH_SAMPLES).as_dict()
     sample_ids = [sid, *[a["sample_id"] for a in t["ancestors"]], *[d["sample_id"] for d in imp["samples"]]]
     mix_ids = [m["mix_id"] for m in imp["mixes"]]
     members = [tuple(r) for r in store.execute(
@@ -149,7 +156,8 @@ def sample(store: Store, ref: str) -> dict[str, Any]:
                         "WHERE model_id IN (SELECT unnest(?::VARCHAR[]))", [model_ids]) if model_ids else []
     g = graph.build(t, imp, members, models)  # type: ignore[arg-type]
     _data_ancestry(store, g, [x["mix_id"] for x in t["generated_by"] if x.get("mix_id")])
-    return {"trace": t, "impact": {"samples": len(imp["samples"]), "mixes": imp["mixes"], "models": imp["models"]},
+    return {"trace": t, "impact": {"samples": len(imp["samples"]), "truncated": bool(imp.get("truncated")),
+                                   "mixes": imp["mixes"], "models": imp["models"]},
             "graph": g.to_dict(), "svg": graph.svg(g)}
 
 

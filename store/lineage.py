@@ -261,15 +261,19 @@ class Impact:
     samples: list[dict[str, Any]]
     mixes: list[dict[str, Any]]
     models: list[dict[str, Any]]
+    truncated: bool = False  # the walk stopped at max_samples (only when one was given)
 
     def to_dict(self) -> dict[str, Any]:
         return self.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"roots": self.roots, "samples": self.samples, "mixes": self.mixes, "models": self.models}
+        out = {"roots": self.roots, "samples": self.samples, "mixes": self.mixes, "models": self.models}
+        if self.truncated:
+            out["truncated"] = True
+        return out
 
 
-def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True) -> Impact:
+def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True, max_samples: int | None = None) -> Impact:
     """Everything the given samples reached: descendant samples, mixes and models.
 
     Descendants come through edges (scrubbed_from, generated_from, ...) and through models:
@@ -287,7 +291,11 @@ def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True
     frontier = list(roots)
     mix_probe = list(roots) if include_roots_in_mixes else []
     depth = 0
+    truncated = False
     while (frontier or mix_probe) and depth < MAX_DEPTH:
+        if max_samples is not None and len(reached) >= max_samples:
+            truncated = True  # a display bound (the dashboard); `mixline impact` walks everything
+            break
         depth += 1
         nxt: list[str] = []
         if frontier:
@@ -316,7 +324,8 @@ def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True
             new_models.extend(todo)
         if new_models:
             for sample_id, model_id, run_id in _frontier_rows(
-                store, "SELECT sample_id, model_id, run_id FROM generations WHERE model_id IN {ids}", new_models
+                store, "SELECT sample_id, model_id, run_id FROM generations WHERE model_id IN {ids}"
+                + ("" if max_samples is None else f" ORDER BY sample_id LIMIT {int(max_samples)}"), new_models
             ):
                 if sample_id not in seen:
                     seen.add(sample_id)
@@ -329,7 +338,7 @@ def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True
     _annotate(store, models, "SELECT model_id, name, mix_id, parent_model_id, method, checkpoint_uri FROM models WHERE model_id IN {ids}")
     samples = sorted(reached.values(), key=lambda r: (r["distance"], r["sample_id"]))
     return Impact(roots, samples, sorted(mixes.values(), key=lambda r: r["mix_id"]),
-                  sorted(models.values(), key=lambda r: r["model_id"]))
+                  sorted(models.values(), key=lambda r: r["model_id"]), truncated)
 
 
 def _annotate(store: Store, found: dict[str, dict[str, Any]], sql: str) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -141,7 +142,7 @@ class Store:
         # When a reader falls back to the read snapshot: which run it reflects, and when.
         self.snapshot: dict[str, Any] | None = None
         try:
-            self.con = duckdb.connect(self.path, read_only=read_only, config=config)
+            self.con = self._connect(read_only, config)
         except duckdb.IOException as exc:
             info = snapshot_info(self.path) if read_only and is_lock_error(exc) else None
             if info is not None:
@@ -154,6 +155,20 @@ class Store:
                 "at a time; wait for the other mixline command to finish, or open it read-only."
             ) from exc
         self._after_connect(read_only)
+
+    def _connect(self, read_only: bool, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:
+        """Open the file. A writer that finds it locked waits up to MIXLINE_LOCK_WAIT seconds
+        (default 10): readers such as the dashboard hold the file for a moment per request."""
+        deadline = time.monotonic() + (0.0 if read_only else float(os.environ.get("MIXLINE_LOCK_WAIT", "10")))
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=read_only, config=config)
+            except duckdb.IOException as exc:
+                if not is_lock_error(exc) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def _after_connect(self, read_only: bool) -> None:
         self.con.execute("SET enable_progress_bar = false")

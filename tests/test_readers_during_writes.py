@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from mixline.store import Store
 from mixline.store.store import snapshot_info, snapshot_path
 
@@ -69,3 +70,23 @@ def test_a_locked_store_without_a_snapshot_is_a_clear_error(tmp_path: Path, monk
         res = subprocess.run(cli(store, "stats"), capture_output=True, text=True,
                              env={**__import__("os").environ, "MIXLINE_SNAPSHOTS": "off"})
         assert res.returncode == 5 and "Only one process may write to a store" in res.stderr
+
+
+def test_a_writer_waits_for_a_brief_reader(tmp_path: Path, monkeypatch) -> None:
+    """The dashboard opens the store read-only for each request; a writer starting then waits instead of failing."""
+    from mixline.errors import StoreError
+
+    store = tmp_path / "s.duckdb"
+    Store(store).close()
+    reader = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(store)!r}, read_only=True); "
+                               "print('open', flush=True); time.sleep(1.5)"], stdout=subprocess.PIPE, text=True)
+    assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
+    monkeypatch.setenv("MIXLINE_LOCK_WAIT", "0")
+    with pytest.raises(StoreError, match="Only one process may write"):
+        Store(store)
+    monkeypatch.setenv("MIXLINE_LOCK_WAIT", "20")
+    started = time.monotonic()
+    with Store(store) as st:
+        assert st.scalar("SELECT 1") == 1
+    assert 0.2 < time.monotonic() - started < 20
+    reader.wait()
