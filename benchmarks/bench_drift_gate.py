@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import WORK, machine, realdata, table  # noqa: E402
-from mixline.curation.drift import DriftChecker, DriftConfig  # noqa: E402
+from mixline.curation.drift import DriftChecker, DriftConfig, trips_gate  # noqa: E402
 from mixline.curation.drift_gate import trend, trend_of  # noqa: E402
 from mixline.pipelines.ingest import IngestOptions, ingest  # noqa: E402
 from mixline.pipelines.loop import Loop, LoopConfig  # noqa: E402
@@ -64,16 +64,17 @@ def human_false_alerts(texts: list[str]) -> tuple[int, int]:
         perm = rng.permutation(len(texts))
         ref = [texts[i] for i in perm[: len(texts) // 2]]
         rest = perm[len(texts) // 2:]
-        mix_alerts += DriftChecker(DriftConfig(embeddings=False, bootstrap=20, seed=s)).check(
-            [texts[i] for i in rest[:300]], ref).alert
+        # What check-mix alerts on: moves beyond noise, toward collapse, past the practical margins.
+        rep0 = DriftChecker(DriftConfig(embeddings=False, bootstrap=20, seed=s)).check([texts[i] for i in rest[:300]], ref)
+        mix_alerts += any(trips_gate(m, cfg) for m in rep0.metrics)
         # Five fake generations: disjoint human samples, checked like a loop's outputs.
-        series: dict[str, list[tuple[int, float, float, float, float]]] = {}
+        series: dict[str, list[tuple[int, float, float, float, float, float]]] = {}
         for g in range(1, 6):
             part = [texts[i] for i in rest[(g - 1) * 120: g * 120]]
             rep = DriftChecker(DriftConfig(embeddings=False, bootstrap=20, seed=1000 * s + g)).check(part, ref)
             for m in rep.metrics:
                 signed = m.signed_distance
-                series.setdefault(m.metric, []).append((g, signed, m.null_sd, m.value, m.reference_value or 0.0))
+                series.setdefault(m.metric, []).append((g, signed, m.null_sd, m.value, m.reference_value or 0.0, m.null_mean))
         trend_alerts += trend_of(series, cfg.alpha)["flagged"]
     return mix_alerts, trend_alerts
 

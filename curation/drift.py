@@ -50,6 +50,40 @@ DIRECTIONS: dict[str, tuple[str, str]] = {
 }
 
 
+# The way each metric moves when a model's output collapses (Shumailov et al., Nature 2024:
+# the tails go first, then the output narrows and repeats itself): -1 when the value falls
+# below human text's, +1 when it rises above. ref_vocab_coverage is a distance (1 - coverage):
+# +1. Metrics not listed (length, JS distance, invented words, MMD, Fréchet) say that the text
+# differs, not that it collapsed; they are reported but never trip the gate.
+COLLAPSE: dict[str, int] = {"distinct_1": -1, "distinct_2": -1, "distinct_3": -1, "unigram_entropy": -1,
+                            "compression_ratio": -1, "self_bleu": +1, "rare_word_coverage": -1, "vendi": -1,
+                            "spread": -1, "ref_vocab_coverage": +1}
+TAIL = ("rare_word_coverage", "ref_vocab_coverage")
+
+
+def collapse_effect(metric: str, value: float, reference_value: float | None, null_mean: float) -> float:
+    """How far a metric moved toward collapse, relative to human text's level (0 when it moved
+    the other way, or is not a collapse metric). 0.5 = lost half of the human level."""
+    sign = COLLAPSE.get(metric)
+    if sign is None:
+        return 0.0
+    if metric == "ref_vocab_coverage":
+        human = 1.0 - null_mean  # the share of one human sample's vocabulary another one uses
+        return max(0.0, (human - value) / human) if human > 0 else 0.0
+    if reference_value is None or reference_value == 0:
+        return 0.0
+    return max(0.0, sign * (value - reference_value) / abs(reference_value))
+
+
+def trips_gate(m: MetricResult, config: DriftConfig) -> bool:
+    """A metric trips the gate when it moved beyond human-vs-human noise (`m.alert`), toward
+    collapse, and by a practical margin: min_tail_loss for the tail metrics, min_effect else.
+    A mix that keeps its human data and adds a small model's noisier text moves metrics (it is
+    less compressible, further in JS distance) without moving toward collapse."""
+    effect = collapse_effect(m.metric, m.value, m.reference_value, m.null_mean)
+    return bool(m.alert and effect >= (config.min_tail_loss if m.metric in TAIL else config.min_effect))
+
+
 def direction(metric: str, value: float, reference_value: float | None, distance: float) -> str:
     """The move of a metric in words: "less diverse than human text", "more repetitive"."""
     low, high = DIRECTIONS.get(metric, ("", ""))
@@ -272,6 +306,10 @@ class DriftConfig:
     bootstrap: int = 30
     # Family-wise false-alert rate on human-vs-human pairs, across all metrics at once.
     alpha: float = 0.02
+    # The gate's practical margins (see `trips_gate`): a move toward collapse must also be this
+    # large relative to human text: diversity metrics by 10%, tail metrics by half.
+    min_effect: float = 0.1
+    min_tail_loss: float = 0.5
     max_samples: int = 700
     permutations: int = 200
     seed: int = 0

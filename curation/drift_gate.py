@@ -22,7 +22,14 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from mixline.curation.drift import SIGNED, DriftChecker, DriftConfig, direction, self_consumption
+from mixline.curation.drift import (
+    SIGNED,
+    DriftChecker,
+    DriftConfig,
+    direction,
+    self_consumption,
+    trips_gate,
+)
 
 from mixline.errors import ConfigError, NotFoundError
 
@@ -105,10 +112,17 @@ def check_mix(store: Any, mix_id: str, reference_where: str, config: DriftConfig
         re_ = cached_embeddings(store, emb, [h for h, _ in ref], [t for _, t in ref])
     family = self_consumption(store, mix_id, model_id, record=False) if model_id else None
     report = DriftChecker(cfg).check(batch, [t for _, t in ref], be, re_)
+    # The gate alerts on moves toward collapse of a practical size; every other move beyond
+    # human-vs-human noise is reported beside it ("beyond_noise") but does not stop a loop.
+    beyond = [m.metric for m in report.metrics if m.alert]
+    for m in report.metrics:
+        m.alert = trips_gate(m, cfg)
+    report.alert = any(m.alert for m in report.metrics)
     if overlap:
         report.notes.append(f"{overlap} reference samples are members of the mix and were left out of the reference")
     out: dict[str, Any] = {
-        "mix_id": mix_id, "gate": "alert" if report.alert else "pass", **report.as_dict(),
+        "mix_id": mix_id, "gate": "alert" if report.alert else "pass", **report.as_dict(), "beyond_noise": beyond,
+        "margins": {"min_effect": cfg.min_effect, "min_tail_loss": cfg.min_tail_loss},
         "synthetic_share": synthetic / total if total else 0.0,
         "depth_histogram": {str(d): round(w / total, 4) for d, w in sorted(depths.items())},
         "family_share": family["family_share"] if family else None,
@@ -167,8 +181,15 @@ def mann_kendall(values: np.ndarray) -> tuple[int, float]:
     return s, 2 * (1 - NormalDist().cdf(abs(z)))
 
 
-def trend_of(series: dict[str, list[tuple[int, float, float, float, float]]], alpha: float) -> dict[str, Any]:
-    """Trend per metric from (generation, signed distance, null sd, value, reference value) rows."""
+def trend_of(series: dict[str, list[tuple[Any, ...]]], alpha: float, min_effect: float = 0.1) -> dict[str, Any]:
+    """Trend per metric from (generation, signed distance, null sd, value, reference value[, null mean]) rows.
+
+    A metric is flagged when its slope across generations is significant against the noise
+    between human samples (or the scatter around the line, if larger), Bonferroni over the
+    metrics, and when the move it adds up to over the generations is at least `min_effect`
+    of the human level (the reference value, or for distances the human-vs-human mean): a
+    loop that adds a little noisier text each generation moves steadily but not far.
+    """
     metrics = []
     k = max(1, len(series))
     for metric, rows in sorted(series.items()):
@@ -179,35 +200,43 @@ def trend_of(series: dict[str, list[tuple[int, float, float, float, float]]], al
         two_sided = metric in SIGNED
         slope, z, p = slope_test(d, sd, two_sided) if len(d) >= 3 else (0.0, 0.0, 1.0)
         s, p_mk = mann_kendall(d) if len(d) >= 3 else (0, 1.0)
-        flagged = bool(len(d) >= 3 and p < alpha / k)
+        if metric in SIGNED:
+            scales = [abs(r[4]) for r in rows if r[4]]
+        else:
+            scales = [abs(r[5]) for r in rows if len(r) > 5 and r[5]]
+        scale = float(np.mean(scales)) if scales else 0.0
+        total = abs(slope) * (gens[-1] - gens[0]) if gens else 0.0
+        effect = total / scale if scale > 0 else math.inf
+        flagged = bool(len(d) >= 3 and p < alpha / k and effect >= min_effect)
         last = rows[-1]
         metrics.append({"metric": metric, "generations": gens, "distances": [round(x, 6) for x in d.tolist()],
                         "values": [r[3] for r in rows], "reference_values": [r[4] for r in rows],
                         "slope": slope, "null_sd": sd, "z": z, "p": p, "mann_kendall_s": s, "mann_kendall_p": p_mk,
+                        "total_change": total, "relative_change": None if math.isinf(effect) else effect,
                         "flagged": flagged,
                         "direction": direction(metric, last[3], last[4], slope) if flagged else ""})
-    return {"flagged": any(m["flagged"] for m in metrics), "alpha": alpha,
+    return {"flagged": any(m["flagged"] for m in metrics), "alpha": alpha, "min_effect": min_effect,
             "moved": [m["metric"] for m in metrics if m["flagged"]], "metrics": metrics}
 
 
 def trend(store: Any, loop: str, alpha: float = 0.02) -> dict[str, Any]:
     """`mixline drift trend LOOP`: each metric across generations, per strategy, for mixes and outputs."""
     rows = store.execute("""
-        SELECT subject, metric, distance, value, reference_value, null_sd, created_at FROM drift
+        SELECT subject, metric, distance, value, reference_value, null_sd, null_mean, created_at FROM drift
         WHERE subject LIKE ? ORDER BY created_at""", [f"loop:{loop}:%"]).fetchall()
     if not rows:
         known = [r[0] for r in store.execute(
             "SELECT DISTINCT split_part(subject, ':', 2) FROM drift WHERE subject LIKE 'loop:%' ORDER BY 1").fetchall()]
         raise NotFoundError(f"no drift checks recorded for loop {loop!r}; loops with checks: {', '.join(known) or 'none'}")
-    groups: dict[tuple[str, str], dict[str, dict[int, tuple[int, float, float, float, float]]]] = {}
-    for subject, metric, distance, value, ref_value, null_sd, _ in rows:
+    groups: dict[tuple[str, str], dict[str, dict[int, tuple[Any, ...]]]] = {}
+    for subject, metric, distance, value, ref_value, null_sd, null_mean, _ in rows:
         m = _SUBJECT.match(subject)
         if not m:
             continue
         signed = (value - ref_value) if metric in SIGNED and ref_value is not None else distance
         # The newest check of a generation wins (a resumed loop may have checked twice).
         groups.setdefault((m["strategy"], m["what"]), {}).setdefault(metric, {})[int(m["gen"])] = (
-            int(m["gen"]), float(signed), float(null_sd or 0.0), float(value), ref_value)
+            int(m["gen"]), float(signed), float(null_sd or 0.0), float(value), ref_value, null_mean)
     out = []
     for (strategy, what), series in sorted(groups.items()):
         t = trend_of({k: list(v.values()) for k, v in series.items()}, alpha)

@@ -42,14 +42,19 @@ def test_slope_test_catches_a_steady_drift_no_single_step_shows() -> None:
 
 def test_trend_of_flags_the_moving_metric_only_and_names_its_direction() -> None:
     series = {
-        "distinct_2": [(g, -0.01 * g, 0.004, 0.5 - 0.01 * g, 0.5) for g in range(1, 6)],   # falls steadily
+        "distinct_2": [(g, -0.02 * g, 0.004, 0.5 - 0.02 * g, 0.5) for g in range(1, 6)],   # falls steadily, 16% in all
         "mean_words": [(g, x, 2.0, 30 + x, 30.0) for g, x in zip(range(1, 6), [0.5, -1.0, 1.2, -0.3, 0.1], strict=True)],
+        # Steady and significant, but 2% of the human level over five generations: below the margin.
+        "unigram_entropy": [(g, -0.02 * g, 0.004, 8.0 - 0.02 * g, 8.0) for g in range(1, 6)],
     }
     t = trend_of(series, alpha=0.02)
     assert t["flagged"] and t["moved"] == ["distinct_2"]
     by = {m["metric"]: m for m in t["metrics"]}
     assert by["distinct_2"]["direction"].startswith("less diverse than human text")
+    assert abs(by["distinct_2"]["relative_change"] - 0.16) < 1e-6
     assert not by["mean_words"]["flagged"]
+    assert by["unigram_entropy"]["p"] < 1e-6 and not by["unigram_entropy"]["flagged"]
+    assert trend_of(series, alpha=0.02, min_effect=0.005)["moved"] == ["distinct_2", "unigram_entropy"]
 
 
 def test_directions_are_words_not_ratios() -> None:
@@ -146,3 +151,30 @@ def test_loop_gates_the_mix_before_training(store, realdata, tmp_path) -> None:
     # Each generation's mix check and output check are recorded for `drift trend`.
     t = {(x["strategy"], x["of"]) for x in trend(store, "g")["trends"]}
     assert {("replace", "mix"), ("accumulate", "mix"), ("accumulate", "output")} <= t
+
+
+def test_the_gate_trips_on_large_moves_toward_collapse_only() -> None:
+    from mixline.curation.drift import DriftConfig, MetricResult, collapse_effect, trips_gate
+
+    cfg = DriftConfig()
+
+    def moved(metric: str, value: float, ref: float | None, null_mean: float = 0.0) -> MetricResult:
+        return MetricResult(metric, value, ref, abs(value - (ref or 0.0)), 0.01, True, null_mean)
+
+    # Noisier than human text (less compressible, more varied words): beyond noise, not collapse.
+    assert not trips_gate(moved("compression_ratio", 0.50, 0.40), cfg)
+    assert not trips_gate(moved("distinct_2", 0.80, 0.60), cfg)
+    # More repetitive, by 15% of the human level: collapse. By 5%: too small to stop a loop.
+    assert trips_gate(moved("compression_ratio", 0.34, 0.40), cfg)
+    assert not trips_gate(moved("compression_ratio", 0.38, 0.40), cfg)
+    assert trips_gate(moved("self_bleu", 0.30, 0.20), cfg)
+    # The tail: losing 30% of the human rare-word coverage is reported; losing 60% trips the gate.
+    assert not trips_gate(moved("rare_word_coverage", 0.21, 0.30), cfg)
+    assert trips_gate(moved("rare_word_coverage", 0.12, 0.30), cfg)
+    # Vocabulary coverage is judged against what one human sample covers of another (1 - null mean).
+    assert abs(collapse_effect("ref_vocab_coverage", 0.15, 1.0, 0.7) - 0.5) < 1e-9
+    assert trips_gate(moved("ref_vocab_coverage", 0.12, 1.0, 0.7), cfg)
+    assert not trips_gate(moved("ref_vocab_coverage", 0.25, 1.0, 0.7), cfg)
+    # Distances with no direction never trip it; nor does anything within noise.
+    assert not trips_gate(moved("js_distance", 0.9, 0.0), cfg)
+    assert not trips_gate(MetricResult("compression_ratio", 0.2, 0.4, 0.2, 0.5, False), cfg)

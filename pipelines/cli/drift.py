@@ -62,6 +62,11 @@ def drift_check_mix(ctx: Ctx, as_json: bool, mix_id: str, reference_where: str, 
     depth = ", ".join(f"depth {d}: {s:.1%}" for d, s in out["depth_histogram"].items())
     click.echo(f"{'ALERT' if out['alert'] else 'pass'}: mix {out['mix_id']}, synthetic share {out['synthetic_share']:.1%}{fam} ({depth})")
     _metrics(out)
+    other = [m for m in out.get("beyond_noise", []) if m not in out["moved"]]
+    if other:
+        click.echo(f"  beyond human-vs-human noise but not toward collapse, or under the margins "
+                   f"(min_effect {out['margins']['min_effect']:.0%}, min_tail_loss {out['margins']['min_tail_loss']:.0%}): "
+                   + ", ".join(other))
 
 
 @command(drift, "trend")
