@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 _API = ("CurateResult", "DriftResult", "EvalResult", "ExportResult", "Impact", "IngestResult", "LoopResult",
         "MixDiff", "MixGate", "MixInfo", "MixRecipe", "MixResult", "ModelResult", "Recipe", "SelfConsumption", "Store",
         "Trace", "Trend", "VerifyResult", "Why", "build_mix", "curate", "diff_mixes", "drift_check", "drift_check_mix",
-        "drift_trend", "evaluate", "export_mix", "generate", "impact", "ingest", "init_tiny", "run_loop",
+        "drift_trend", "evaluate", "export_mix", "generate", "impact", "ingest", "init_tiny", "run_loop", "register_model", "compare_models", "compose_adapters", "model_card", "adversarial_eval",
         "self_consumption", "show_mix", "trace", "train", "verify_export", "why")
 __all__ = [*_API, "__version__"]
 

@@ -398,8 +398,55 @@ def run_loop(store: Store, config: str | Path | Any, workdir: str | Path = "loop
     return LoopResult(Loop(store, cfg, Path(workdir)).run())
 
 
+
+def register_model(store: Store, path: str | Path, *, parent: str | None, mix: str | None, stage: str,
+                   name: str | None = None, notes: str | None = None) -> dict[str, Any]:
+    """Record a model trained outside mixline, so lineage, evals and provenance cards hold.
+
+    >>> register_model(st, "ckpt/dpo", parent="sft-model", mix="prefs", stage="preference")["model_id"]
+    'model-...'
+    """
+    from mixline.pipelines.stages import register
+
+    return register(store, path, parent=parent, mix=mix, stage=stage, name=name, notes=notes)
+
+
+def compare_models(store: Store, before: str, after: str, sets: dict[str, str], *, roles: dict[str, str] | None = None,
+                   threshold: float = 0.05, max_docs: int = 200, bootstrap: int = 1000) -> dict[str, Any]:
+    """The forgetting check: bits/char before and after a stage per set, with a bootstrap CI;
+    `guard` sets that worsen past `threshold` (relative) are forgetting alerts.
+
+    >>> compare_models(st, "base", "med-cpt", {"general": "...", "medical": "..."}, roles={"general": "guard"})["forgetting_alerts"]
+    []
+    """
+    from mixline.pipelines.stages import compare
+
+    return compare(store, before, after, sets, roles=roles, threshold=threshold, max_docs=max_docs, bootstrap=bootstrap)
+
+
+def compose_adapters(store: Store, adapters: Sequence[str], weights: Sequence[float], method: str, out: str | Path, *,
+                     name: str | None = None, density: float = 0.5) -> dict[str, Any]:
+    """Compose LoRA adapters of one base (linear, cat, ties, dare_ties) and measure interference."""
+    from mixline.pipelines.stages import compose
+
+    return compose(store, list(adapters), list(weights), method, Path(out), name=name, density=density)
+
+
+def model_card(store: Store, model: str) -> dict[str, Any]:
+    """A model's provenance card (see `mixline.pipelines.model_card`); `render_md` prints it."""
+    from mixline.pipelines.model_card import card
+
+    return card(store, model)
+
+
+def adversarial_eval(store: Store, model: str, name: str, where: str, max_docs: int = 50) -> dict[str, Any]:
+    """Red-team prompts answered by the model: shares of toxic replies and refusals, recorded as adversarial evals."""
+    from mixline.pipelines.model_card import adversarial_eval as run
+
+    return run(store, model, name, where, max_docs)
+
 __all__ = ["CurateResult", "DriftResult", "EvalResult", "ExportResult", "Impact", "IngestResult", "LoopResult", "MixDiff",
-           "MixGate", "MixInfo", "MixRecipe", "MixResult", "ModelResult", "Recipe", "SelfConsumption", "Store", "Trace",
+           "MixGate", "MixInfo", "MixRecipe", "MixResult", "ModelResult", "adversarial_eval", "compare_models", "compose_adapters", "model_card", "register_model", "Recipe", "SelfConsumption", "Store", "Trace",
            "Trend", "VerifyResult", "Why", "build_mix", "curate", "diff_mixes", "drift_check", "drift_check_mix",
            "drift_trend", "evaluate", "export_mix", "generate", "impact", "ingest", "init_tiny", "run_loop",
            "self_consumption", "show_mix", "trace", "train", "verify_export", "why"]

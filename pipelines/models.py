@@ -8,6 +8,7 @@ row in `models` with its parent, mix, hyperparameters and loss curve.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -56,13 +57,34 @@ class TinyConfig:
     n_positions: int = 128
 
 
+STAGES = ("pretraining", "continued-pretraining", "sft", "preference", "adapter", "merge", "compose")
+
+
+def weight_hash(path: str | Path) -> str | None:
+    """A content hash of a checkpoint's weight files (safetensors or bin), or None for a hub name."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    files = sorted(f for f in folder.iterdir() if f.suffix in (".safetensors", ".bin") and f.is_file())
+    if not files:
+        return None
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest()[:32]
+
+
 def _record_model(store: Store, model_id: str, name: str, base_ref: str, parent: str | None, method: str,
-                  mix_id: str | None, run_id: str, path: Path, config: dict[str, Any]) -> None:
+                  mix_id: str | None, run_id: str, path: Path, config: dict[str, Any], stage: str | None = None) -> None:
     if store.scalar("SELECT count(*) FROM models WHERE model_id = ?", [model_id]):
         return
     store.append_rows("models", [{"model_id": model_id, "name": name, "base_ref": base_ref, "parent_model_id": parent,
                                   "method": method, "mix_id": mix_id, "train_run_id": run_id,
-                                  "checkpoint_uri": str(path.resolve()), "config": canonical_json(config)}])
+                                  "checkpoint_uri": str(path.resolve()), "config": canonical_json(config),
+                                  "stage": stage, "weight_hash": weight_hash(path)}])
 
 
 def _describe(path: Path, info: dict[str, Any]) -> None:
@@ -93,7 +115,8 @@ def init_tiny(store: Store, mix_id: str, out: Path, cfg: TinyConfig | None = Non
         model.save_pretrained(out)
         params = sum(p.numel() for p in model.parameters())
         _describe(out, {"model_id": model_id, "base": "scratch", "mix_id": mix_id, "config": config, "parameters": params})
-        _record_model(store, model_id, "tiny-init", "scratch", None, "init", mix_id, run.run_id, out, {**config, "parameters": params})
+        _record_model(store, model_id, "tiny-init", "scratch", None, "init", mix_id, run.run_id, out, {**config, "parameters": params},
+                      stage="init")
         run.stats.update({"model_id": model_id, "parameters": params})
     return {"model_id": model_id, "path": str(out), "parameters": params}
 
@@ -110,6 +133,44 @@ def resolve_model(store: Store, ref: str) -> tuple[str | None, str]:
     return None, ref
 
 
+def load_model(store: Store, ref: str, base: str | None = None) -> tuple[Any, Any, str | None]:
+    """(model, tokenizer, model id) for a model id, folder or hub name, on the device.
+
+    An adapter (a peft folder) is loaded onto its base model, which must have the weights it
+    was trained on: `base` names another base to try, and a base whose weight hash differs
+    from the one the adapter recorded is refused.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _quiet()
+    model_id, path = resolve_model(store, ref)
+    if Path(path, "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        cfg = json.loads(store.scalar("SELECT config FROM models WHERE model_id = ?", [model_id]) or "{}") if model_id else {}
+        base_ref = base or cfg.get("base_model_id")
+        if not base_ref:
+            raise ConfigError(f"adapter {ref!r} does not say which base model it was trained on; pass a base model")
+        base_id, base_path = resolve_model(store, base_ref)
+        recorded, actual = cfg.get("base_weight_hash"), _hash_of(store, base_id, base_path)
+        if recorded and actual != recorded:
+            raise ConfigError(f"adapter {model_id or ref} was trained on base {cfg.get('base_model_id')} (weights {recorded}); "
+                              f"{base_ref} has weights {actual}. An adapter only fits the base it was trained on: "
+                              "load it onto that base, or train a new adapter on this one")
+        base_model, tok, _ = load_model(store, base_ref)
+        return PeftModel.from_pretrained(base_model, path).to(device()), tok, model_id
+    tok = AutoTokenizer.from_pretrained(path)
+    return AutoModelForCausalLM.from_pretrained(path).to(device()), tok, model_id  # type: ignore[arg-type]
+
+
+def _hash_of(store: Store, model_id: str | None, path: str) -> str | None:
+    if model_id:
+        h = store.scalar("SELECT weight_hash FROM models WHERE model_id = ?", [model_id])
+        if h:
+            return str(h)
+    return weight_hash(path)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     steps: int = 200
@@ -120,6 +181,13 @@ class TrainConfig:
     seed: int = 0
     method: str = "full"
     lora_r: int = 8
+    lora_alpha: int | None = None  # 2 * r when not given
+    target_modules: tuple[str, ...] = ("c_attn",)
+    # The training stage this run is: pretraining, continued-pretraining, sft, preference or
+    # adapter. None: pretraining from an untrained model, adapter for LoRA, else continued-pretraining.
+    stage: str | None = None
+    # LoRA only: also write the adapter merged into its base, as a child model.
+    merge: bool = False
 
 
 def _blocks(tok: Any, texts: list[str], seq_len: int) -> Any:
@@ -135,15 +203,67 @@ def _blocks(tok: Any, texts: list[str], seq_len: int) -> Any:
     return torch.tensor(ids[: n * seq_len]).view(n, seq_len)
 
 
+def chat_segments(tok: Any, messages: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    """(text, trained) pieces of a conversation: the tokenizer's chat template when it has one
+    (the loss then falls on each assistant reply, found by rendering the turns before it), or a
+    plain "User:/Assistant:" template for the tiny model. Only assistant turns are trained."""
+    if getattr(tok, "chat_template", None):
+        pieces, done = [], ""
+        for i, m in enumerate(messages):
+            full = tok.apply_chat_template(messages[: i + 1], tokenize=False)
+            pieces.append((full[len(done):], m.get("role") == "assistant"))
+            done = full
+        return pieces
+    out = []
+    for m in messages:
+        role = str(m.get("role", "user"))
+        label = "Assistant" if role == "assistant" else ("System" if role == "system" else "User")
+        out.append((f"{label}: ", False))
+        out.append((str(m.get("content", "")) + "\n\n", role == "assistant"))
+    return out
+
+
+def _sft_examples(tok: Any, conversations: list[list[dict[str, Any]]], seq_len: int) -> tuple[Any, Any]:
+    """Token ids and labels (-100 outside assistant turns), padded or cut to seq_len."""
+    import torch
+
+    ids_rows, label_rows = [], []
+    for msgs in conversations:
+        ids: list[int] = []
+        labels: list[int] = []
+        for text, trained in chat_segments(tok, msgs):
+            piece = tok(text, add_special_tokens=False)["input_ids"]
+            ids += piece
+            labels += piece if trained else [-100] * len(piece)
+        ids, labels = ids[:seq_len], labels[:seq_len]
+        if not any(x != -100 for x in labels):
+            continue
+        pad = seq_len - len(ids)
+        ids_rows.append(ids + [tok.eos_token_id] * pad)
+        label_rows.append(labels + [-100] * pad)
+    if not ids_rows:
+        raise ConfigError(f"no conversation has an assistant turn within the first {seq_len} tokens; SFT has nothing to train on")
+    return torch.tensor(ids_rows), torch.tensor(label_rows)
+
+
 def train(store: Store, base_ref: str, mix_id: str, out: Path, cfg: TrainConfig | None = None, name: str | None = None) -> dict[str, Any]:
     """Fine-tune (full or LoRA) a causal LM on a mix; the checkpoint and a models row record it."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cfg = cfg or TrainConfig()
     if cfg.method not in ("full", "lora"):
         raise ConfigError(f"--method {cfg.method!r} must be full or lora")
+    if cfg.stage is not None and cfg.stage not in ("pretraining", "continued-pretraining", "sft", "preference", "adapter"):
+        raise ConfigError(f"--stage {cfg.stage!r} must be one of pretraining, continued-pretraining, sft, preference, adapter")
+    if cfg.stage == "preference":
+        raise ConfigError("mixline does not train preference (DPO) stages; train with your own trainer, then record the "
+                          "model with `mixline model register PATH --parent MODEL --mix MIX --stage preference`")
+    if cfg.merge and cfg.method != "lora":
+        raise ConfigError("--merge only applies to --method lora")
     parent_id, path = resolve_model(store, base_ref)
+    parent_method = store.scalar("SELECT method FROM models WHERE model_id = ?", [parent_id]) if parent_id else None
+    stage = cfg.stage or ("adapter" if cfg.method == "lora" else "pretraining" if parent_method == "init" else "continued-pretraining")
+    cfg = TrainConfig(**{**asdict(cfg), "stage": stage})
     texts = mix_texts(store, mix_id)
     from mixline.curation.drift import self_consumption
 
@@ -155,13 +275,26 @@ def train(store: Store, base_ref: str, mix_id: str, out: Path, cfg: TrainConfig 
     with store.run("model", "train_v1", config) as run:
         torch.manual_seed(cfg.seed)
         dev = device()
-        tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path).to(dev)  # type: ignore[arg-type]
+        model, tok, _ = load_model(store, base_ref)
+        if hasattr(model, "merge_and_unload"):  # training on top of an adapter: start from base + adapter
+            model = model.merge_and_unload()
+        base_hash = _hash_of(store, parent_id, path)
         if cfg.method == "lora":
             from peft import LoraConfig, get_peft_model
 
-            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, target_modules=["c_attn"], task_type="CAUSAL_LM"))
-        data = _blocks(tok, texts, cfg.seq_len)
+            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_r,
+                                                     target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
+        if stage == "sft":
+            convs = [json.loads(m) for (m,) in store.execute(
+                """SELECT s.messages FROM mix_members mm JOIN samples s USING (sample_id), range(mm.repeats) r(i)
+                   WHERE mm.mix_id = ? AND mm.split = 'train' AND s.messages IS NOT NULL ORDER BY s.sample_id, r.i""",
+                [mix_id]).fetchall()]
+            if not convs:
+                raise ConfigError(f"--stage sft trains on conversations, and mix {mix_id} holds none (samples with messages)")
+            data, labels = _sft_examples(tok, convs, cfg.seq_len)
+        else:
+            data = _blocks(tok, texts, cfg.seq_len)
+            labels = data
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed)
         losses: list[float] = []
@@ -174,27 +307,41 @@ def train(store: Store, base_ref: str, mix_id: str, out: Path, cfg: TrainConfig 
                 g["lr"] = lr
             idx = torch.randint(0, len(data), (cfg.batch_size,), generator=gen)
             batch = data[idx].to(dev)
-            loss = model(input_ids=batch, labels=batch).loss
+            loss = model(input_ids=batch, labels=labels[idx].to(dev)).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             losses.append(round(float(loss.detach()), 4))
         seconds = time.perf_counter() - t0
-        if cfg.method == "lora":
-            model = model.merge_and_unload()
         out.mkdir(parents=True, exist_ok=True)
+        # A LoRA run stays an adapter (a peft folder) tied to its base's weights.
         model.save_pretrained(out)
         tok.save_pretrained(out)
         tokens = cfg.steps * cfg.batch_size * cfg.seq_len
-        info = {**config, "loss_curve": losses, "train_seconds": round(seconds, 2), "tokens_per_second": round(tokens / seconds, 1),
-                "device": dev}
+        info = {**config, "stage": stage, "loss_curve": losses, "train_seconds": round(seconds, 2),
+                "tokens_per_second": round(tokens / seconds, 1), "device": dev}
+        if cfg.method == "lora":
+            info.update({"base_model_id": parent_id, "base_ref": parent_id or path, "base_weight_hash": base_hash,
+                         "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha or 2 * cfg.lora_r, "target_modules": list(cfg.target_modules)}})
         _describe(out, {"model_id": model_id, "parent_model_id": parent_id, **info})
         _record_model(store, model_id, name or f"trained-{mix_id[:12]}", parent_id or path, parent_id, cfg.method, mix_id,
-                      run.run_id, out, info)
+                      run.run_id, out, info, stage=stage)
+        result = {"model_id": model_id, "path": str(out), "stage": stage, "final_loss": losses[-1],
+                  "tokens_per_second": info["tokens_per_second"]}
+        if cfg.merge:
+            merged_dir = out.parent / f"{out.name}-merged"
+            merged = model.merge_and_unload()
+            merged.save_pretrained(merged_dir)
+            tok.save_pretrained(merged_dir)
+            merged_id = "model-" + step_id("merge", 1, {"adapter": model_id}, [model_id])[:20]
+            _describe(merged_dir, {"model_id": merged_id, "parent_model_id": model_id, "merged_from": model_id})
+            _record_model(store, merged_id, f"{name or 'trained'}-merged", model_id, model_id, "merge", mix_id, run.run_id,
+                          merged_dir, {"merged_from": model_id, "base_model_id": parent_id}, stage="merge")
+            result["merged_model_id"] = merged_id
         run.stats.update({"model_id": model_id, "final_loss": losses[-1], "tokens_per_second": info["tokens_per_second"]})
-    return {"model_id": model_id, "path": str(out), "final_loss": losses[-1], "tokens_per_second": info["tokens_per_second"],
-            "self_consumption": {k: eaten[k] for k in ("self_consumed", "family", "self_consumed_share", "family_share", "train_samples")}}
+    return {**result, "self_consumption": {k: eaten[k] for k in ("self_consumed", "family", "self_consumed_share", "family_share",
+                                                                  "train_samples")}}
 
 
 def evaluate(store: Store, model_ref: str, sets: dict[str, str], max_docs: int = 200) -> dict[str, Any]:
@@ -205,15 +352,14 @@ def evaluate(store: Store, model_ref: str, sets: dict[str, str], max_docs: int =
     """
     import torch
     from mixline.store.select import validate_where
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_id, path = resolve_model(store, model_ref)
     if model_id is None:
         raise NotFoundError(f"model {model_ref!r} is not in the store; evaluate models that mixline trained or registered")
     mix_id = store.scalar("SELECT mix_id FROM models WHERE model_id = ?", [model_id])
     dev = device()
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path).to(dev).eval()  # type: ignore[arg-type]
+    model, tok, _ = load_model(store, model_id)
+    model.eval()
     n_pos = model.config.n_positions
     results: dict[str, Any] = {}
     with store.run("eval", "evaluate_v1", {"model_id": model_id, "sets": sets, "max_docs": max_docs}) as run:
@@ -282,7 +428,6 @@ def generate(store: Store, model_ref: str, cfg: GenerateConfig | None = None) ->
     """
     import torch
     from mixline.store.select import not_raw_parent, scope
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cfg = cfg or GenerateConfig()
     model_id, path = resolve_model(store, model_ref)
@@ -302,8 +447,8 @@ def generate(store: Store, model_ref: str, cfg: GenerateConfig | None = None) ->
     decoding = {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_k": cfg.top_k, "do_sample": cfg.temperature > 0}
     with store.run("generate", "generate_v1", {"model_id": model_id, **asdict(cfg)}) as run:
         dev = device()
-        tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path).to(dev).eval()  # type: ignore[arg-type]
+        model, tok, _ = load_model(store, model_id)
+        model.eval()
         torch.manual_seed(cfg.seed)
         texts, parents = [], []
         for sid, text, messages in prompts:

@@ -217,3 +217,21 @@ def _drift_null(con: duckdb.DuckDBPyConnection) -> None:
     """Each drift metric's null (reference-vs-reference) mean and spread, for trend tests across generations."""
     con.execute("ALTER TABLE drift ADD COLUMN null_mean DOUBLE")
     con.execute("ALTER TABLE drift ADD COLUMN null_sd DOUBLE")
+
+
+@migration(10, "training_stages")
+def _training_stages(con: duckdb.DuckDBPyConnection) -> None:
+    """Training stages as lineage: each model's stage and weight hash, eval-set roles, and
+    before/after comparisons with their forgetting alerts."""
+    con.execute(
+        """
+        ALTER TABLE models ADD COLUMN stage VARCHAR;
+        ALTER TABLE models ADD COLUMN weight_hash VARCHAR;
+        ALTER TABLE evals ADD COLUMN role VARCHAR;
+        CREATE TABLE model_comparisons (
+            run_id VARCHAR NOT NULL, before_model_id VARCHAR NOT NULL, after_model_id VARCHAR NOT NULL,
+            eval_set VARCHAR NOT NULL, role VARCHAR, bits_before DOUBLE, bits_after DOUBLE, change DOUBLE,
+            relative_change DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n_docs INTEGER, threshold DOUBLE,
+            alert BOOLEAN NOT NULL, created_at TIMESTAMP DEFAULT current_timestamp);
+        """
+    )

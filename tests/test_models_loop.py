@@ -51,11 +51,28 @@ def test_init_train_eval_generate_with_lineage(store, prose, tmp_path):
     assert len([s for s in imp.samples if s["relation"] == "generated_by_model"]) >= 5
 
 
-def test_lora_trains_and_merges(store, prose, tmp_path):
+def test_lora_stays_an_adapter_and_merges_on_request(store, prose, tmp_path):
     init = M.init_tiny(store, prose.mix_id, tmp_path / "init", M.TinyConfig(n_layer=1, n_embd=64))
-    out = M.train(store, init["model_id"], prose.mix_id, tmp_path / "lora", M.TrainConfig(steps=5, batch_size=2, seq_len=32, method="lora"))
-    assert store.scalar("SELECT method FROM models WHERE model_id = ?", [out["model_id"]]) == "lora"
-    assert (Path(out["path"]) / "config.json").exists()
+    out = M.train(store, init["model_id"], prose.mix_id, tmp_path / "lora",
+                  M.TrainConfig(steps=5, batch_size=2, seq_len=32, method="lora", merge=True))
+    row = store.rows("SELECT method, stage, parent_model_id, config FROM models WHERE model_id = ?", [out["model_id"]])[0]
+    cfg = json.loads(row["config"])
+    assert (row["method"], row["stage"], row["parent_model_id"]) == ("lora", "adapter", init["model_id"])
+    assert cfg["lora"] == {"r": 8, "alpha": 16, "target_modules": ["c_attn"]} and cfg["base_model_id"] == init["model_id"]
+    base_hash = store.scalar("SELECT weight_hash FROM models WHERE model_id = ?", [init["model_id"]])
+    assert cfg["base_weight_hash"] == base_hash == M.weight_hash(tmp_path / "init") and base_hash.startswith("sha256:")
+    # An adapter folder, not a full model.
+    assert (Path(out["path"]) / "adapter_config.json").exists() and not (Path(out["path"]) / "config.json").exists()
+    merged = store.rows("SELECT method, stage, parent_model_id FROM models WHERE model_id = ?", [out["merged_model_id"]])[0]
+    assert merged == {"method": "merge", "stage": "merge", "parent_model_id": out["model_id"]}
+    held = f"sample_id IN (SELECT sample_id FROM mix_members WHERE mix_id = '{prose.mix_id}' AND split = 'heldout')"
+    a = M.evaluate(store, out["model_id"], {"h": held}, max_docs=5)["sets"]["h"]["bits_per_char"]
+    b = M.evaluate(store, out["merged_model_id"], {"h": held}, max_docs=5)["sets"]["h"]["bits_per_char"]
+    assert abs(a - b) < 1e-3  # the adapter on its base and the merged weights are the same model
+    # Onto another base (different weights), the adapter is refused.
+    other = M.init_tiny(store, prose.mix_id, tmp_path / "other", M.TinyConfig(n_layer=1, n_embd=64), seed=1)
+    with pytest.raises(ConfigError, match="only fits the base it was trained on"):
+        M.load_model(store, out["model_id"], base=other["model_id"])
 
 
 def test_loop_replace_and_accumulate_resume_and_reach_models(store, prose, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from mixline.pipelines.cli.app import Ctx, cli, command, emit
@@ -39,17 +40,30 @@ def model_init_tiny(ctx: Ctx, as_json: bool, mix_id: str, out: Path, vocab_size:
 @click.option("--steps", default=200, show_default=True)
 @click.option("--batch-size", default=16, show_default=True)
 @click.option("--lr", default=3e-3, show_default=True)
+@click.option("--seq-len", default=128, show_default=True)
 @click.option("--method", default="full", type=click.Choice(["full", "lora"]), show_default=True)
+@click.option("--stage", type=click.Choice(["pretraining", "continued-pretraining", "sft", "preference", "adapter"]), default=None,
+              help="The training stage, recorded on the model. sft trains on conversations, with the loss on assistant turns "
+                   "only. Default: adapter for LoRA, pretraining from an untrained model, else continued-pretraining.")
+@click.option("--lora-r", default=8, show_default=True, help="LoRA rank.")
+@click.option("--lora-alpha", default=None, type=int, help="LoRA alpha (default 2 x rank).")
+@click.option("--merge", is_flag=True, help="LoRA: also write the adapter merged into its base, as a child model.")
 @click.option("--seed", default=0, show_default=True)
-def model_train(ctx: Ctx, as_json: bool, base: str, mix_id: str, out: Path, steps: int, batch_size: int, lr: float, method: str, seed: int) -> None:
-    """Fine-tune BASE (a model id, a local folder, or a hub name when online) on a mix."""
+def model_train(ctx: Ctx, as_json: bool, base: str, mix_id: str, out: Path, steps: int, batch_size: int, lr: float, seq_len: int,
+                method: str, stage: str | None, lora_r: int, lora_alpha: int | None, merge: bool, seed: int) -> None:
+    """Fine-tune BASE (a model id, a local folder, or a hub name when online) on a mix, as one stage.
+
+    A LoRA run stays an adapter (a peft folder) tied to its base's weight hash.
+    """
     from mixline import api
 
     with ctx.open() as st:
-        res = api.train(st, base, mix_id, out, steps=steps, batch_size=batch_size, lr=lr, method=method, seed=seed).to_dict()
+        res = api.train(st, base, mix_id, out, steps=steps, batch_size=batch_size, lr=lr, seq_len=seq_len, method=method,
+                        stage=stage, lora_r=lora_r, lora_alpha=lora_alpha, merge=merge, seed=seed).to_dict()
     if emit(as_json, res):
         return
-    click.echo(f"{res['model_id']}: final loss {res['final_loss']:.3f}, {res['tokens_per_second']:,.0f} tokens/s")
+    click.echo(f"{res['model_id']} ({res['stage']}): final loss {res['final_loss']:.3f}, {res['tokens_per_second']:,.0f} tokens/s"
+               + (f"; merged: {res['merged_model_id']}" if res.get("merged_model_id") else ""))
     sc = res["self_consumption"]
     if sc["self_consumed"] or sc["family"]:
         click.echo(f"warning: {sc['self_consumed']:,} training samples were written by this model or its ancestors, and "
@@ -57,24 +71,41 @@ def model_train(ctx: Ctx, as_json: bool, base: str, mix_id: str, out: Path, step
                    "they are flagged (see `mixline why`)", err=True)
 
 
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for s in values:
+        if "=" not in s:
+            raise MixlineError(f"{what} {s!r} must be NAME=VALUE")
+        k, v = s.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
 @command(model, "eval")
 @click.argument("model_id")
 @click.option("--set", "sets", multiple=True, required=True, help="NAME=PREDICATE over samples, e.g. general=\"source = 'wiki'\".")
+@click.option("--adversarial", "adversarial", multiple=True,
+              help="A set (by NAME) of red-team prompts: the model answers each, and the shares of toxic replies and "
+                   "refusals are recorded as adversarial evals.")
 @click.option("--max-docs", default=200, show_default=True)
-def model_eval(ctx: Ctx, as_json: bool, model_id: str, sets: tuple[str, ...], max_docs: int) -> None:
-    """Bits per character on held-out sets, compared with the parent model."""
+def model_eval(ctx: Ctx, as_json: bool, model_id: str, sets: tuple[str, ...], adversarial: tuple[str, ...], max_docs: int) -> None:
+    """Bits per character on held-out sets, compared with the parent model; red-team sets with --adversarial."""
     from mixline import api
 
-    parsed = {}
-    for s in sets:
-        if "=" not in s:
-            raise MixlineError(f"--set {s!r} must be NAME=PREDICATE")
-        k, v = s.split("=", 1)
-        parsed[k] = v
+    parsed = _pairs(sets, "--set")
+    for a in adversarial:
+        if a not in parsed:
+            raise MixlineError(f"--adversarial {a!r} names no --set")
     with ctx.open() as st:
-        res = api.evaluate(st, model_id, parsed, max_docs).to_dict()
+        plain = {k: v for k, v in parsed.items() if k not in adversarial}
+        res: dict[str, Any] = api.evaluate(st, model_id, plain, max_docs).to_dict() if plain else {"model_id": model_id, "sets": {}}
+        adv = [api.adversarial_eval(st, model_id, a, parsed[a], min(max_docs, 50)) for a in adversarial]
+    res["adversarial"] = adv
     if emit(as_json, res):
         return
+    for adv_set in adv:
+        click.echo(f"{adv_set['set']} [adversarial]: {adv_set['toxic_reply_share']:.1%} toxic replies, {adv_set['refusal_share']:.1%} refusals "
+                   f"on {adv_set['docs']} prompts")
     for name, r in res["sets"].items():
         click.echo(f"{name}: {r['bits_per_char']:.3f} bits/char on {r['docs']} docs" + (f" (parent {r['parent_bits_per_char']:.3f})" if "parent_bits_per_char" in r else ""))
 
@@ -112,3 +143,94 @@ def loop_cmd(ctx: Ctx, as_json: bool, config: str, workdir: Path) -> None:
         click.echo(f"gen {r['generation']} {r['strategy']:<11} bits/char {r['bits_per_char']:.3f}  drift "
                    f"{'ALERT ' + ','.join(r['moved']) if r['drift_alert'] else ('ok' if r['drift_alert'] is not None else '-')}"
                    f"  model {r['model_id']}  mix {r['mix_id']}" + (f"  [{r['gate']}]" if r.get("gate") else ""))
+
+
+@command(model, "register")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--parent", default=None, help="The model it was trained from (a model id or name in this store).")
+@click.option("--mix", "mix_id", default=None, help="The mix it was trained on.")
+@click.option("--stage", required=True, type=click.Choice(["pretraining", "continued-pretraining", "sft", "preference", "adapter", "merge"]))
+@click.option("--name", default=None)
+@click.option("--notes", default=None, help="Free text: the trainer, its config, where the run's logs are.")
+def model_register(ctx: Ctx, as_json: bool, path: Path, parent: str | None, mix_id: str | None, stage: str, name: str | None,
+                   notes: str | None) -> None:
+    """Record a model trained outside mixline (a checkpoint or peft folder), so lineage and cards hold."""
+    from mixline import api
+
+    with ctx.open() as st:
+        res = api.register_model(st, path, parent=parent, mix=mix_id, stage=stage, name=name, notes=notes)
+    if not emit(as_json, res):
+        click.echo(f"{res['model_id']}: {res['stage']} ({res['method']}), weights {res['weight_hash']}")
+
+
+@command(model, "compare")
+@click.argument("before")
+@click.argument("after")
+@click.option("--set", "sets", multiple=True, required=True, help="NAME=PREDICATE over samples (held out of both models' mixes).")
+@click.option("--guard", "guards", multiple=True, help="A set (by NAME) that must not get worse: forgetting alert past --threshold.")
+@click.option("--role", "role_pairs", multiple=True, help="NAME=general|domain|guard|adversarial, recorded with the evals.")
+@click.option("--threshold", default=0.05, show_default=True, help="Relative increase in bits/char on a guard set that is forgetting.")
+@click.option("--max-docs", default=200, show_default=True)
+@click.option("--bootstrap", default=1000, show_default=True, help="Resamples over documents for the 95% CI.")
+def model_compare(ctx: Ctx, as_json: bool, before: str, after: str, sets: tuple[str, ...], guards: tuple[str, ...],
+                  role_pairs: tuple[str, ...], threshold: float, max_docs: int, bootstrap: int) -> None:
+    """Bits/char before and after a stage on each set, the change with a bootstrap CI, and forgetting alerts."""
+    from mixline import api
+
+    roles = {**_pairs(role_pairs, "--role"), **{g: "guard" for g in guards}}
+    with ctx.open() as st:
+        res = api.compare_models(st, before, after, _pairs(sets, "--set"), roles=roles, threshold=threshold, max_docs=max_docs,
+                                 bootstrap=bootstrap)
+    if emit(as_json, res):
+        return
+    click.echo(f"{res['before']} -> {res['after']}")
+    for name, r in res["sets"].items():
+        click.echo(f"  {name:<16} {r['bits_per_char_before']:.4f} -> {r['bits_per_char_after']:.4f} bits/char "
+                   f"({r['relative_change']:+.1%}, 95% CI {r['ci95'][0]:+.1%} to {r['ci95'][1]:+.1%}, {r['docs']} docs)"
+                   + (f" [{r['role']}]" if r["role"] else "") + ("  FORGETTING ALERT" if r["forgetting_alert"] else ""))
+
+
+@command(model, "compose")
+@click.argument("adapters", nargs=-1, required=True)
+@click.option("--weights", required=True, help="Comma-separated, one per adapter, e.g. 0.5,0.5.")
+@click.option("--method", default="linear", type=click.Choice(["linear", "cat", "ties", "dare_ties"]), show_default=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--name", default=None)
+@click.option("--density", default=0.5, show_default=True, help="ties / dare_ties: share of weights kept.")
+def model_compose(ctx: Ctx, as_json: bool, adapters: tuple[str, ...], weights: str, method: str, out: Path, name: str | None,
+                  density: float) -> None:
+    """Compose LoRA adapters of one base into a new adapter; reports interference on each parent's own held-out text."""
+    from mixline import api
+
+    try:
+        w = [float(x) for x in weights.split(",")]
+    except ValueError:
+        raise MixlineError(f"--weights {weights!r} must be numbers separated by commas") from None
+    with ctx.open() as st:
+        res = api.compose_adapters(st, list(adapters), w, method, out, name=name, density=density)
+    if emit(as_json, res):
+        return
+    click.echo(f"{res['model_id']}: {method} of {', '.join(res['parents'])} (weights {w}) on base {res['base_model_id']}")
+    for i in res["interference"]:
+        if "skipped" in i:
+            click.echo(f"  {i['adapter']}: interference not measured ({i['skipped']})")
+        else:
+            click.echo(f"  on {i['adapter']}'s own held-out text: alone {i['alone']:.4f}, composed {i['composed']:.4f} bits/char "
+                       f"(interference {i['interference']:+.1%})")
+
+
+@command(model, "card")
+@click.argument("model_id")
+@click.option("--format", "fmt", default="md", type=click.Choice(["md", "json"]), show_default=True)
+def model_card(ctx: Ctx, as_json: bool, model_id: str, fmt: str) -> None:
+    """The provenance card: every stage, its data, its evaluations, forgetting alerts, drift checks, what it generated."""
+    from mixline.pipelines.model_card import render_md
+
+    from mixline import api
+
+    with ctx.open(read_only=True) as st:
+        c = api.model_card(st, model_id)
+    if as_json or fmt == "json":
+        emit(True, c)
+    else:
+        click.echo(render_md(c), nl=False)
