@@ -94,10 +94,10 @@ def test_stages_are_recorded(lab: dict) -> None:
 
 
 def test_sft_trains_on_assistant_turns_only() -> None:
-    from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
 
-    raw = Tokenizer(models.WordLevel({"<eos>": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate("User Assistant : hi there how are you fine".split())}},
+    raw = Tokenizer(models.WordLevel({"<eos>": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate(["User", "Assistant", ":", "hi", "there", "how", "are", "you", "fine"])}},
                                      unk_token="[UNK]"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>", pad_token="<eos>")
