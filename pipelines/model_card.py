@@ -41,43 +41,59 @@ def _chain(store: Store, model_id: str) -> list[dict[str, Any]]:
     return chain[::-1]
 
 
-def _mix_facts(store: Store, mix_id: str) -> dict[str, Any]:
+def _mix_facts(store: Store, mix_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Composition, synthetic share and depth, PII handling and toxicity tags of several mixes,
+    in one pass over their members (a card reads every stage's mix)."""
     from mixline.pipelines.mix import TOKENS_SQL
 
-    members = "SELECT sample_id FROM mix_members WHERE mix_id = $1 AND split = 'train'"
+    if not mix_ids:
+        return {}
+    members = "SELECT mix_id, sample_id FROM mix_members WHERE mix_id IN (SELECT unnest($1::VARCHAR[])) AND split = 'train'"
     rows = store.rows(f"""
-        SELECT s.kind, s.source, coalesce(src.license, '(unknown)') AS license, s.synth_depth AS depth,
+        SELECT mm.mix_id, s.kind, s.source, coalesce(src.license, '(unknown)') AS license, s.synth_depth AS depth,
                count(*) AS docs, sum(mm.repeats) AS docs_with_repeats, sum({TOKENS_SQL} * mm.repeats) AS tokens
         FROM mix_members mm JOIN samples s USING (sample_id) LEFT JOIN sources src ON src.source_id = s.source_id
-        WHERE mm.mix_id = $1 AND mm.split = 'train' GROUP BY ALL""", [mix_id])
-    total = sum(int(r["tokens"] or 0) for r in rows) or 1
+        WHERE mm.mix_id IN (SELECT unnest($1::VARCHAR[])) AND mm.split = 'train' GROUP BY ALL""", [mix_ids])
+    redactions: dict[str, dict[str, int]] = {}
+    for mix_id, etype, n in store.execute(f"""SELECT m.mix_id, r.entity_type, count(*) FROM redactions r JOIN ({members}) m
+                                              USING (sample_id) GROUP BY 1, 2 ORDER BY 1, 2""", [mix_ids]).fetchall():
+        redactions.setdefault(mix_id, {})[etype] = int(n)
+    scrubbed = dict(store.execute(f"""SELECT m.mix_id, count(*) FROM edges e JOIN ({members}) m ON m.sample_id = e.child_id
+                                      WHERE e.relation = 'scrubbed_from' GROUP BY 1""", [mix_ids]).fetchall())
+    tags = {r[0]: (int(r[1]), int(r[2])) for r in store.execute(f"""
+        WITH d AS (SELECT sample_id, bool_or(step LIKE 'pii%') AS scanned,
+                          bool_or(step LIKE 'toxicity%' AND reason LIKE 'toxic%') AS toxic
+                   FROM decisions WHERE step LIKE 'pii%' OR step LIKE 'toxicity%' GROUP BY 1)
+        SELECT m.mix_id, count(*) FILTER (WHERE d.scanned), count(*) FILTER (WHERE d.toxic)
+        FROM ({members}) m JOIN d USING (sample_id) GROUP BY 1""", [mix_ids]).fetchall()}
+    out = {}
+    for mix_id in mix_ids:
+        mine = [r for r in rows if r["mix_id"] == mix_id]
+        total = sum(int(r["tokens"] or 0) for r in mine) or 1
 
-    def by(col: str) -> list[dict[str, Any]]:
-        agg: dict[str, list[int]] = {}
-        for r in rows:
-            a = agg.setdefault(str(r[col]), [0, 0])
-            a[0] += int(r["docs"])
-            a[1] += int(r["tokens"] or 0)
-        return [{"key": k, "docs": d, "tokens": t, "share": t / total} for k, (d, t) in sorted(agg.items(), key=lambda kv: -kv[1][1])]
+        def by(col: str, mine: list[dict[str, Any]] = mine, total: int = total) -> list[dict[str, Any]]:
+            agg: dict[str, list[int]] = {}
+            for r in mine:
+                a = agg.setdefault(str(r[col]), [0, 0])
+                a[0] += int(r["docs"])
+                a[1] += int(r["tokens"] or 0)
+            return [{"key": k, "docs": d, "tokens": t, "share": t / total}
+                    for k, (d, t) in sorted(agg.items(), key=lambda kv: -kv[1][1])]
 
-    depth = by("depth")
-    synthetic = sum(x["tokens"] for x in depth if x["key"] != "0") / total
-    redactions = {r[0]: int(r[1]) for r in store.execute(
-        f"SELECT entity_type, count(*) FROM redactions WHERE sample_id IN ({members}) GROUP BY 1 ORDER BY 1", [mix_id]).fetchall()}
-    scrubbed = int(store.scalar(f"""SELECT count(*) FROM edges WHERE relation = 'scrubbed_from'
-                                    AND child_id IN ({members})""", [mix_id]) or 0)
-    scanned = int(store.scalar(f"""SELECT count(DISTINCT sample_id) FROM decisions WHERE step LIKE 'pii%'
-                                   AND sample_id IN ({members})""", [mix_id]) or 0)
-    toxic = int(store.scalar(f"""SELECT count(DISTINCT sample_id) FROM decisions WHERE step LIKE 'toxicity%'
-                                 AND reason LIKE 'toxic%' AND sample_id IN ({members})""", [mix_id]) or 0)
-    n = sum(int(r["docs"]) for r in rows)
-    return {"mix_id": mix_id, "members": n, "tokens": total if rows else 0, "by_kind": by("kind"), "by_source": by("source"),
-            "by_license": by("license"), "synthetic_share": synthetic,
-            "synth_depth": [{"depth": int(x["key"]), "tokens": x["tokens"], "share": x["share"]} for x in sorted(depth, key=lambda x: int(x["key"]))],
-            "pii": {"members_scanned": scanned, "members_scrubbed": scrubbed, "redactions": redactions,
-                    "unscanned": max(0, n - scanned - scrubbed),
+        depth = by("depth")
+        n = sum(int(r["docs"]) for r in mine)
+        scanned, toxic = tags.get(mix_id, (0, 0))
+        n_scrubbed = int(scrubbed.get(mix_id, 0))
+        out[mix_id] = {
+            "mix_id": mix_id, "members": n, "tokens": total if mine else 0, "by_kind": by("kind"), "by_source": by("source"),
+            "by_license": by("license"), "synthetic_share": sum(x["tokens"] for x in depth if x["key"] != "0") / total,
+            "synth_depth": [{"depth": int(x["key"]), "tokens": x["tokens"], "share": x["share"]}
+                            for x in sorted(depth, key=lambda x: int(x["key"]))],
+            "pii": {"members_scanned": scanned, "members_scrubbed": n_scrubbed, "redactions": redactions.get(mix_id, {}),
+                    "unscanned": max(0, n - scanned - n_scrubbed),
                     "handling": "detected values replaced with type placeholders; raw text stays in the store"},
             "toxicity_tagged_share": toxic / n if n else 0.0}
+    return out
 
 
 def _checks(store: Store, mix_id: str) -> dict[str, Any]:
@@ -104,6 +120,7 @@ def card(store: Store, ref: str) -> dict[str, Any]:
     chain = _chain(store, model_id)
     stages = []
     prev_evals: dict[str, float] = {}
+    facts = _mix_facts(store, sorted({m["mix_id"] for m in chain if m["mix_id"]}))
     mixes_seen: dict[str, dict[str, Any]] = {}
     adversarial = []
     for m in chain:
@@ -128,7 +145,7 @@ def card(store: Store, ref: str) -> dict[str, Any]:
         mix = None
         if m["mix_id"]:
             if m["mix_id"] not in mixes_seen:
-                mixes_seen[m["mix_id"]] = {**_mix_facts(store, m["mix_id"]), **_checks(store, m["mix_id"])}
+                mixes_seen[m["mix_id"]] = {**facts[m["mix_id"]], **_checks(store, m["mix_id"])}
             mix = mixes_seen[m["mix_id"]]
         stages.append({"model_id": m["model_id"], "name": m["name"], "stage": m["stage"] or m["method"], "method": m["method"],
                        "parents": cfg.get("parents") or ([m["parent_model_id"]] if m["parent_model_id"] else []),

@@ -150,6 +150,9 @@ class Store:
                 self.snapshot = info
                 self._after_connect(read_only)
                 return
+            if not is_lock_error(exc) and not Path(self.path).parent.is_dir():
+                raise StoreError(f"cannot create store {self.path}: its folder {Path(self.path).parent} does not exist; "
+                                 "create the folder or pass another --store path") from exc
             raise StoreError(
                 f"cannot open store {self.path}: {exc}. Only one process may write to a store "
                 "at a time; wait for the other mixline command to finish, or open it read-only."
