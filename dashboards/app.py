@@ -200,6 +200,14 @@ class Dashboard:
     def model(self, request: Request, st: Store) -> Response:
         return self.page(request, "model.html", "Model", data.model(st, str(request.path_params["model_id"])[:200]), st)
 
+    def card(self, request: Request, st: Store) -> Response:
+        from mixline.pipelines.model_card import card, render_md
+
+        c = card(st, str(request.path_params["model_id"])[:200])
+        if request.url.path.startswith("/api/"):
+            return self.page(request, "card.html", "Provenance card", c, st)
+        return self.page(request, "card.html", "Provenance card", {"card": c, "markdown": render_md(c)}, st)
+
     def loops(self, request: Request, st: Store) -> Response:
         return self.page(request, "loops.html", "Loops", {"loops": data.loops(st)}, st)
 
@@ -219,7 +227,7 @@ def create_app(store_path: str | Path) -> Starlette:
     pages: list[tuple[str, Callable[[Request, Store], Response]]] = [
         ("/", dash.overview), ("/samples", dash.samples), ("/samples/{sample_id}", dash.sample),
         ("/mixes", dash.mixes), ("/mixes/diff", dash.mix_diff), ("/mixes/{mix_id}", dash.mix),
-        ("/models", dash.models), ("/models/{model_id}", dash.model), ("/loops", dash.loops), ("/loops/{loop_id}", dash.loop),
+        ("/models", dash.models), ("/models/{model_id}/card", dash.card), ("/models/{model_id}", dash.model), ("/loops", dash.loops), ("/loops/{loop_id}", dash.loop),
         ("/drift", dash.drift), ("/runs", dash.runs)]
     routes = []
     for path, fn in pages:

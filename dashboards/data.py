@@ -217,7 +217,7 @@ def mix_diff(store: Store, a: str, b: str) -> dict[str, Any]:
 
 def models(store: Store) -> list[dict[str, Any]]:
     return store.rows("""
-        SELECT m.model_id, m.name, m.method, m.parent_model_id, m.mix_id, m.created_at,
+        SELECT m.model_id, m.name, m.stage, m.method, m.parent_model_id, m.mix_id, m.created_at,
                (SELECT count(*) FROM generations g WHERE g.model_id = m.model_id) AS generated
         FROM models m ORDER BY m.created_at DESC, m.model_id""")
 
@@ -232,7 +232,7 @@ def model(store: Store, ref: str) -> dict[str, Any]:
     cur: str | None = model_id
     while cur and cur not in seen and len(chain) < 100:
         seen.add(cur)
-        rows = store.rows("SELECT model_id, name, method, base_ref, parent_model_id, mix_id, checkpoint_uri, config, created_at "
+        rows = store.rows("SELECT model_id, name, stage, method, base_ref, parent_model_id, mix_id, checkpoint_uri, weight_hash, config, created_at "
                           "FROM models WHERE model_id = ?", [cur])
         if not rows:
             chain.append({"model_id": cur, "name": None, "missing": True})

@@ -31,7 +31,7 @@ def pages(ids: dict[str, str]) -> list[str]:
     return ["/", "/samples", "/samples?q=Maria&kind=conversation", f"/samples?q={ids['gen3'][:8]}", "/samples?kind=web&page=2",
             f"/samples/{ids['gen3']}", f"/samples/{ids['hostile']}", f"/samples/{ids['raw']}", f"/samples/{ids['scrubbed']}",
             "/mixes", f"/mixes/{ids['mix_a']}", f"/mixes/diff?a={ids['mix_a']}&b={ids['mix_b']}", "/models",
-            f"/models/{ids['model']}", "/loops", f"/loops/{ids['loop']}", "/drift", "/drift?subject=loop:", "/runs"]
+            f"/models/{ids['model']}", f"/models/{ids['model']}/card", "/loops", f"/loops/{ids['loop']}", "/drift", "/drift?subject=loop:", "/runs"]
 
 
 def api(path: str) -> str:
