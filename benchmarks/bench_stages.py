@@ -7,7 +7,9 @@
 2. Full fine-tuning against LoRA (r = 8, on c_attn) at equal steps, no replay. Biderman et
    al. 2024 ("LoRA Learns Less and Forgets Less") found that LoRA forgets less and gains less.
    Two seeds; the table says whether each direction holds at this size.
-3. `model card` for a model with 5 stages whose mixes hold 1M members in all (built in SQL).
+3. Two LoRA adapters on the seed-0 base, medical and legal, composed with linear, cat, ties
+   and dare_ties; interference is each adapter's own held-out text, composition against alone.
+4. `model card` for a model with 5 stages whose mixes hold 1M members in all (built in SQL).
 """
 
 from __future__ import annotations
@@ -86,6 +88,32 @@ def forgetting(out: Path) -> list[dict[str, object]]:
     return rows
 
 
+def composition(out: Path) -> list[dict[str, object]]:
+    """Two adapters on one base (medical, legal), composed by several methods; interference on
+    each adapter's own held-out text: the composition against that adapter alone."""
+    data = realdata()
+    path = WORK / "stages" / "stages.duckdb"
+    legal = [r["text"] for r in map(json.loads, (data / "domain_legal/legalbench_train_permissive.jsonl").read_text().splitlines())
+             if r.get("text")]
+    (out / "legal.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in legal))
+    rows = []
+    with Store(path) as st:
+        ingest(st, out / "legal.jsonl", IngestOptions(kind="domain", source="legalbench", domain="legal"))
+        medical = mix(st, "medical", [{"name": "med", "where": "source = 'medquad'"}], holdout={"fraction": 0.1})
+        legal_mix = mix(st, "legal", [{"name": "legal", "where": "source = 'legalbench'"}], holdout={"fraction": 0.1})
+        base = st.scalar("SELECT model_id FROM models WHERE name = 'base-0'")
+        cfg = M.TrainConfig(steps=STAGE_STEPS, seed=0, lr=1e-3, method="lora")
+        med = M.train(st, base, medical, out / "adapter-med", cfg, "adapter-med")
+        law = M.train(st, base, legal_mix, out / "adapter-legal", cfg, "adapter-legal")
+        for method in ("linear", "cat", "ties", "dare_ties"):
+            res = stages.compose(st, [med["model_id"], law["model_id"]], [0.5, 0.5], method, out / f"compose-{method}", max_docs=100)
+            for i in res["interference"]:
+                rows.append({"method": method, "on the text of": "medical" if i["adapter"] == med["model_id"] else "legal",
+                             "adapter alone bits/char": round(i["alone"], 3), "composition bits/char": round(i["composed"], 3),
+                             "interference": f"{i['interference']:+.1%} [{i['ci95'][0]:+.1%}, {i['ci95'][1]:+.1%}]"})
+    return rows
+
+
 def card_speed() -> tuple[float, int]:
     path = WORK / "stages" / "card.duckdb"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,6 +150,10 @@ def card_speed() -> tuple[float, int]:
 def main() -> None:
     out = WORK / "stages" / "models"
     out.mkdir(parents=True, exist_ok=True)
+    if sys.argv[1:] == ["compose"]:  # after a full run: adapters on its seed-0 base
+        print(f"Adapter composition, weights 0.5/0.5 ({machine()})\n")
+        print(table(composition(out)))
+        return
     t0 = time.perf_counter()
     rows = forgetting(out)
     print(f"Stages: replay and LoRA vs full ({machine()}); base {BASE_STEPS} steps on prose, each stage {STAGE_STEPS} steps "
@@ -140,6 +172,8 @@ def main() -> None:
         checks.append({"seed": seed, "check": "LoRA learns less than full", "holds": lora["_g"] < full["_g"],
                        "values": f"LoRA {lora['_g']:+.1%}, full {full['_g']:+.1%}"})
     print(table(checks))
+    print()
+    print(table(composition(out)))
     secs, members = card_speed()
     print(f"\nmodel card, 5 stages, {members:,} mix members in all: {1000 * secs:.0f} ms (median of 5; target 1000 ms)")
 
