@@ -75,6 +75,15 @@ def collapse_effect(metric: str, value: float, reference_value: float | None, nu
     return max(0.0, sign * (value - reference_value) / abs(reference_value))
 
 
+def human_level(metric: str, reference_value: float | None, null_mean: float | None) -> float | None:
+    """What human text scores on a metric, for reports. Vocabulary coverage is measured against
+    the reference itself (which covers all of its own words), so its human level is what one
+    human sample covers of another: 1 - the null mean of its distance."""
+    if metric == "ref_vocab_coverage" and null_mean is not None:
+        return 1.0 - null_mean
+    return reference_value
+
+
 def trips_gate(m: MetricResult, config: DriftConfig) -> bool:
     """A metric trips the gate when it moved beyond human-vs-human noise (`m.alert`), toward
     collapse, and by a practical margin: min_tail_loss for the tail metrics, min_effect else.
@@ -474,9 +483,12 @@ def report_table(store: Any) -> list[dict[str, Any]]:
                bool_or(d.alert) AS alert
         FROM drift d GROUP BY d.run_id ORDER BY checked_at""")
     moved: dict[str, list[dict[str, Any]]] = {}
-    for r in store.rows("SELECT run_id, metric, value, reference_value, distance, threshold FROM drift WHERE alert ORDER BY metric"):
+    for r in store.rows("SELECT run_id, metric, value, reference_value, distance, threshold, null_mean FROM drift WHERE alert ORDER BY metric"):
         signed = r["value"] - r["reference_value"] if r["metric"] in SIGNED and r["reference_value"] is not None else r["distance"]
-        moved.setdefault(r["run_id"], []).append({**{k: r[k] for k in ("metric", "value", "reference_value", "threshold")},
+        human = human_level(r["metric"], r["reference_value"], r["null_mean"])
+        # Coverage's threshold is on its distance (1 - coverage); say it as the coverage floor.
+        threshold = 1.0 - r["threshold"] if r["metric"] == "ref_vocab_coverage" else r["threshold"]
+        moved.setdefault(r["run_id"], []).append({**{k: r[k] for k in ("metric", "value")}, "threshold": threshold, "reference_value": human,
                                                   "direction": direction(r["metric"], r["value"], r["reference_value"], signed)})
     for c in checks:
         c["moved"] = moved.get(c["run_id"], [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from mixline.curation.drift import human_level
 from mixline.pipelines.cli.app import Ctx, cli, command, emit
 
 
@@ -30,10 +31,15 @@ def drift_check(ctx: Ctx, as_json: bool, batch_where: str, reference_where: str,
     _metrics(out)
 
 
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
 def _metrics(out: dict) -> None:
     click.echo(f"  {'metric':<20} {'value':>9} {'human':>9} {'distance':>9} {'threshold':>9}")
     for m in out["metrics"]:
-        ref = f"{m['reference_value']:9.4f}" if m["reference_value"] is not None else f"{'-':>9}"
+        human = human_level(m["metric"], m["reference_value"], m.get("null_mean"))
+        ref = f"{human:9.4f}" if human is not None else f"{'-':>9}"
         click.echo(f"  {m['metric']:<20} {m['value']:9.4f} {ref} {m['distance']:9.4f} {m['threshold']:9.4f}"
                    + (f"  MOVED: {m['direction']}" if m["alert"] else ""))
     for n in out["notes"]:
@@ -121,5 +127,5 @@ def drift_report(ctx: Ctx, as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['checked_at']}  {'ALERT' if r['alert'] else 'ok   '}  [{r['batch']}] vs [{r['reference']}]")
         for m in r["moved"]:
-            click.echo(f"    {m['metric']:<20} {m['value']:.4f} vs human {m['reference_value'] if m['reference_value'] is not None else '-'}"
+            click.echo(f"    {m['metric']:<20} {m['value']:.4f} vs human {_num(m['reference_value'])}"
                        f" (threshold {m['threshold']:.4f}): {m['direction']}")
