@@ -286,7 +286,13 @@ def loop(store: Store, loop_id: str) -> dict[str, Any]:
             strategies.setdefault(g["strategy"], [base] if base else []).append(g)
     # Drift checks name the loop by its config name; the id adds the config hash.
     name = loop_id.rsplit("-", 1)[0] if re.fullmatch(r".+-[0-9a-f]{8}", loop_id) else loop_id
-    return {"loop_id": loop_id, "name": name, "generations": series, "strategies": strategies}
+    from mixline.curation.drift_gate import trend
+
+    try:
+        trends = [{k: t[k] for k in ("strategy", "of", "flagged", "moved")} for t in trend(store, name)["trends"]]
+    except NotFoundError:
+        trends = []  # a loop run with drift = false records no checks
+    return {"loop_id": loop_id, "name": name, "generations": series, "strategies": strategies, "trends": trends}
 
 
 def drift(store: Store, subject: str = "") -> dict[str, Any]:
