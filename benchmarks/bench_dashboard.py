@@ -130,8 +130,7 @@ def main() -> None:
     client = TestClient(app)
     client.__enter__()  # runs the lifespan: the server computes the overview in the background at start
     t = time.perf_counter()
-    while not app.state.dashboard._funnel:
-        time.sleep(0.01)
+    app.state.dashboard.warmed.wait()
     warm_up = time.perf_counter() - t
     t = time.perf_counter()
     assert client.get("/").status_code == 200

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from mixline.curation.normalize import words
+from mixline.store.lineage import model_ancestry
 
 from mixline.errors import ConfigError
 
@@ -493,16 +494,6 @@ def report_table(store: Any) -> list[dict[str, Any]]:
     for c in checks:
         c["moved"] = moved.get(c["run_id"], [])
     return checks
-
-
-def model_ancestry(store: Any, model_id: str | None) -> list[str]:
-    """The model and its ancestors through `parent_model_id`, nearest first."""
-    chain: list[str] = []
-    while model_id and model_id not in chain and len(chain) < 1000:
-        chain.append(model_id)
-        row = store.execute("SELECT parent_model_id FROM models WHERE model_id = ?", [model_id]).fetchone()
-        model_id = row[0] if row else None
-    return chain
 
 
 def self_consumption(store: Any, mix_id: str, base_model: str | None, record: bool = True) -> dict[str, Any]:

@@ -70,9 +70,10 @@ class Dashboard:
         self.env.filters["pct"] = lambda x: "-" if x is None else f"{100 * float(x):.1f}%"
         self.env.filters["num"] = lambda x: "-" if x is None else (f"{x:,}" if isinstance(x, int) else f"{float(x):,.3f}")
         self._cache: dict[tuple[str, Any], Any] = {}
-        self._funnel: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        self._mixes: dict[tuple[str, ...], Any] = {}
+        # Values that never change once computed: a committed run's funnel, a built mix, a diff.
+        self._fixed: dict[tuple[str, ...], Any] = {}
         self._lock = threading.Lock()
+        self.warmed = threading.Event()
 
     @contextlib.contextmanager
     def store(self) -> Iterator[Store]:
@@ -129,9 +130,12 @@ class Dashboard:
         return endpoint
 
     def warm(self) -> None:
-        with contextlib.suppress(Exception), self.store() as st:
-            self.cached(st, "overview", lambda: data.overview(st))
-            self.funnel(st)
+        try:
+            with contextlib.suppress(Exception), self.store() as st:
+                self.cached(st, "overview", lambda: data.overview(st))
+                self.funnel(st)
+        finally:
+            self.warmed.set()
 
     # -- pages ----------------------------------------------------------------------------------
 
@@ -139,13 +143,13 @@ class Dashboard:
         """The funnel per curation run. A committed run's decisions never change, so each run's
         rows are computed once (the first view after it commits) and kept."""
         runs = data.curate_runs(st)
-        missing = [r for r in runs if (self.store_path, r) not in self._funnel]
+        missing = [r for r in runs if ("funnel", r) not in self._fixed]
         if missing:
             rows = data.funnel(st, missing)
             with self._lock:
                 for r in missing:
-                    self._funnel[(self.store_path, r)] = [x for x in rows if x["run_id"] == r]
-        return [x for r in runs for x in self._funnel.get((self.store_path, r), [])]
+                    self._fixed[("funnel", r)] = [x for x in rows if x["run_id"] == r]
+        return [x for r in runs for x in self._fixed.get(("funnel", r), [])]
 
     def overview(self, request: Request, st: Store) -> Response:
         d = {**self.cached(st, "overview", lambda: data.overview(st)), "funnel": self.funnel(st)}
@@ -165,13 +169,12 @@ class Dashboard:
 
     def immutable(self, key: tuple[str, ...], fn: Callable[[], Any]) -> Any:
         """A value that never changes once computed: a mix's members are fixed when it is built."""
-        k = (self.store_path, *key)
         with self._lock:
-            if k in self._mixes:
-                return self._mixes[k]
+            if key in self._fixed:
+                return self._fixed[key]
         value = fn()
         with self._lock:
-            self._mixes[k] = value
+            self._fixed[key] = value
         return value
 
     def mixes(self, request: Request, st: Store) -> Response:

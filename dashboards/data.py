@@ -11,7 +11,8 @@ import json
 import re
 from typing import Any
 
-from mixline.store.store import Store
+from mixline.store.lineage import model_chain
+from mixline.store.store import Store, key_of
 
 from mixline.errors import NotFoundError
 
@@ -92,12 +93,20 @@ def _shown_text(store: Store, ids: list[str]) -> dict[str, str | None]:
     """Which of these samples' text may be shown: not raw parents, and scanned by a pii step (or written by one)."""
     if not ids:
         return {}
-    raw = {r[0] for r in store.execute("SELECT parent_id FROM edges WHERE relation = 'scrubbed_from' "
-                                       "AND parent_id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()}
-    ok = {r[0] for r in store.execute("SELECT DISTINCT sample_id FROM decisions WHERE sample_id IN (SELECT unnest(?::VARCHAR[])) "
-                                      "AND step LIKE 'pii%'", [ids]).fetchall()}
-    ok |= {r[0] for r in store.execute("SELECT child_id FROM edges WHERE relation = 'scrubbed_from' "
-                                       "AND child_id IN (SELECT unnest(?::VARCHAR[]))", [ids]).fetchall()}
+    # Edges are found by their integer keys (inlined: they are computed here, and a bound int over
+    # 2**63 would not be typed UBIGINT), which the lineage indexes serve; one pass for both ends.
+    keys = ", ".join(str(key_of(i)) for i in ids)
+    wanted = set(ids)
+    raw: set[str] = set()
+    ok: set[str] = set()
+    for parent, child in store.execute(f"""SELECT parent_id, child_id FROM edges WHERE relation = 'scrubbed_from'
+                                           AND (parent_key IN ({keys}) OR child_key IN ({keys}))""").fetchall():
+        if parent in wanted:
+            raw.add(parent)
+        if child in wanted:
+            ok.add(child)
+    ok |= {r[0] for r in store.execute("SELECT DISTINCT sample_id FROM decisions WHERE sample_id IN (SELECT unnest(?::VARCHAR[])) "
+                                       "AND step LIKE 'pii%'", [ids]).fetchall()}
     return {i: (None if i in ok and i not in raw else "withheld") for i in ids}
 
 
@@ -227,22 +236,13 @@ def model(store: Store, ref: str) -> dict[str, Any]:
     from mixline.store.refs import require_ref
 
     model_id = require_ref(store, "model", ref)
-    chain: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    cur: str | None = model_id
-    while cur and cur not in seen and len(chain) < 100:
-        seen.add(cur)
-        rows = store.rows("SELECT model_id, name, stage, method, base_ref, parent_model_id, mix_id, checkpoint_uri, weight_hash, config, created_at "
-                          "FROM models WHERE model_id = ?", [cur])
-        if not rows:
-            chain.append({"model_id": cur, "name": None, "missing": True})
-            break
-        r = rows[0]
+    chain = model_chain(store, model_id, limit=100)
+    for r in chain:
         cfg = json.loads(r.pop("config") or "{}")
         r["loss_curve"] = cfg.pop("loss_curve", [])
         r["config"] = cfg
-        chain.append(r)
-        cur = r["parent_model_id"]
+    if chain and chain[-1]["parent_model_id"] not in (None, *(r["model_id"] for r in chain)) and len(chain) < 100:
+        chain.append({"model_id": chain[-1]["parent_model_id"], "name": None, "missing": True})
     evals = store.rows("""SELECT e.eval_set, e.metric, e.value, e.n_docs, r.started_at, e.run_id FROM evals e
                           LEFT JOIN runs r USING (run_id) WHERE e.model_id = ? ORDER BY r.started_at, e.eval_set""", [model_id])
     generated = int(store.scalar("SELECT count(*) FROM generations WHERE model_id = ?", [model_id]))

@@ -441,7 +441,7 @@ def model_card(store: Store, model: str) -> dict[str, Any]:
 
 def adversarial_eval(store: Store, model: str, name: str, where: str, max_docs: int = 50) -> dict[str, Any]:
     """Red-team prompts answered by the model: shares of toxic replies and refusals, recorded as adversarial evals."""
-    from mixline.pipelines.model_card import adversarial_eval as run
+    from mixline.pipelines.stages import adversarial_eval as run
 
     return run(store, model, name, where, max_docs)
 

@@ -344,23 +344,45 @@ def train(store: Store, base_ref: str, mix_id: str, out: Path, cfg: TrainConfig 
                                                                   "train_samples")}}
 
 
+def doc_scores(model: Any, tok: Any, texts: list[str]) -> Any:
+    """Per document: (negative log-likelihood in nats, characters, tokens in the low-probability
+    tail, tokens scored), as an array of shape (len(texts), 4). The tail is the tokens the model
+    finds less likely than a uniform guess (p < 1/vocabulary): collapse forgets the rare first."""
+    import numpy as np
+    import torch
+
+    dev = next(model.parameters()).device
+    n_pos = model.config.n_positions
+    floor = -math.log(model.config.vocab_size)
+    out = np.zeros((len(texts), 4))
+    with torch.no_grad():
+        for i, text in enumerate(texts):
+            ids = [tok.eos_token_id] + tok(text, add_special_tokens=False)["input_ids"]
+            for s in range(0, len(ids) - 1, n_pos - 1):
+                chunk = torch.tensor([ids[s : s + n_pos]], device=dev)
+                if chunk.shape[1] < 2:
+                    break
+                res = model(input_ids=chunk, labels=chunk)
+                logp = torch.log_softmax(res.logits[0, :-1].float(), -1).gather(1, chunk[0, 1:, None])[:, 0]
+                out[i] += (float(res.loss) * (chunk.shape[1] - 1), 0, int((logp < floor).sum()), int(logp.numel()))
+            out[i, 1] = len(text)
+    return out
+
+
 def evaluate(store: Store, model_ref: str, sets: dict[str, str], max_docs: int = 200) -> dict[str, Any]:
     """Bits per character of a model on held-out sets (name -> --where predicate).
 
     A held-out sample that is in the model's training mix is an error: it would flatter
     the model.
     """
-    import torch
     from mixline.store.select import validate_where
 
     model_id, path = resolve_model(store, model_ref)
     if model_id is None:
         raise NotFoundError(f"model {model_ref!r} is not in the store; evaluate models that mixline trained or registered")
     mix_id = store.scalar("SELECT mix_id FROM models WHERE model_id = ?", [model_id])
-    dev = device()
     model, tok, _ = load_model(store, model_id)
     model.eval()
-    n_pos = model.config.n_positions
     results: dict[str, Any] = {}
     with store.run("eval", "evaluate_v1", {"model_id": model_id, "sets": sets, "max_docs": max_docs}) as run:
         for name, where in sets.items():
@@ -373,24 +395,8 @@ def evaluate(store: Store, model_ref: str, sets: dict[str, str], max_docs: int =
                 [mix_id, *[r[0] for r in rows]])
             if leaked:
                 raise ConfigError(f"eval set {name!r}: {leaked} held-out samples are in model {model_id}'s training mix {mix_id}")
-            nll = chars = 0.0
-            tail = tokens = 0
-            # The low-probability tail: held-out tokens the model finds less likely than a uniform
-            # guess (p < 1/vocabulary). Collapse forgets the rare first, and this share grows.
-            floor = -math.log(model.config.vocab_size)
-            with torch.no_grad():
-                for _, text in rows:
-                    ids = [tok.eos_token_id] + tok(text, add_special_tokens=False)["input_ids"]
-                    for s in range(0, len(ids) - 1, n_pos - 1):
-                        chunk = torch.tensor([ids[s : s + n_pos]], device=dev)
-                        if chunk.shape[1] < 2:
-                            break
-                        out = model(input_ids=chunk, labels=chunk)
-                        nll += float(out.loss) * (chunk.shape[1] - 1)
-                        logp = torch.log_softmax(out.logits[0, :-1].float(), -1).gather(1, chunk[0, 1:, None])[:, 0]
-                        tail += int((logp < floor).sum())
-                        tokens += int(logp.numel())
-                    chars += len(text)
+            scores = doc_scores(model, tok, [t for _, t in rows])
+            nll, chars, tail, tokens = (float(x) for x in scores.sum(0))
             bpc = nll / chars / math.log(2)
             tail_share = tail / tokens if tokens else 0.0
             results[name] = {"bits_per_char": bpc, "tail_token_share": tail_share, "docs": len(rows), "chars": int(chars)}

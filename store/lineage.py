@@ -407,3 +407,31 @@ def optimize(store: Store) -> dict[str, int]:
 
     lineage_index.build(store)
     return {"edges": n, "indexes": len(INDEXES)}
+
+
+MODEL_COLUMNS = ("model_id, name, stage, method, base_ref, parent_model_id, mix_id, checkpoint_uri, weight_hash, config, "
+                 "train_run_id, created_at")
+
+
+def model_chain(store: Store, model_id: str | None, limit: int = 1000) -> list[dict[str, Any]]:
+    """A model's row and its ancestors' rows through `parent_model_id`, nearest first. A
+    parent that has no row ends the chain (the last row's parent_model_id then names it)."""
+    chain: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    while model_id and model_id not in seen and len(chain) < limit:
+        seen.add(model_id)
+        rows = store.rows(f"SELECT {MODEL_COLUMNS} FROM models WHERE model_id = ?", [model_id])
+        if not rows:
+            break
+        chain.append(rows[0])
+        model_id = rows[0]["parent_model_id"]
+    return chain
+
+
+def model_ancestry(store: Store, model_id: str | None) -> list[str]:
+    """The model and its ancestors through `parent_model_id`, nearest first, including a
+    first id or a parent that has no row of its own."""
+    chain = model_chain(store, model_id)
+    ids = [r["model_id"] for r in chain]
+    last = chain[-1]["parent_model_id"] if chain else model_id
+    return ids + [last] if last and last not in ids else ids

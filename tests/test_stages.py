@@ -14,7 +14,8 @@ from mixline.pipelines import models as M
 from mixline.pipelines import stages
 from mixline.pipelines.ingest import IngestOptions, ingest
 from mixline.pipelines.mix import MixRecipe, build
-from mixline.pipelines.model_card import SCHEMA_PATH, adversarial_eval, card, render_md
+from mixline.pipelines.model_card import SCHEMA_PATH, card, render_md
+from mixline.pipelines.stages import adversarial_eval
 from mixline.store import Store
 
 from mixline.errors import ConfigError
