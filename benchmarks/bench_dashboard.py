@@ -74,9 +74,9 @@ def build(path: Path) -> dict[str, object]:
             st.execute(f"INSERT INTO mixes VALUES ('{mix_id}', 'gen{g}', '{{\"name\": \"gen{g}\"}}', 'rh{g}', 'run-curate-2', now())")
             st.execute(f"INSERT INTO mix_members SELECT '{mix_id}', sample_id, 1, CASE WHEN hash(sample_id) % 50 = 0 THEN 'heldout' ELSE 'train' END FROM ({prev_members})")
             cfg = json.dumps({"steps": 200, "lr": 3e-3, "loss_curve": [round(5 - k * 0.01, 3) for k in range(200)]})
-            st.execute("INSERT INTO models VALUES (?, ?, 'tiny', ?, 'full', ?, 'run-curate-2', '/ckpt', ?, now())",
+            st.execute("INSERT INTO models (model_id, name, base_ref, parent_model_id, method, mix_id, train_run_id, checkpoint_uri, config, created_at) VALUES (?, ?, 'tiny', ?, 'full', ?, 'run-curate-2', '/ckpt', ?, now())",
                        [model_id, f"gen{g}", models[-1] if models else None, mix_id, cfg])
-            st.execute("INSERT INTO evals VALUES (?, 'general', 'bits_per_char', ?, 'run-curate-2', 200, 50000), "
+            st.execute("INSERT INTO evals (model_id, eval_set, metric, value, run_id, n_docs, n_chars) VALUES (?, 'general', 'bits_per_char', ?, 'run-curate-2', 200, 50000), "
                        "(?, 'domain', 'bits_per_char', ?, 'run-curate-2', 200, 50000)", [model_id, 2.8 + g * 0.1, model_id, 3.0 + g * 0.05])
             mixes.append(mix_id)
             models.append(model_id)
