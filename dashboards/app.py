@@ -260,13 +260,14 @@ def create_app(store_path: str | Path) -> Starlette:
 
 def serve(store_path: str | Path, host: str = "127.0.0.1", port: int = 8765, echo: Callable[[str], None] = print) -> None:
     import uvicorn
+    from mixline.store.lake import is_lake, redact_url
 
-    if not Path(store_path).exists():
+    if not is_lake(str(store_path)) and not Path(store_path).exists():
         raise NotFoundError(f"store {store_path} does not exist; build one with `make demo` or `mixline ingest`")
     if host not in LOCAL_HOSTS:
         echo(f"warning: serving on {host}, not 127.0.0.1: anyone who can reach this address can read the store's "
              "scrubbed text and lineage. There is no login.")
-    echo(f"mixline dashboard for {store_path} on http://{host}:{port}/  (read-only; Ctrl-C stops it)")
+    echo(f"mixline dashboard for {redact_url(str(store_path))} on http://{host}:{port}/  (read-only; Ctrl-C stops it)")
     started = time.monotonic()
     uvicorn.run(create_app(store_path), host=host, port=port, log_level="warning")
     echo(f"stopped after {time.monotonic() - started:.0f} s")

@@ -66,15 +66,16 @@ def curate(store: Store, recipe: Recipe | str | Path | None = None, where: str |
     return run(store, rec, where, new_only=new_only, dry_run=dry_run, examples=examples, progress=progress)
 
 
-def build_mix(store: Store, recipe: MixRecipe | str | Path) -> MixResult:
+def build_mix(store: Store, recipe: MixRecipe | str | Path, snapshot: int | None = None) -> MixResult:
     """Build a content-addressed mix; the same recipe on the same store gives the same id.
+    With `snapshot` (DuckLake stores), select from the store as it was then.
 
     >>> build_mix(st, "mix.toml").mix_id
     'mix-690dd93064a42479a774ab72'
     """
     from mixline.pipelines.mix import build
 
-    return build(store, recipe if isinstance(recipe, MixRecipe) else MixRecipe.from_file(recipe))
+    return build(store, recipe if isinstance(recipe, MixRecipe) else MixRecipe.from_file(recipe), snapshot=snapshot)
 
 
 @dataclass

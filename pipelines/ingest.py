@@ -310,8 +310,10 @@ class Spool:
     """
 
     def __init__(self, store: Store) -> None:
-        base = None if store.path == ":memory:" else str(Path(store.path).resolve().parent)
-        prefix = f".mixline-spool-{Path(store.path).name}-"
+        # A DuckLake store has many writers, so its spools go to the temp folder and no
+        # writer may clean up another's.
+        base = None if store.path == ":memory:" or store.lake is not None else str(Path(store.path).resolve().parent)
+        prefix = f".mixline-spool-{Path(store.path).name}-" if base is not None else ".mixline-spool-lake-"
         if base is not None:
             # A spool left by a killed run of this store holds raw text: the writer (us, as only
             # one can hold the store) deletes it before anything else.

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from mixline.store import lake
 from mixline.store.ids import canonical_json, config_hash
 from mixline.store.recipes import read_table_file
 from mixline.store.refs import require_ref
@@ -143,8 +146,47 @@ def count_tokens(store: Store, recipe: MixRecipe) -> None:
         store.con.unregister("_counts")
 
 
-def build(store: Store, recipe: MixRecipe) -> MixResult:
-    """Select members per group, check every limit, and record the mix (idempotent)."""
+@contextmanager
+def _reading_at(store: Store, alias: str | None) -> Iterator[None]:
+    """Unqualified table names read the lake as of a snapshot (attached as `alias`) inside."""
+    if alias is None:
+        yield
+        return
+    store.execute(f"USE {alias}")
+    try:
+        yield
+    finally:
+        store.execute(f"USE {lake.ALIAS}")
+
+
+def build(store: Store, recipe: MixRecipe, snapshot: int | None = None) -> MixResult:
+    """Select members per group, check every limit, and record the mix (idempotent).
+
+    With `snapshot` (a DuckLake store), members are selected from the store as it was at
+    that snapshot: building against a mix's recorded snapshot reproduces its id, whatever
+    was ingested or curated since.
+    """
+    at = None
+    if snapshot is not None:
+        if store.lake is None:
+            raise ConfigError(f"mix {recipe.name}: --snapshot needs a DuckLake store; a single-file store keeps no snapshots")
+        newest = store.current_snapshot() or 0
+        if not 0 <= int(snapshot) <= newest:
+            raise ConfigError(f"mix {recipe.name}: snapshot {snapshot} does not exist; the newest is {newest} "
+                              "(`mixline runs` lists each run's snapshot)")
+        at = "lake_at"
+        store.execute(f"DETACH DATABASE IF EXISTS {at}")
+        lake.attach(store.con, store.lake, snapshot=int(snapshot), alias=at)
+        store.execute(f"USE {lake.ALIAS}")
+    try:
+        return _build(store, recipe, at, snapshot)
+    finally:
+        if at is not None:
+            store.execute(f"USE {lake.ALIAS}")
+            store.execute(f"DETACH DATABASE IF EXISTS {at}")
+
+
+def _build(store: Store, recipe: MixRecipe, at: str | None, snapshot: int | None) -> MixResult:
     resolved = recipe.resolved()
     base = scope(store, recipe.where, "s")
     status_sql = []
@@ -156,7 +198,8 @@ def build(store: Store, recipe: MixRecipe) -> MixResult:
     group_preds = [scope(store, g.where, "s") for g in recipe.groups]
     group_case = "CASE " + " ".join(f"WHEN {p} THEN {i}" for i, p in enumerate(group_preds)) + " END"
     seed = int(recipe.seed)
-    with store.run("mix", "mix_build_v1", resolved) as run:
+    with store.run("mix", "mix_build_v1", {**resolved, **({"snapshot": int(snapshot)} if snapshot is not None else {})}) as run, \
+            _reading_at(store, at):
         store.execute(f"""
             CREATE OR REPLACE TEMP TABLE _eligible AS
             SELECT s.sample_id, s.source, s.kind, s.domain, s.synth_depth, s.content_hash,
@@ -172,7 +215,8 @@ def build(store: Store, recipe: MixRecipe) -> MixResult:
                 f"mix {recipe.name}: no eligible samples. Only samples that curation kept can enter a mix "
                 "(run `mixline curate` first, or set status = [\"kept\", \"uncurated\"]), eval samples never do, "
                 "and every group's `where` must match something")
-        count_tokens(store, recipe)
+        if at is None:  # at a snapshot, the token counts stored then are the ones the mix used
+            count_tokens(store, recipe)
         # New columns come from a rebuild, not ALTER TABLE: ALTER ... ADD COLUMN on a large
         # temp table inside a transaction lost rows in DuckDB 1.5.5.
         store.execute(f"""CREATE OR REPLACE TEMP TABLE _eligible AS
@@ -185,6 +229,8 @@ def build(store: Store, recipe: MixRecipe) -> MixResult:
         try:
             _check_synthetic(store, recipe, members.num_rows)
             mix_id = _mix_id(resolved, members)
+            if at is not None:
+                store.execute(f"USE {lake.ALIAS}")  # writes go to the current store
             created = not store.scalar("SELECT count(*) FROM mixes WHERE mix_id = ?", [mix_id])
             if created:
                 store.execute("INSERT INTO mix_members SELECT ?, sample_id, repeats, split FROM _members", [mix_id])
@@ -338,7 +384,9 @@ def describe(store: Store, mix_id: str) -> dict[str, Any]:
 
 def show(store: Store, ref: str) -> dict[str, Any]:
     mix_id = resolve_mix(store, ref)
-    row = store.rows("SELECT mix_id, name, recipe, recipe_hash, run_id, created_at FROM mixes WHERE mix_id = ?", [mix_id])[0]
+    # The snapshot a mix was built from is the one its build run committed (DuckLake stores).
+    row = store.rows(f"""SELECT m.mix_id, m.name, m.recipe, m.recipe_hash, m.run_id, m.created_at, r.snapshot_id
+                        FROM mixes m LEFT JOIN {store.runs_sql()} r USING (run_id) WHERE m.mix_id = ?""", [mix_id])[0]
     import json
 
     row["recipe"] = json.loads(row["recipe"])

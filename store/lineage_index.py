@@ -21,7 +21,8 @@ ARRAYS = ("child_key", "parent_key", "child_id", "parent_id", "relation", "run",
 
 
 def index_dir(store: Store) -> Path | None:
-    return None if store.path == ":memory:" else Path(store.path + ".lineage")
+    # A DuckLake store has no folder of its own here; its edges are read from sorted Parquet files.
+    return None if store.path == ":memory:" or store.lake is not None else Path(store.path + ".lineage")
 
 
 def _codes(values: list[Any]) -> tuple[np.ndarray, list[Any]]:

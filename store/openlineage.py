@@ -122,7 +122,10 @@ class MixlineRunFacet(_RunFacet):  # type: ignore[misc,valid-type]
 def datasets(kind: str, store_path: str, config: dict[str, Any],
              stats: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(inputs, outputs) as (namespace, name): files, the store's tables, mixes, exports, models."""
-    store = f"duckdb://{Path(store_path).resolve()}" if store_path != ":memory:" else "duckdb://memory"
+    from mixline.store.lake import is_lake, redact_url
+
+    store = (f"ducklake:{redact_url(store_path)}" if is_lake(store_path)
+             else f"duckdb://{Path(store_path).resolve()}" if store_path != ":memory:" else "duckdb://memory")
     mix = config.get("mix_id") or stats.get("mix_id")
     model = stats.get("model_id") or config.get("model_id")
     if kind == "ingest":

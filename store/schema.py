@@ -235,3 +235,11 @@ def _training_stages(con: duckdb.DuckDBPyConnection) -> None:
             alert BOOLEAN NOT NULL, created_at TIMESTAMP DEFAULT current_timestamp);
         """
     )
+
+
+@migration(11, "lake")
+def _lake(con: duckdb.DuckDBPyConnection) -> None:
+    """Many writers: which process owns a running run, and the DuckLake snapshot each run
+    committed (NULL in a single-file store), which is where time travel to it starts."""
+    con.execute("ALTER TABLE runs ADD COLUMN owner VARCHAR")
+    con.execute("ALTER TABLE runs ADD COLUMN snapshot_id BIGINT")

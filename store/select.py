@@ -185,6 +185,8 @@ def check_query(con: duckdb.DuckDBPyConnection, query: str) -> None:
             raise ReadOnlyError(f"mixline sql reads the store through its views; name tables without a catalog "
                                 f"({node.get('table_name')}, not {node.get('catalog_name') or node.get('schema_name')}."
                                 f"{node.get('table_name')})")
+        if kind == "BASE_TABLE" and any(ch in str(node.get("table_name", "")) for ch in "/\\.:"):
+            raise ReadOnlyError(f"mixline sql reads the store's tables and views, not files ({node.get('table_name')})")
         if kind == "BASE_TABLE" and node.get("table_name", "").lower() in HIDDEN_TABLES:
             raise ReadOnlyError(f"table {node['table_name']} is hidden: it holds the store's PII key, "
                                 "which never leaves the store")
@@ -215,20 +217,31 @@ def open_sql_connection(path: str) -> duckdb.DuckDBPyConnection:
     """
     if path == ":memory:":
         raise ReadOnlyError("mixline sql needs a store file; give --store PATH")
+    from mixline.store import lake
     from mixline.store.store import is_lock_error, snapshot_info, snapshot_path
 
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
+    allowed: list[str] = []
     try:
         def attach(file: Path) -> None:
             quoted = "'" + str(file.resolve()).replace("'", "''") + "'"  # ATTACH takes no bound parameter
             con.execute(f"ATTACH {quoted} AS {_RAW} (READ_ONLY)")
 
-        try:
-            attach(Path(path))
-        except duckdb.IOException as exc:
-            if not (is_lock_error(exc) and snapshot_info(path)):
-                raise
-            attach(snapshot_path(path))  # a writer holds the store: read its newest snapshot
+        if lake.is_lake(path):
+            # A DuckLake store: its rows are Parquet files under the data path, which stays
+            # readable to the lake alone (check_query refuses file names and file readers).
+            lake.attach(con, lake.parse(path), read_only=True, alias=_RAW)
+            con.execute("USE memory")
+            row = con.execute(f"SELECT value FROM ducklake_options('{_RAW}') WHERE option_name = 'data_path'").fetchone()
+            if row and row[0] and "://" not in str(row[0]):
+                allowed.append(str(row[0]))
+        else:
+            try:
+                attach(Path(path))
+            except duckdb.IOException as exc:
+                if not (is_lock_error(exc) and snapshot_info(path)):
+                    raise
+                attach(snapshot_path(path))  # a writer holds the store: read its newest snapshot
         names = [r[0] for r in con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = ? UNION "
             "SELECT view_name FROM duckdb_views() WHERE database_name = ? AND NOT internal", [_RAW, _RAW]).fetchall()]
@@ -248,6 +261,8 @@ def open_sql_connection(path: str) -> duckdb.DuckDBPyConnection:
                             f"JOIN {_RAW}.samples s USING (sample_id)")
             else:
                 con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM {_RAW}."{name}"')
+        if allowed:
+            con.execute("SET allowed_directories = ?", [allowed])
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except BaseException:
@@ -262,7 +277,9 @@ def _first_line(exc: Exception) -> str:
 
 def run_user_query(path: str, query: str) -> list[dict[str, Any]]:
     """`mixline sql`: one checked SELECT on a connection that can read the store and nothing else."""
-    if path != ":memory:" and not Path(path).exists():
+    from mixline.store.lake import is_lake
+
+    if path != ":memory:" and not is_lake(path) and not Path(path).exists():
         raise NotFoundError(f"store {path} does not exist; create it with `mixline --store {path} init`")
     try:
         con = open_sql_connection(path)

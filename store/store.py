@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from mixline.store import lake
 from mixline.store.ids import canonical_json, config_hash, new_run_id
 from mixline.store.schema import MIGRATIONS, current_version, schema_version
 
@@ -127,20 +129,38 @@ class Store:
         read_only: bool = False,
         tracer: Tracer | None = None,
         memory_limit: str | None = None,
+        data_path: str | os.PathLike[str] | None = None,
+        at_snapshot: int | None = None,
     ) -> None:
         self.path = str(path)
-        self.read_only = read_only
+        self.read_only = read_only or at_snapshot is not None
+        read_only = self.read_only
         self._tracer = tracer
         config: dict[str, Any] = {"autoinstall_known_extensions": False}
         if memory_limit or os.environ.get("MIXLINE_MEMORY_LIMIT"):
             config["memory_limit"] = memory_limit or os.environ["MIXLINE_MEMORY_LIMIT"]
+        # A DuckLake store: the catalog URL names it (see store/lake.py).
+        self.lake: lake.LakeTarget | None = lake.parse(self.path) if lake.is_lake(self.path) else None
+        # When a reader falls back to the read snapshot: which run it reflects, and when.
+        self.snapshot: dict[str, Any] | None = None
+        if self.lake is not None:
+            self.con = duckdb.connect(":memory:", config=config)
+            try:
+                lake.attach(self.con, self.lake, read_only=read_only, snapshot=at_snapshot,
+                            data_path=None if data_path is None else str(data_path))
+            except BaseException:
+                self.con.close()
+                raise
+            self._after_connect(read_only)
+            return
+        if at_snapshot is not None:
+            raise StoreError(f"store {self.path} is a single DuckDB file, which keeps no numbered snapshots; "
+                             "time travel needs a DuckLake store (`mixline init --catalog URL`)")
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise NotFoundError(
                 f"store {self.path} does not exist; create it with `mixline --store {self.path} init` "
                 "or ingest something first"
             )
-        # When a reader falls back to the read snapshot: which run it reflects, and when.
-        self.snapshot: dict[str, Any] | None = None
         try:
             self.con = self._connect(read_only, config)
         except duckdb.IOException as exc:
@@ -177,6 +197,7 @@ class Store:
         self.con.execute("SET enable_progress_bar = false")
         self._in_tx = False
         self._committed_run: str | None = None  # the newest run inside the open transaction
+        self._tx_runs: list[str] = []  # runs that commit with the open transaction
         self._events: Any = None  # the OpenLineage emitter, made on the first run when one is configured
         self._events_url: str | None = None
         # Read-side helpers built from this store's files (the lineage index), opened once.
@@ -190,6 +211,31 @@ class Store:
                 )
         else:
             self.migrate()
+
+    @property
+    def display_path(self) -> str:
+        """The store's name for messages: a catalog URL without its password."""
+        return self.lake.display if self.lake is not None else self.path
+
+    @property
+    def is_lake(self) -> bool:
+        return self.lake is not None
+
+    def runs_sql(self) -> str:
+        """A FROM-clause relation of `runs` whose snapshot_id is each run's committed snapshot.
+
+        A DuckLake store reads it from the catalog (each commit's message names its runs), so
+        that finishing a run never updates another row of `runs`.
+        """
+        if self.lake is None:
+            return "runs"
+        return f"""(SELECT r.* EXCLUDE (snapshot_id), s.snapshot_id FROM runs r LEFT JOIN (
+                      SELECT unnest(json_extract_string(commit_extra_info, '$.runs[*]')) AS run_id, snapshot_id
+                      FROM {lake.ALIAS}.snapshots() WHERE author = 'mixline') s USING (run_id))"""
+
+    def current_snapshot(self) -> int | None:
+        """The DuckLake snapshot this connection reads (None for a single-file store)."""
+        return lake.current_snapshot(self.con) if self.lake is not None else None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], read_only: bool = False) -> Store:
@@ -286,10 +332,26 @@ class Store:
         except BaseException:
             self._in_tx = False
             self._committed_run = None
+            self._tx_runs = []
             self.execute("ROLLBACK")
             raise
         self._in_tx = False
-        self.execute("COMMIT")
+        runs, self._tx_runs = self._tx_runs, []
+        if self.lake is not None and runs:
+            # The snapshot this commit creates names its runs, so each run can find it.
+            self.execute(f"CALL {lake.ALIAS}.set_commit_message('mixline', ?, extra_info => ?)",
+                         [runs[-1], json.dumps({"runs": runs})])
+        try:
+            self.execute("COMMIT")
+        except duckdb.Error as exc:
+            self._committed_run = None
+            if self.lake is None:
+                raise
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            raise StoreError(
+                f"the commit to {self.display_path} failed: {lake.redact_url(safe_message(exc))}. Another writer "
+                "changed the same rows or held the catalog; nothing of this run was written. Run it again") from exc
         # Readers see a run once the outermost transaction holding it commits (a loop stage
         # wraps its runs in one), so the snapshot is published here, not at each run's end.
         if self._committed_run is not None:
@@ -320,31 +382,45 @@ class Store:
         chash = config_hash(cfg)
         run = Run(new_run_id(chash), kind, step, cfg, chash)
         started = datetime.now(UTC).replace(tzinfo=None)
-        if not self._in_tx:  # a run nested in another's transaction must not touch the outer 'running' row
-            self.mark_aborted()
-        self.execute(
-            "INSERT INTO runs (run_id, kind, step, step_version, config, config_hash, code_version,"
-            " parent_run_id, started_at, finished_at, status, stats, error)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'running', NULL, NULL)",
-            [run.run_id, kind, step, step_version, canonical_json(cfg), chash, code_version(), parent_run_id, started],
-        )
+        insert = ("INSERT INTO runs (run_id, kind, step, step_version, config, config_hash, code_version,"
+                  " parent_run_id, started_at, finished_at, status, stats, error, owner)"
+                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+        def row(status: str, finished: datetime | None, error: str | None) -> list[Any]:
+            return [run.run_id, kind, step, step_version, canonical_json(cfg), chash, code_version(), parent_run_id,
+                    started, finished, status, None if status == "running" else canonical_json(run.stats), error,
+                    run_owner()]
+
+        # A DuckLake store has many writers, and DuckLake refuses a commit that inserts into a
+        # table another transaction deleted from (an UPDATE is both). So there a run's row is
+        # only ever inserted, once, with its outcome: in the run's commit, or after a failure.
+        lake_mode = self.lake is not None
+        if not lake_mode:
+            if not self._in_tx:  # a run nested in another's transaction must not touch the outer 'running' row
+                self.mark_aborted()
+            self.execute(insert, row("running", None, None))
         finish = "UPDATE runs SET finished_at = ?, status = ?, stats = ?, error = ? WHERE run_id = ?"
         events = self._lineage_events()
 
         def emit(state: str, error: str | None = None) -> None:
             if events is not None:
-                events.emit(state, run_id=run.run_id, step=step, kind=kind, store_path=self.path, config=cfg,
+                events.emit(state, run_id=run.run_id, step=step, kind=kind, store_path=self.display_path, config=cfg,
                             config_hash=chash, stats=run.stats, parent_run_id=parent_run_id, error=error)
 
         emit("START")
         try:
             with self.transaction():
                 yield run
-                self.execute(finish, [datetime.now(UTC).replace(tzinfo=None), "ok", canonical_json(run.stats), None,
-                                      run.run_id])
+                now = datetime.now(UTC).replace(tzinfo=None)
+                if lake_mode:
+                    self.execute(insert, row("ok", now, None))
+                else:
+                    self.execute(finish, [now, "ok", canonical_json(run.stats), None, run.run_id])
                 self._committed_run = run.run_id
+                self._tx_runs.append(run.run_id)
         except Rollback:
-            self.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])  # a dry run leaves no trace
+            if not lake_mode:
+                self.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])  # a dry run leaves no trace
             emit("ABORT")
             raise
         except BaseException as exc:
@@ -353,8 +429,12 @@ class Store:
             status = "aborted" if interrupted else "failed"
             # If the connection itself is gone, the next writer marks the run aborted.
             with contextlib.suppress(duckdb.Error):
-                self.execute(finish, [datetime.now(UTC).replace(tzinfo=None), status, canonical_json(run.stats),
-                                      safe_message(exc), run.run_id])
+                now = datetime.now(UTC).replace(tzinfo=None)
+                if lake_mode:
+                    if not self._in_tx:  # inside an outer transaction, the outer run records the failure
+                        self.execute(insert, row(status, now, safe_message(exc)))
+                else:
+                    self.execute(finish, [now, status, canonical_json(run.stats), safe_message(exc), run.run_id])
             emit("ABORT" if interrupted else "FAIL", safe_message(exc))
             raise
         emit("COMPLETE")
@@ -374,7 +454,7 @@ class Store:
 
     def publish_snapshot(self, run_id: str) -> bool:
         """Publish the read snapshot that readers open while a later run holds the store."""
-        if self.path == ":memory:" or self.read_only or os.environ.get("MIXLINE_SNAPSHOTS", "on") == "off":
+        if self.path == ":memory:" or self.lake is not None or self.read_only or os.environ.get("MIXLINE_SNAPSHOTS", "on") == "off":
             return False
         src, dst = Path(self.path), snapshot_path(self.path)
         tmp = dst.with_name(f".{dst.name}.partial")
@@ -390,7 +470,11 @@ class Store:
         return True
 
     def mark_aborted(self) -> int:
-        """Mark runs left 'running' by a process that died as 'aborted'. Only a writer calls this."""
+        """Mark runs left 'running' by a process that died as 'aborted'. Only a writer calls this.
+
+        Only a single-file store writes 'running' rows, and it has one writer, so any such row
+        is dead. (A DuckLake store inserts a run's row once, with its outcome.)
+        """
         row = self.execute(
             "UPDATE runs SET status = 'aborted', finished_at = coalesce(finished_at, started_at), "
             "error = 'the process ended before the run committed; none of its writes were kept' "
@@ -438,6 +522,11 @@ class Store:
             return 0
         names = list(dict.fromkeys(k for r in rows for k in r))
         return self.append(table, pa.table({n: [r.get(n) for r in rows] for n in names}))
+
+
+def run_owner() -> str:
+    """Which process runs a run, so that another writer can tell a live run from a dead one."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def id_key(column: str) -> str:

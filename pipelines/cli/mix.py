@@ -16,13 +16,16 @@ def mix() -> None:
 
 @command(mix, "build")
 @click.argument("recipe")
-def mix_build(ctx: Ctx, as_json: bool, recipe: str) -> None:
+@click.option("--snapshot", type=int, default=None,
+              help="DuckLake stores: select from the store as of this snapshot (`mix show` gives a mix's); "
+                   "the same recipe at a mix's snapshot gives the same mix id.")
+def mix_build(ctx: Ctx, as_json: bool, recipe: str, snapshot: int | None) -> None:
     """Build a mix from a recipe (TOML/YAML); prints its content-addressed id."""
     from mixline import api
 
     rec = api.MixRecipe.from_file(recipe)
     with ctx.open() as st:
-        out = api.build_mix(st, rec).as_dict()
+        out = api.build_mix(st, rec, snapshot=snapshot).as_dict()
     if emit(as_json, out):
         return
     click.echo(f"{out['mix_id']}  {out['name']}: {out['members']:,} members, {out['tokens']:,} tokens, "
@@ -42,7 +45,8 @@ def mix_show(ctx: Ctx, as_json: bool, mix_id: str) -> None:
         out = api.show_mix(st, mix_id).to_dict()
     if emit(as_json, out):
         return
-    click.echo(f"{out['mix_id']}  {out['name']}  built {out['created_at']} by run {out['run_id']}")
+    click.echo(f"{out['mix_id']}  {out['name']}  built {out['created_at']} by run {out['run_id']}"
+               + (f" at snapshot {out['snapshot_id']}" if out.get("snapshot_id") is not None else ""))
     click.echo(f"  {out['members']:,} members, {out['tokens']:,} tokens, synthetic share {out['synthetic_share']:.3f}, {out['heldout']:,} held out")
     for title in ("by_kind", "by_source", "by_domain"):
         click.echo(f"  {title.replace('_', ' ')}: " + ", ".join(f"{r['key']} {r['tokens']:,}" for r in out[title]))

@@ -3,19 +3,54 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 from mixline.pipelines.cli.app import Ctx, cli, command, emit
 
+from mixline.errors import ConfigError
+
 
 @command(cli)
-def init(ctx: Ctx, as_json: bool) -> None:
-    """Create the store (or migrate it to this mixline's schema)."""
-    with ctx.open() as st:
-        out = {"store": st.path, "schema_version": st.schema_version()}
+@click.option("--catalog", default=None, metavar="URL",
+              help="Create the store in a DuckLake catalog: postgresql://user@host/db (many writers) "
+                   "or sqlite:///path.sqlite (many processes on one machine).")
+@click.option("--data-path", default=None, metavar="DIR",
+              help="Where a DuckLake store writes its Parquet files (shared storage for a cluster). "
+                   "Default for SQLite: beside the catalog file.")
+def init(ctx: Ctx, as_json: bool, catalog: str | None, data_path: str | None) -> None:
+    """Create the store (or migrate it to this mixline's schema).
+
+    With --catalog, the store lives in a DuckLake catalog: writers in many processes commit
+    concurrently, readers never wait, and every run records the snapshot it committed. Name it
+    afterwards with `--store URL` or MIXLINE_STORE=URL.
+    """
+    from mixline.store import Store, lake
+
+    if catalog is None and data_path is not None:
+        raise ConfigError("--data-path goes with --catalog (a single-file store keeps everything in its file)")
+    if catalog is not None:
+        target = lake.parse(catalog)
+        if data_path is None:
+            data_path = target.default_data_path()
+            if data_path is None:
+                raise ConfigError("a PostgreSQL catalog needs --data-path DIR: the folder (shared by every "
+                                  "writer and worker) where the store's Parquet files go")
+        Path(data_path).mkdir(parents=True, exist_ok=True)
+        if target.sqlite_path is not None:
+            target.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        st = Store(catalog, data_path=str(Path(data_path).resolve()))
+    else:
+        st = ctx.open()
+    with st:
+        out = {"store": st.display_path, "schema_version": st.schema_version(),
+               "backend": st.lake.backend if st.lake else "duckdb-file", "snapshot": st.current_snapshot()}
     if not emit(as_json, out):
         click.echo(f"store {out['store']} at schema v{out['schema_version']}")
+        if catalog is not None:
+            click.echo(f"DuckLake catalog ({out['backend']}), data under {data_path}; use it with "
+                       f"`mixline --store '{out['store']}' ...` or MIXLINE_STORE", err=True)
 
 
 @command(cli)
@@ -88,13 +123,15 @@ def quarantine(ctx: Ctx, as_json: bool, run_id: str | None, limit: int) -> None:
 def runs(ctx: Ctx, as_json: bool, limit: int) -> None:
     """Recent runs: what wrote to the store, with config hash and status."""
     with ctx.open(read_only=True) as st:
-        rows = st.rows(f"SELECT run_id, kind, step, config_hash, status, started_at, finished_at, stats, error FROM runs ORDER BY started_at DESC LIMIT {int(limit)}")
+        rows = st.rows("SELECT run_id, kind, step, config_hash, status, started_at, finished_at, stats, error, snapshot_id "
+                       f"FROM {st.runs_sql()} ORDER BY started_at DESC LIMIT ?", [int(limit)])
     for r in rows:
         r["stats"] = json.loads(r["stats"]) if r["stats"] else None
     if emit(as_json, rows):
         return
     for r in rows:
         click.echo(f"{r['run_id']}  {r['kind']:<12} {r['step']:<20} {r['status']:<7} config {r['config_hash']}"
+                   + (f"  snapshot {r['snapshot_id']}" if r["snapshot_id"] is not None else "")
                    + (f"  {r['error']}" if r["error"] else ""))
 
 

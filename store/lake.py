@@ -1,0 +1,186 @@
+"""A store in a DuckLake catalog: many writers, and readers that never wait for them.
+
+The single-file store allows one writing process and no reader meanwhile (readers fall back
+to a published snapshot). A DuckLake store keeps its catalog in PostgreSQL (many writers on
+many machines) or SQLite (many processes on one machine) and its rows in Parquet files under
+a data path. Every commit is a numbered snapshot: readers see the last one, writers commit
+with optimistic concurrency, and an old snapshot can be read again (time travel).
+
+A store is named by its catalog URL wherever a store path is accepted:
+
+    postgresql://user@host:5432/dbname     (or postgres://...)
+    sqlite:///relative/path/catalog.sqlite  sqlite:////absolute/path/catalog.sqlite
+    ducklake:<anything DuckLake's ATTACH takes>
+
+The DuckDB extensions come from PyPI (`pip install mixline[lake]`: duckdb-extension-ducklake,
+-sqlite and -postgres, built for the pinned duckdb) and are installed from those packages
+into a local extension folder, never downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import duckdb
+
+from mixline.errors import ConfigError, StoreError
+
+ALIAS = "lake"
+_PREFIXES = ("postgresql://", "postgres://", "sqlite://", "ducklake:")
+# Package name on PyPI (import name) -> extension name inside DuckDB.
+_EXTENSIONS = {"ducklake": "ducklake", "sqlite": "sqlite_scanner", "postgres": "postgres_scanner"}
+
+
+def is_lake(path: str | os.PathLike[str]) -> bool:
+    return str(path).startswith(_PREFIXES)
+
+
+@dataclass(frozen=True)
+class LakeTarget:
+    """Where a DuckLake store's catalog lives, parsed from its URL."""
+
+    url: str
+    backend: str  # "postgres" or "sqlite"
+    attach: str  # the ATTACH string, with any password
+    sqlite_path: Path | None = None
+
+    @property
+    def display(self) -> str:
+        """The URL with any password replaced, for messages and logs."""
+        return redact_url(self.url)
+
+    def default_data_path(self) -> str | None:
+        if self.sqlite_path is not None:
+            return f"{self.sqlite_path}.files"
+        return None
+
+
+def redact_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"(?i)password=\S+", "password=***", url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return re.sub(r"(?i)password=\S+", "password=***", url)
+
+
+def parse(url: str) -> LakeTarget:
+    """The catalog behind a store URL. Relative SQLite paths resolve against the working
+    folder now, so that processes started elsewhere (Ray workers) find the same file."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return LakeTarget(url, "postgres", f"ducklake:postgres:{url}")
+    if url.startswith("sqlite://"):
+        rest = url[len("sqlite://"):]
+        if not rest.startswith("/") or rest == "/":
+            raise ConfigError(f"catalog URL {url}: write sqlite:///relative/path.sqlite or sqlite:////absolute/path.sqlite")
+        path = Path(rest[1:]).resolve()
+        return LakeTarget(url, "sqlite", f"ducklake:sqlite:{path}", sqlite_path=path)
+    if url.startswith("ducklake:"):
+        body = url[len("ducklake:"):]
+        if body.startswith("sqlite:"):
+            path = Path(body[len("sqlite:"):]).resolve()
+            return LakeTarget(url, "sqlite", f"ducklake:sqlite:{path}", sqlite_path=path)
+        if body.startswith("postgres:"):
+            return LakeTarget(url, "postgres", url)
+        raise ConfigError(f"catalog URL {redact_url(url)}: mixline supports DuckLake catalogs on postgres: or sqlite:")
+    raise ConfigError(f"{url} is not a catalog URL; use postgresql://... or sqlite:///path")
+
+
+def extension_dir() -> Path:
+    """Where the extensions from the PyPI packages are installed for DuckDB to load."""
+    env = os.environ.get("MIXLINE_EXTENSION_DIR")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mixline" / "duckdb-extensions"
+
+
+def _package_binary(package: str) -> Path:
+    try:
+        mod = importlib.import_module(f"duckdb_extension_{package}")
+    except ImportError as exc:
+        raise ConfigError(
+            f"a DuckLake store needs the PyPI package duckdb-extension-{package}=={duckdb.__version__}; "
+            "install it with `pip install mixline[lake]`") from exc
+    found = sorted(Path(mod.__file__ or "").parent.glob("extensions/*/*.duckdb_extension"))
+    if not found:
+        raise ConfigError(f"duckdb-extension-{package} ships no extension binary; reinstall it")
+    return found[-1]
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, backend: str) -> None:
+    """Install (from the pip packages, once) and load DuckLake and the catalog's extension."""
+    folder = extension_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET extension_directory = '{_sql_str(str(folder))}'")
+    for package in ("ducklake", backend):
+        name = _EXTENSIONS[package]
+        try:
+            con.execute(f"LOAD {name}")
+            continue
+        except duckdb.Error:
+            pass
+        con.execute(f"FORCE INSTALL '{_sql_str(str(_package_binary(package)))}'")
+        con.execute(f"LOAD {name}")
+
+
+def _sql_str(s: str) -> str:
+    return s.replace("'", "''")
+
+
+def attach(con: duckdb.DuckDBPyConnection, target: LakeTarget, *, read_only: bool = False,
+           data_path: str | None = None, snapshot: int | None = None, alias: str = ALIAS) -> None:
+    """Attach the lake under `alias`; with `snapshot`, read-only as of that snapshot."""
+    load_extensions(con, target.backend)
+    opts = []
+    if data_path is not None:
+        opts.append(f"DATA_PATH '{_sql_str(str(data_path))}'")
+    if read_only or snapshot is not None:
+        opts.append("READ_ONLY")
+    if snapshot is not None:
+        opts.append(f"SNAPSHOT_VERSION {int(snapshot)}")
+    if target.backend == "sqlite" and target.sqlite_path is not None and not target.sqlite_path.exists() and data_path is None:
+        raise StoreError(f"no DuckLake catalog at {target.sqlite_path}; create it with "
+                         f"`mixline init --catalog {target.display}`")
+    clause = f" ({', '.join(opts)})" if opts else ""
+    try:
+        con.execute(f"ATTACH '{_sql_str(target.attach)}' AS {alias}{clause}")
+    except duckdb.Error as exc:
+        msg = redact_url(str(exc).strip().splitlines()[0])
+        hint = ("; create the catalog first with `mixline init --catalog URL --data-path DIR`"
+                if "DATA_PATH" in str(exc) or "data path" in str(exc).lower() else "")
+        raise StoreError(f"cannot open the DuckLake catalog {target.display}: {msg}{hint}") from exc
+    con.execute(f"USE {alias}")
+    # Retry commits that conflict with another writer's, with backoff (DuckLake's own loop).
+    con.execute("SET ducklake_max_retry_count = 20")
+    if not (read_only or snapshot is not None):
+        # Small writes go to Parquet files, not rows inlined in the catalog: two runs that
+        # update their own runs rows then never conflict over the inlined table.
+        con.execute(f"CALL {alias}.set_option('data_inlining_row_limit', 0)")
+
+
+def current_snapshot(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> int:
+    row = con.execute(f"SELECT id FROM ducklake_current_snapshot('{alias}')").fetchone()
+    return int(row[0]) if row else 0
+
+
+def snapshot_of_run(con: duckdb.DuckDBPyConnection, run_id: str, alias: str = ALIAS) -> int | None:
+    """The snapshot a run's commit created (its commit message names the run)."""
+    row = con.execute(f"SELECT max(snapshot_id) FROM {alias}.snapshots() WHERE author = 'mixline' AND commit_message = ?",
+                      [run_id]).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def snapshots(con: duckdb.DuckDBPyConnection, alias: str = ALIAS, limit: int = 50) -> list[dict[str, Any]]:
+    cur = con.execute(f"""SELECT snapshot_id, snapshot_time, commit_message AS run_id
+                          FROM {alias}.snapshots() ORDER BY snapshot_id DESC LIMIT ?""", [limit])
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

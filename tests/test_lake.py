@@ -1,0 +1,261 @@
+"""DuckLake stores: same results as a single file, time travel, many writers, readers during writes.
+
+SQLite catalogs run everywhere. The PostgreSQL tests use the cluster `.ci/run` starts
+(MIXLINE_TEST_PG) or start a throwaway one themselves (tests/pgcluster.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mixline.errors import ConfigError, ReadOnlyError, StoreError
+from mixline.store import Store
+from mixline.store.lake import parse, redact_url
+from mixline.store.select import run_user_query
+
+pytest.importorskip("duckdb_extension_ducklake", reason="DuckLake tests need `pip install mixline[lake]`")
+
+MEDICAL = "domain_medical/medquad_qa.jsonl.gz"
+WEB = "web/dolma_cc_en_head-0091.jsonl.gz"
+MIX = 'name = "m"\nseed = 3\ntotal_tokens = 30000\n[[groups]]\nname = "all"\nwhere = "TRUE"\nweight = 1.0\n'
+
+
+def cli(store: str | Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "mixline.pipelines.cli", "--store", str(store), *args]
+
+
+def run(store: str | Path, *args: str) -> dict | list:
+    res = subprocess.run(cli(store, *args, "--json"), capture_output=True, text=True)
+    assert res.returncode == 0, (args, res.stderr)
+    return json.loads(res.stdout)
+
+
+_WORDS = ("the river town market people walked along water morning bread were with their from children "
+          "and into small boats old bridge before evening light over hills while farmers carried baskets "
+          "of apples down narrow streets where a baker sold warm loaves to travellers who had come far").split()
+
+
+def _jsonl(path: Path, n: int, tag: str) -> Path:
+    """n distinct prose-like documents that the default web filters keep."""
+    import random
+
+    with path.open("w") as fh:
+        for i in range(n):
+            rng = random.Random(f"{tag}-{i}")
+            sentences = [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(8, 16))).capitalize() + "."
+                         for _ in range(8)]
+            fh.write(json.dumps({"text": f"{tag.capitalize()} note {i}. " + " ".join(sentences)}) + "\n")
+    return path
+
+
+def _medical_subset(realdata: Path, out: Path, n: int) -> Path:
+    import gzip
+
+    with gzip.open(realdata / MEDICAL, "rt") as fh, out.open("w") as dst:
+        for i, line in enumerate(fh):
+            if i >= n:
+                break
+            dst.write(line)
+    return out
+
+
+def _outcome(store: str | Path) -> dict:
+    """What a pipeline decided, in a form that does not depend on where the store lives."""
+    with Store(store, read_only=True) as st:
+        return {
+            "samples": st.execute("SELECT sample_id FROM samples ORDER BY 1").fetchall(),
+            "decisions": st.execute("SELECT sample_id, step, verdict, reason, score FROM decisions ORDER BY ALL").fetchall(),
+            "clusters": st.execute("SELECT sample_id, cluster_id, method, kept FROM clusters ORDER BY ALL").fetchall(),
+            "edges": st.execute("SELECT child_id, parent_id, relation FROM edges ORDER BY ALL").fetchall(),
+            "redactions": st.execute('SELECT sample_id, entity_type, "start", "end" FROM redactions ORDER BY ALL').fetchall(),
+        }
+
+
+def test_a_sqlite_lake_gives_the_single_file_stores_results_on_real_data(tmp_path: Path, realdata: Path) -> None:
+    med = _medical_subset(realdata, tmp_path / "med.jsonl", 1500)
+    (tmp_path / "mix.toml").write_text(MIX)
+    file_store = tmp_path / "one.duckdb"
+    lake_url = "sqlite:///" + str(tmp_path / "cat.sqlite")  # an absolute path after the third slash
+    out = run(lake_url, "init", "--catalog", lake_url)
+    assert out["backend"] == "sqlite" and out["schema_version"] >= 11
+    mixes = []
+    for store in (file_store, lake_url):
+        run(store, "ingest", str(med), "--kind", "domain", "--domain", "medical", "--text-field", "answer", "--quiet")
+        run(store, "ingest", str(realdata / WEB), "--kind", "web", "--quiet")
+        run(store, "curate", "--quiet")
+        mixes.append(run(store, "mix", "build", str(tmp_path / "mix.toml"))["mix_id"])
+    assert mixes[0] == mixes[1]
+    a, b = _outcome(file_store), _outcome(lake_url)
+    assert len(a["decisions"]) > 1500 and any(r[2] == "dropped" for r in a["decisions"])
+    for key in a:
+        assert a[key] == b[key], key
+    assert list((tmp_path / "cat.sqlite.files").rglob("*.parquet")), "the lake's rows live in Parquet files"
+
+
+def test_time_travel_rebuilds_a_mix_at_its_snapshot(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "cat.sqlite")
+    run(url, "init", "--catalog", url)
+    run(url, "ingest", str(_jsonl(tmp_path / "a.jsonl", 300, "alpha")), "--kind", "web", "--quiet")
+    run(url, "curate", "--quiet")
+    (tmp_path / "mix.toml").write_text(MIX)
+    first = run(url, "mix", "build", str(tmp_path / "mix.toml"))
+    shown = run(url, "mix", "show", first["mix_id"])
+    snap = shown["snapshot_id"]
+    assert isinstance(snap, int) and snap > 0
+    runs = run(url, "runs")
+    assert all(r["snapshot_id"] is not None for r in runs if r["status"] == "ok")
+    assert len({r["snapshot_id"] for r in runs if r["status"] == "ok"}) == len([r for r in runs if r["status"] == "ok"])
+    # New data and a new curation run change what the recipe selects now...
+    run(url, "ingest", str(_jsonl(tmp_path / "b.jsonl", 300, "beta")), "--kind", "web", "--quiet")
+    run(url, "curate", "--quiet")
+    now = run(url, "mix", "build", str(tmp_path / "mix.toml"))
+    assert now["mix_id"] != first["mix_id"]
+    # ...and the same recipe at the first mix's snapshot gives the first mix back.
+    again = run(url, "mix", "build", str(tmp_path / "mix.toml"), "--snapshot", str(snap))
+    assert again["mix_id"] == first["mix_id"] and again["created"] is False
+    with Store(url, at_snapshot=snap) as old:
+        assert old.scalar("SELECT count(*) FROM samples WHERE text LIKE 'beta%'") == 0
+    bad = subprocess.run(cli(url, "mix", "build", str(tmp_path / "mix.toml"), "--snapshot", "99999"),
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "snapshot 99999 does not exist" in bad.stderr
+
+
+def test_single_file_stores_refuse_time_travel_and_catalog_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="time travel needs a DuckLake store"):
+        Store(tmp_path / "s.duckdb", at_snapshot=1)
+    with pytest.raises(StoreError, match="no DuckLake catalog"):
+        Store("sqlite:///" + str(tmp_path / "missing.sqlite"))
+    with pytest.raises(ConfigError, match="sqlite:///relative"):
+        parse("sqlite://x.sqlite")
+    res = subprocess.run(cli(tmp_path / "s.duckdb", "init", "--catalog", "postgresql://u:hunter2@127.0.0.1:1/x"),
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "--data-path" in res.stderr
+    assert redact_url("postgresql://u:hunter2@h:5/db") == "postgresql://u:***@h:5/db"
+
+
+def test_sql_on_a_lake_reads_tables_but_not_files_or_the_key(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "cat.sqlite")
+    run(url, "init", "--catalog", url)
+    run(url, "ingest", str(_jsonl(tmp_path / "a.jsonl", 200, "alpha")), "--kind", "web", "--quiet")
+    assert run_user_query(url, "SELECT count(*) AS n FROM samples")[0]["n"] == 200
+    files = sorted((tmp_path / "cat.sqlite.files").rglob("*.parquet"))
+    assert files
+    with pytest.raises(ReadOnlyError, match="not files"):
+        run_user_query(url, f"SELECT * FROM '{files[0]}'")
+    with pytest.raises(ReadOnlyError, match="refused"):
+        run_user_query(url, f"SELECT * FROM read_parquet('{files[0]}')")
+    with pytest.raises(ReadOnlyError, match="hidden"):
+        run_user_query(url, "SELECT * FROM store_secrets")
+
+
+def test_concurrent_sqlite_writers_both_commit_or_one_fails_cleanly(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "cat.sqlite")
+    run(url, "init", "--catalog", url)
+    procs = [subprocess.Popen(cli(url, "ingest", str(_jsonl(tmp_path / f"{t}.jsonl", 3000, t)), "--kind", "web",
+                                  "--source", t, "--quiet"), stderr=subprocess.PIPE, text=True) for t in ("left", "right")]
+    errs = [p.communicate()[1] for p in procs]
+    ok = [p.returncode == 0 for p in procs]
+    assert any(ok)
+    for good, err in zip(ok, errs, strict=True):
+        if not good:
+            assert "nothing of this run was written" in err, err
+    with Store(url, read_only=True) as st:
+        per = dict(st.execute("SELECT source, count(*) FROM samples GROUP BY 1").fetchall())
+        assert per == {t: 3000 for t, g in zip(("left", "right"), ok, strict=True) if g}
+        assert st.scalar("SELECT count(*) - count(DISTINCT sample_id) FROM samples") == 0
+        statuses = sorted(r[0] for r in st.execute("SELECT status FROM runs WHERE kind = 'ingest'").fetchall())
+        assert statuses == sorted("ok" if g else "failed" for g in ok)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server: $MIXLINE_TEST_PG (from .ci/run), else a throwaway cluster."""
+    env = os.environ.get("MIXLINE_TEST_PG")
+    if env:
+        yield env.rstrip("/")
+        return
+    sys.path.insert(0, str(Path(__file__).parent))
+    import pgcluster
+
+    why = pgcluster.available()
+    if why is not None:
+        if os.environ.get("MIXLINE_REQUIRE_PG"):
+            pytest.fail(f"MIXLINE_REQUIRE_PG is set but no PostgreSQL cluster can start: {why}")
+        pytest.skip(why)
+    folder = Path("/tmp") / f"mixline-pg-{uuid.uuid4().hex[:8]}"
+    base = pgcluster.start(folder, dbs=())
+    try:
+        yield base
+    finally:
+        pgcluster.stop(folder)
+
+
+@pytest.fixture
+def pg_url(pg_base: str, tmp_path: Path) -> str:
+    sys.path.insert(0, str(Path(__file__).parent))
+    import pgcluster
+
+    url = pgcluster.create_db(pg_base, f"t_{uuid.uuid4().hex[:10]}")
+    data = tmp_path / "lake-data"
+    run(url, "init", "--catalog", url, "--data-path", str(data))
+    return url
+
+
+def test_postgres_two_ingests_at_once_both_commit(pg_url: str, tmp_path: Path) -> None:
+    files = {t: _jsonl(tmp_path / f"{t}.jsonl", 20_000, t) for t in ("left", "right")}
+    # One sample in both files: whichever commits second must not store it twice.
+    for f in files.values():
+        with f.open("a") as fh:
+            fh.write(json.dumps({"text": "a sentence both sources carry, the same in each of them, word for word."}) + "\n")
+    procs = [subprocess.Popen(cli(pg_url, "ingest", str(f), "--kind", "web", "--source", t, "--quiet"),
+                              stderr=subprocess.PIPE, text=True) for t, f in files.items()]
+    errs = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    with Store(pg_url, read_only=True) as st:
+        assert st.scalar("SELECT count(*) FROM samples") in (40_001, 40_002)
+        runs = st.rows(f"SELECT status, snapshot_id FROM {st.runs_sql()} WHERE kind = 'ingest'")
+        assert [r["status"] for r in runs] == ["ok", "ok"] and len({r["snapshot_id"] for r in runs}) == 2
+        assert st.scalar("SELECT count(*) FROM sample_origins") == 40_002
+
+
+def test_postgres_trace_and_stats_work_while_a_curate_runs(pg_url: str, tmp_path: Path) -> None:
+    subprocess.run(cli(pg_url, "ingest", str(_jsonl(tmp_path / "a.jsonl", 20_000, "alpha")), "--kind", "web",
+                       "--quiet"), check=True)
+    with Store(pg_url, read_only=True) as st:
+        sid = st.scalar("SELECT sample_id FROM samples ORDER BY sample_id LIMIT 1")
+    writer = subprocess.Popen(cli(pg_url, "curate", "--quiet"))
+    reads = 0
+    try:
+        while writer.poll() is None:
+            t = time.monotonic()
+            out = run(pg_url, "trace", sid)
+            assert isinstance(out, dict) and out["sample"]["sample_id"] == sid
+            stats = run(pg_url, "stats")
+            assert stats["samples"] == 20_000
+            reads += 1
+            assert time.monotonic() - t < 30
+    finally:
+        writer.wait()
+    assert writer.returncode == 0
+    assert reads >= 2, "the readers must have run while the curate wrote"
+    with Store(pg_url, read_only=True) as st:
+        assert st.scalar("SELECT count(DISTINCT sample_id) FROM decisions") == 20_000
+        assert st.scalar("SELECT status FROM runs WHERE kind = 'curate'") == "ok"
+
+
+def test_postgres_password_never_reaches_messages_or_runs(pg_base: str) -> None:
+    url = pg_base.replace("postgres@", "postgres:sekrit-pw@") + "/does_not_exist"
+    res = subprocess.run(cli(url, "stats"), capture_output=True, text=True)
+    assert res.returncode != 0 and "sekrit-pw" not in res.stderr + res.stdout
+    assert "***" in res.stderr or "does_not_exist" in res.stderr
