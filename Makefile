@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "mixline needs Python 3.11; set PYTHON=/path/to/python3.11"'
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e ".[dev]"
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e ".[dev,lake,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -25,7 +25,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 
@@ -61,15 +60,13 @@ class LakeTarget:
         return None
 
 
-def redact_url(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"(?i)password=\S+", "password=***", url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return re.sub(r"(?i)password=\S+", "password=***", url)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s\"']+:)[^@\s\"']+@")
+_KV_PASSWORD = re.compile(r"(?i)(password\s*=\s*)[^\s\"']+")
+
+
+def redact_url(text: str) -> str:
+    """A URL, or any message quoting one, with passwords replaced."""
+    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
 
 def parse(url: str) -> LakeTarget:

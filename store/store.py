@@ -432,12 +432,24 @@ class Store:
                 now = datetime.now(UTC).replace(tzinfo=None)
                 if lake_mode:
                     if not self._in_tx:  # inside an outer transaction, the outer run records the failure
-                        self.execute(insert, row(status, now, safe_message(exc)))
+                        self._insert_retrying(insert, row(status, now, safe_message(exc)))
                 else:
                     self.execute(finish, [now, status, canonical_json(run.stats), safe_message(exc), run.run_id])
             emit("ABORT" if interrupted else "FAIL", safe_message(exc))
             raise
         emit("COMPLETE")
+
+    def _insert_retrying(self, sql: str, params: list[Any], tries: int = 8) -> None:
+        """A small write that another writer may briefly block (a SQLite catalog is locked while
+        one commits): retried with backoff."""
+        for i in range(tries):
+            try:
+                self.execute(sql, params)
+                return
+            except duckdb.Error:
+                if i == tries - 1:
+                    raise
+                time.sleep(0.1 * 2 ** i)
 
     def _lineage_events(self) -> Any:
         """The OpenLineage emitter when one is configured (see `store.openlineage`), else None."""

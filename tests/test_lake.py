@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mixline.errors import ConfigError, ReadOnlyError, StoreError
 from mixline.store import Store
 from mixline.store.lake import parse, redact_url
 from mixline.store.select import run_user_query
+
+from mixline.errors import ConfigError, ReadOnlyError, StoreError
 
 pytest.importorskip("duckdb_extension_ducklake", reason="DuckLake tests need `pip install mixline[lake]`")
 
@@ -38,9 +39,7 @@ def run(store: str | Path, *args: str) -> dict | list:
     return json.loads(res.stdout)
 
 
-_WORDS = ("the river town market people walked along water morning bread were with their from children "
-          "and into small boats old bridge before evening light over hills while farmers carried baskets "
-          "of apples down narrow streets where a baker sold warm loaves to travellers who had come far").split()
+_WORDS = ["the", "river", "town", "market", "people", "walked", "along", "water", "morning", "bread", "were", "with", "their", "from", "children", "and", "into", "small", "boats", "old", "bridge", "before", "evening", "light", "over", "hills", "while", "farmers", "carried", "baskets", "of", "apples", "down", "narrow", "streets", "where", "a", "baker", "sold", "warm", "loaves", "to", "travellers", "who", "had", "come", "far"]
 
 
 def _jsonl(path: Path, n: int, tag: str) -> Path:
