@@ -129,11 +129,39 @@ class Filter(Step):
 
 
 class GlobalStep(Step):
+    """A step that decides over every selected sample at once.
+
+    Its reduce is split so that the expensive part can be distributed: `shuffle_rows` turns
+    features into rows with a 64-bit `key` (rows with the same key must meet), `pairs_among`
+    finds candidate pairs among rows that share a partition of keys, and `resolve_pairs`
+    joins the pairs into clusters and picks the copy to keep. In-process, all rows are one
+    partition; on Ray, rows are hash-partitioned by key and each partition is a task. Rows
+    reach `pairs_among` sorted by `row`, so the pairs do not depend on the partitioning.
+    """
+
+    # True when shuffle_rows needs every sample at once (k-means), so the driver computes it.
+    shuffle_needs_all: ClassVar[bool] = False
+
     @abstractmethod
     def features(self, batch: pa.Table) -> pa.Table:
         """Per-sample features for the reduce phase; must include `sample_id`."""
 
-    @abstractmethod
+    def shuffle_rows(self, features: pa.Table) -> pa.Table:
+        """Rows for the pair search: `row` (index into features), `key` (uint64), and any
+        columns `pairs_among` reads."""
+        raise NotImplementedError(f"step {self.name} has no distributed pair search")
+
+    def pairs_among(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate pairs (values of `row`) among rows sorted by `row` whose keys fall in
+        one partition: every row of a key is present."""
+        raise NotImplementedError(f"step {self.name} has no distributed pair search")
+
+    def resolve_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray, order: np.ndarray,
+                      anchors: np.ndarray | None = None, kinds: list[str] | None = None,
+                      depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+        """Clusters from candidate pairs, and the copy kept in each."""
+        raise NotImplementedError(f"step {self.name} has no distributed pair search")
+
     def reduce(self, features: pa.Table, order: np.ndarray, anchors: np.ndarray | None = None,
                kinds: list[str] | None = None, depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
         """Decide over all features, row-aligned with them.
@@ -141,6 +169,13 @@ class GlobalStep(Step):
         `order[i]` ranks row i (lower is preferred when keeping a copy); `anchors` marks
         samples kept by earlier runs, which always win; `depths` are synthetic depths.
         """
+        a, b = self.pairs_among(self.shuffle_rows(features))
+        return self.resolve_pairs(features, a, b, order, anchors, kinds, depths)
+
+
+def _rows_by_key(rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    return (rows.column("row").to_numpy().astype(np.int64, copy=False),
+            rows.column("key").to_numpy().astype(np.uint64, copy=False))
 
 
 @dataclass

@@ -68,10 +68,13 @@ def _default_device() -> str:
         return "cpu"
 
 
-def cached_embeddings(store: Store, embedder: Embedder, hashes: list[str], texts: list[str]) -> np.ndarray:
-    """Vectors for texts, from the store's cache where present; new ones are cached."""
+def cached_embeddings(store: Store | None, embedder: Embedder, hashes: list[str], texts: list[str]) -> np.ndarray:
+    """Vectors for texts, from the store's cache where present; new ones are cached. With no
+    store (a Ray worker), every text is embedded."""
     if not hashes:
         return np.zeros((0, 384), np.float32)
+    if store is None:
+        return np.asarray(embedder.encode(texts), dtype=np.float32)
     store.con.register("_want", pa.table({"h": hashes}))
     try:
         got = store.execute(

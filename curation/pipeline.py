@@ -56,176 +56,318 @@ class CurateResult:
         return out
 
 
-class _Decisions:
-    """Decision, cluster and annotation rows of a run, appended in bulk per batch."""
+Sink = Callable[[str, pa.Table], None]
 
-    def __init__(self, store: Store, run_id: str) -> None:
-        self.store = store
+
+class _Decisions:
+    """Decision, cluster and annotation rows of a run, handed in bulk per batch to a sink:
+    the store itself (in-process), or Parquet shards that the driver registers (Ray)."""
+
+    def __init__(self, sink: Sink, run_id: str) -> None:
+        self.sink = sink
         self.run_id = run_id
         self.langs: list[tuple[str, str | None]] = []
 
-    def add(self, step: str, ids: pa.Array | list[str], v: Verdicts, only: np.ndarray | None = None) -> None:
+    def add(self, step: str, ids: pa.Array | list[str], v: Verdicts, only: np.ndarray | None = None,
+            rewritten: set[int] | None = None) -> None:
         ids_list = ids.to_pylist() if isinstance(ids, pa.Array | pa.ChunkedArray) else list(ids)
         idx = np.arange(len(ids_list)) if only is None else np.flatnonzero(only)
         if not len(idx):
             return
         keep = v.keep[idx]
         scores = v.scores[idx].tolist() if v.scores is not None else [None] * len(idx)
-        self.store.append("decisions", pa.table({
+        rewritten = rewritten or set()
+        self.sink("decisions", pa.table({
             "run_id": pa.array([self.run_id] * len(idx), pa.string()),
             "sample_id": pa.array([ids_list[i] for i in idx.tolist()], pa.string()),
             "step": pa.array([step] * len(idx), pa.string()),
-            "verdict": pa.array(["kept" if k else "dropped" for k in keep.tolist()], pa.string()),
+            "verdict": pa.array(["rewritten" if i in rewritten else "kept" if k else "dropped"
+                                 for i, k in zip(idx.tolist(), keep.tolist(), strict=True)], pa.string()),
             "reason": pa.array([v.reasons[i] for i in idx.tolist()], pa.string()),
             "score": pa.array(scores, pa.float64()),
         }))
 
     def clusters(self, method: str, c: Clusters) -> None:
         if c.sample_ids:
-            self.store.append("clusters", pa.table({
+            self.sink("clusters", pa.table({
                 "run_id": [self.run_id] * len(c.sample_ids), "sample_id": c.sample_ids,
                 "cluster_id": c.cluster_ids, "method": [method] * len(c.sample_ids), "kept": c.kept,
             }))
 
 
+CHILDREN_SCHEMA = pa.schema([("child_id", pa.string()), ("parent_id", pa.string()), ("text", pa.string()),
+                             ("messages", pa.string()), ("content_hash", pa.string())])
+
+
+class StoreSink:
+    """Writes a run's rows into the store. Scrubbed or rewritten children copy their parent's
+    source, kind and depth from the store; edges get their integer keys."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+
+    def __call__(self, table: str, data: pa.Table) -> None:
+        if data.num_rows == 0:
+            return
+        if table == "children":
+            self.store.con.register("_children", data)
+            try:
+                self.store.execute(CHILDREN_SQL.format(src="_children"), [self.run_id])
+            finally:
+                self.store.con.unregister("_children")
+        elif table == "edges":
+            self.store.add_edges(data)
+        else:
+            self.store.append(table, data)
+
+
+CHILDREN_SQL = """
+    INSERT INTO samples (sample_id, source_id, source, kind, text, messages, content_hash, lang, domain,
+                         n_chars, synth_depth, created_run_id)
+    SELECT DISTINCT ON (c.child_id) c.child_id, p.source_id, p.source, p.kind, c.text, c.messages, c.content_hash,
+           p.lang, p.domain, length(c.text), p.synth_depth, ?
+    FROM {src} c JOIN samples p ON p.sample_id = c.parent_id
+    WHERE NOT EXISTS (SELECT 1 FROM samples x WHERE x.sample_id = c.child_id)"""
+
+
+@dataclass
+class Plan:
+    """A run's selection, materialised as the temp table `_sel`, and how steps read it."""
+
+    recipe: Recipe
+    steps: list[Any]
+    filters: list[Filter | Rewriter]
+    globals_: list[GlobalStep]
+    where_col: dict[int, str]
+    total: int
+
+    def batches(self) -> range:
+        return range(0, self.total, self.recipe.batch_size)
+
+
+def select(store: Store, recipe: Recipe, steps: list[Any], where: str | None, new_only: bool) -> Plan:
+    """Materialise the run's selection (new samples plus earlier runs' kept samples as dedup anchors)."""
+    filters = [s for s in steps if isinstance(s, Filter | Rewriter)]
+    globals_ = [s for s in steps if isinstance(s, GlobalStep)]
+    pred = scope(store, where, "s")
+    # The guard is outside the user's selection, which is a semi-join (see store/select.py).
+    cond = f"s.kind <> 'eval' AND {pred}"
+    if new_only:
+        cond += " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.sample_id = s.sample_id)"
+    extra = sorted({c for s in steps for c in s.columns} - {"url", "prompt_text", "domain"})
+    derived = ", (SELECT any_value(o.url) FROM sample_origins o WHERE o.sample_id = s.sample_id) AS url" \
+        if any("url" in s.columns for s in steps) else ""
+    if any("prompt_text" in s.columns for s in steps):
+        # The text a generated sample was prompted with (or rewritten from), for copy checks.
+        derived += """, (SELECT any_value(p.text) FROM edges e JOIN samples p ON p.sample_id = e.parent_id
+                     WHERE e.child_key = ('0x' || substr(s.sample_id, 1, 16))::UBIGINT AND e.child_id = s.sample_id
+                       AND e.relation IN ('prompted_by', 'generated_from')) AS prompt_text"""
+    # Each scoped step's `where`, evaluated once per sample as a semi-join column.
+    scope_cols = {i: f"_scope_{i}" for i, st_ in enumerate(steps) if st_.where is not None}
+    derived += "".join(f", {scope(store, steps[i].where, 's')} AS {c}" for i, c in scope_cols.items())
+    where_col = {id(steps[i]): c for i, c in scope_cols.items()}
+    anchors_sql = ""
+    if globals_:
+        anchors_sql = f"""UNION ALL SELECT st.sample_id, TRUE FROM sample_status st JOIN samples s USING (sample_id)
+            WHERE st.status = 'kept' AND NOT ({cond})"""
+    # Materialised first: a streaming result would be closed by the writes below.
+    store.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _sel AS
+        WITH pick AS (SELECT s.sample_id, FALSE AS anchor FROM samples s WHERE {cond} {anchors_sql})
+        SELECT s.sample_id, s.text, s.kind, s.domain, s.synth_depth, pick.anchor{''.join(', s.' + c for c in extra)}{derived},
+               row_number() OVER (ORDER BY {recipe.order_sql()}) AS rank,
+               row_number() OVER (ORDER BY s.sample_id) AS _page
+        FROM samples s JOIN pick USING (sample_id) LEFT JOIN runs r ON r.run_id = s.created_run_id""")
+    total = int(store.scalar("SELECT count(*) FROM _sel"))
+    return Plan(recipe, steps, filters, globals_, where_col, total)
+
+
+def read_batch(store: Store, plan: Plan, lo: int) -> pa.Table:
+    return store.execute("SELECT * EXCLUDE (_page) FROM _sel WHERE _page > ? AND _page <= ? ORDER BY _page",
+                         [lo, lo + plan.recipe.batch_size]).to_arrow_table()
+
+
+@dataclass
+class BatchResult:
+    """What one batch leaves for the reduce: its surviving rows (new and anchors) and, per
+    global step, the positions in scope and their features."""
+
+    selected: int
+    alive: pa.Table  # sample_id, rank, anchor, kind, synth_depth
+    positions: list[np.ndarray]
+    features: list[pa.Table]
+
+
+POP_COLUMNS = ["sample_id", "rank", "anchor", "kind", "synth_depth"]
+
+
+def process_batch(plan: Plan, batch: pa.Table, rec: _Decisions) -> BatchResult:
+    """Filters and rewriters over one batch, then the global steps' map phase. Every row it
+    writes goes through `rec` and its sink, so it runs the same in-process and on a worker."""
+    anchor = batch.column("anchor").to_numpy(zero_copy_only=False)
+    new = batch.filter(pc.invert(batch.column("anchor")))
+    selected = new.num_rows
+    for f in plan.filters:
+        if new.num_rows == 0:
+            break
+        mask = f.in_scope(new, plan.where_col.get(id(f)))
+        if not mask.any():
+            continue
+        inside = new if mask.all() else new.filter(pa.array(mask))
+        outside = None if mask.all() else new.filter(pa.array(~mask))
+        if isinstance(f, Rewriter):
+            inside = _apply_rewriter(f, inside, rec)
+        else:
+            v = f.decide(inside)
+            rec.add(f.step_name, inside.column("sample_id"), v)
+            if "lang" in v.annotations:
+                rec.sink("langs", pa.table({"sample_id": inside.column("sample_id"),
+                                            "lang": pa.array(v.annotations["lang"], pa.string())}))
+            inside = inside.filter(pa.array(v.keep))
+        new = inside if outside is None else pa.concat_tables([outside, inside])
+    alive = pa.concat_tables([batch.filter(pa.array(anchor)), new]) if anchor.any() else new
+    positions, features = [], []
+    for g in plan.globals_:
+        gmask = g.in_scope(alive, plan.where_col.get(id(g)))
+        positions.append(np.flatnonzero(gmask))
+        features.append(g.features(alive if gmask.all() else alive.filter(pa.array(gmask))))
+    return BatchResult(selected, alive.select(POP_COLUMNS), positions, features)
+
+
+@dataclass
+class Population:
+    """Every batch's surviving rows in batch order, and the global steps' features, as the
+    reduce sees them."""
+
+    ids: list[str]
+    rank: np.ndarray
+    anchors: np.ndarray
+    kinds: list[str]
+    depths: np.ndarray
+    positions: list[np.ndarray]  # per global step: positions in the population
+    features: list[pa.Table | None]
+
+    @classmethod
+    def gather(cls, results: list[BatchResult], n_globals: int) -> Population:
+        pop = pa.concat_tables([r.alive for r in results]) if results else pa.table({c: [] for c in POP_COLUMNS})
+        sizes = np.array([r.alive.num_rows for r in results], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])[:-1] if len(sizes) else np.zeros(0, np.int64)
+        positions, features = [], []
+        for i in range(n_globals):
+            parts = [off + r.positions[i] for off, r in zip(offsets.tolist(), results, strict=True)]
+            positions.append(np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64))
+            tabs = [r.features[i] for r in results]
+            features.append(pa.concat_tables(tabs) if tabs else None)
+        return cls(pop.column("sample_id").to_pylist(), np.asarray(pop.column("rank").to_pylist(), dtype=np.int64),
+                   np.asarray(pop.column("anchor").to_pylist(), dtype=bool), pop.column("kind").to_pylist(),
+                   np.asarray(pop.column("synth_depth").to_pylist(), dtype=np.int64), positions, features)
+
+
+PairSearch = Callable[[int, GlobalStep, pa.Table, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def reduce_globals(plan: Plan, pop: Population, rec: _Decisions, pairs: PairSearch | None = None) -> None:
+    """The global steps' reduce, in recipe order; a sample one step drops is not seen by the next.
+
+    `pairs(i, step, sub, rows, alive_rows)` may search candidate pairs elsewhere (Ray);
+    by default each step searches its features in-process.
+    """
+    live = np.ones(len(pop.ids), dtype=bool)
+    for i, g in enumerate(plan.globals_):
+        table = pop.features[i]
+        if table is None or table.num_rows == 0:
+            continue
+        pos = pop.positions[i]
+        alive_rows = np.flatnonzero(live[pos])
+        idx = pos[alive_rows]
+        sub = table.take(pa.array(alive_rows))
+        kinds = [pop.kinds[j] for j in idx.tolist()]
+        if pairs is None:
+            v, clusters = g.reduce(sub, pop.rank[idx], pop.anchors[idx], kinds, pop.depths[idx])
+        else:
+            a, b = pairs(i, g, sub, alive_rows, idx)
+            v, clusters = g.resolve_pairs(sub, a, b, pop.rank[idx], pop.anchors[idx], kinds, pop.depths[idx])
+        rec.add(g.step_name, sub.column("sample_id"), v, only=~pop.anchors[idx])
+        rec.clusters(g.name.removesuffix("_dedup"), clusters)
+        live[idx[~v.keep]] = False
+
+
+def finish(store: Store, plan: Plan, run: Any, selected: int, langs: pa.Table | None,
+           prints: list[tuple[str, str]]) -> CurateResult:
+    """Annotations and fingerprints, then the run's counters from its decision rows."""
+    store.execute("DROP TABLE IF EXISTS _sel")
+    if prints:
+        store.append("pii_fingerprints", pa.table({
+            "fingerprint": [a for a, _ in prints], "entity_type": [b for _, b in prints],
+            "run_id": [run.run_id] * len(prints)}))
+    if langs is not None and langs.num_rows:
+        store.con.register("_langs", langs)
+        try:
+            store.execute("UPDATE samples SET lang = l.lang FROM _langs l WHERE samples.sample_id = l.sample_id")
+        finally:
+            store.con.unregister("_langs")
+    result = summarize(store, run.run_id, selected)
+    run.stats.update({"selected": result.selected, "kept": result.kept, "dropped": result.dropped,
+                      "rewritten": result.rewritten,
+                      # Counts per step and drop reason, for `runs` and the OpenLineage run facet.
+                      "steps": {s["step"]: {"kept": s["kept"], "dropped": s["dropped"], "reasons": s["reasons"]}
+                                for s in result.steps}})
+    return result
+
+
 def curate(store: Store, recipe: Recipe | None = None, where: str | None = None, *, new_only: bool = False,
-           progress: Progress | None = None, dry_run: bool = False, examples: int = 3) -> CurateResult:
+           progress: Progress | None = None, dry_run: bool = False, examples: int = 3,
+           executor: Any = None) -> CurateResult:
     """Run a recipe (the built-in default when None) over `--where` samples, as one run.
 
     With `dry_run`, the run is computed in full and then rolled back: the store is left as it
     was (no decisions, no scrubbed children, no runs row), and the result also carries keep
     rates per kind and source and up to `examples` PII-scrubbed excerpts per drop reason.
+    With `executor` (a `curation.distributed.RayExecutor`), batches and the dedup pair search
+    run on Ray; decisions, ids and clusters are the same as in-process.
     """
     try:
-        return _curate(store, recipe, where, new_only, progress, dry_run, examples)
+        return _curate(store, recipe, where, new_only, progress, dry_run, examples, executor)
     except Rollback as rb:
         result: CurateResult = rb.payload
         return result
 
 
 def _curate(store: Store, recipe: Recipe | None, where: str | None, new_only: bool,
-            progress: Progress | None, dry_run: bool, examples: int) -> CurateResult:
+            progress: Progress | None, dry_run: bool, examples: int, executor: Any) -> CurateResult:
     recipe = recipe or Recipe.default()
     steps = recipe.build()
-    filters = [s for s in steps if isinstance(s, Filter | Rewriter)]
-    globals_ = [s for s in steps if isinstance(s, GlobalStep)]
-    pred = scope(store, where, "s")
     config = {"recipe": recipe.config(), "where": where, "new_only": new_only}
     with store.run("curate", f"curate_{recipe.name}", config) as run:
         ctx = Context(store, run.run_id)
         for s in steps:
             s.prepare(ctx)
-        rec = _Decisions(store, run.run_id)
-        # The guard is outside the user's selection, which is a semi-join (see store/select.py).
-        cond = f"s.kind <> 'eval' AND {pred}"
-        if new_only:
-            cond += " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.sample_id = s.sample_id)"
-        extra = sorted({c for s in steps for c in s.columns} - {"url", "prompt_text", "domain"})
-        derived = ", (SELECT any_value(o.url) FROM sample_origins o WHERE o.sample_id = s.sample_id) AS url" \
-            if any("url" in s.columns for s in steps) else ""
-        if any("prompt_text" in s.columns for s in steps):
-            # The text a generated sample was prompted with (or rewritten from), for copy checks.
-            derived += """, (SELECT any_value(p.text) FROM edges e JOIN samples p ON p.sample_id = e.parent_id
-                         WHERE e.child_key = ('0x' || substr(s.sample_id, 1, 16))::UBIGINT AND e.child_id = s.sample_id
-                           AND e.relation IN ('prompted_by', 'generated_from')) AS prompt_text"""
-        # Each scoped step's `where`, evaluated once per sample as a semi-join column.
-        scope_cols = {i: f"_scope_{i}" for i, st_ in enumerate(steps) if st_.where is not None}
-        derived += "".join(f", {scope(store, steps[i].where, 's')} AS {c}" for i, c in scope_cols.items())
-        where_col = {id(steps[i]): c for i, c in scope_cols.items()}
-        anchors_sql = ""
-        if globals_:
-            anchors_sql = f"""UNION ALL SELECT st.sample_id, TRUE FROM sample_status st JOIN samples s USING (sample_id)
-                WHERE st.status = 'kept' AND NOT ({cond})"""
-        # Materialised first: a streaming result would be closed by the writes below.
-        store.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _sel AS
-            WITH pick AS (SELECT s.sample_id, FALSE AS anchor FROM samples s WHERE {cond} {anchors_sql})
-            SELECT s.sample_id, s.text, s.kind, s.domain, s.synth_depth, pick.anchor{''.join(', s.' + c for c in extra)}{derived},
-                   row_number() OVER (ORDER BY {recipe.order_sql()}) AS rank,
-                   row_number() OVER (ORDER BY s.sample_id) AS _page
-            FROM samples s JOIN pick USING (sample_id) LEFT JOIN runs r ON r.run_id = s.created_run_id""")
-        total = int(store.scalar("SELECT count(*) FROM _sel"))
-        feats: dict[int, list[pa.Table]] = {i: [] for i in range(len(globals_))}
-        gpos: dict[int, list[np.ndarray]] = {i: [] for i in range(len(globals_))}
-        pop: dict[str, list[Any]] = {"ids": [], "rank": [], "anchor": [], "kind": [], "depth": []}
-        selected = 0
-        for lo in range(0, total, recipe.batch_size):
-            batch = store.execute("SELECT * EXCLUDE (_page) FROM _sel WHERE _page > ? AND _page <= ? ORDER BY _page",
-                                  [lo, lo + recipe.batch_size]).to_arrow_table()
-            anchor = batch.column("anchor").to_numpy(zero_copy_only=False)
-            new = batch.filter(pc.invert(batch.column("anchor")))
-            selected += new.num_rows
-            for f in filters:
-                if new.num_rows == 0:
-                    break
-                mask = f.in_scope(new, where_col.get(id(f)))
-                if not mask.any():
-                    continue
-                inside = new if mask.all() else new.filter(pa.array(mask))
-                outside = None if mask.all() else new.filter(pa.array(~mask))
-                if isinstance(f, Rewriter):
-                    inside = _apply_rewriter(store, run.run_id, f, inside, rec)
-                else:
-                    v = f.decide(inside)
-                    rec.add(f.step_name, inside.column("sample_id"), v)
-                    if "lang" in v.annotations:
-                        rec.langs.extend(zip(inside.column("sample_id").to_pylist(), v.annotations["lang"], strict=True))
-                    inside = inside.filter(pa.array(v.keep))
-                new = inside if outside is None else pa.concat_tables([outside, inside])
-            alive = pa.concat_tables([batch.filter(pa.array(anchor)), new]) if anchor.any() else new
-            offset = len(pop["ids"])
-            for i, g in enumerate(globals_):
-                gmask = g.in_scope(alive, where_col.get(id(g)))
-                gpos[i].append(offset + np.flatnonzero(gmask))
-                feats[i].append(g.features(alive if gmask.all() else alive.filter(pa.array(gmask))))
-            pop["ids"] += alive.column("sample_id").to_pylist()
-            pop["rank"] += alive.column("rank").to_pylist()
-            pop["anchor"] += alive.column("anchor").to_pylist()
-            pop["kind"] += alive.column("kind").to_pylist()
-            pop["depth"] += alive.column("synth_depth").to_pylist()
-            if progress is not None:
-                progress(batch.num_rows)
-        live = np.ones(len(pop["ids"]), dtype=bool)
-        rank = np.asarray(pop["rank"], dtype=np.int64)
-        anchors = np.asarray(pop["anchor"], dtype=bool)
-        depths = np.asarray(pop["depth"], dtype=np.int64)
-        for i, g in enumerate(globals_):
-            table = pa.concat_tables(feats[i]) if feats[i] else None
-            if table is None or table.num_rows == 0:
-                continue
-            pos = np.concatenate(gpos[i])
-            alive_rows = np.flatnonzero(live[pos])
-            idx = pos[alive_rows]
-            sub = table.take(pa.array(alive_rows))
-            v, clusters = g.reduce(sub, rank[idx], anchors[idx], [pop["kind"][j] for j in idx.tolist()], depths[idx])
-            rec.add(g.step_name, sub.column("sample_id"), v, only=~anchors[idx])
-            rec.clusters(g.name.removesuffix("_dedup"), clusters)
-            live[idx[~v.keep]] = False
+        plan = select(store, recipe, steps, where, new_only)
+        if executor is not None:
+            selected, langs, prints = executor.run(store, plan, run.run_id, progress)
+        else:
+            sink = StoreSink(store, run.run_id)
+            rec = _Decisions(sink, run.run_id)
+            langs_parts: list[pa.Table] = []
+            rec.sink = lambda t, d: langs_parts.append(d) if t == "langs" else sink(t, d)
+            results = []
+            for lo in plan.batches():
+                batch = read_batch(store, plan, lo)
+                results.append(process_batch(plan, batch, rec))
+                if progress is not None:
+                    progress(batch.num_rows)
+            selected = sum(r.selected for r in results)
+            reduce_globals(plan, Population.gather(results, len(plan.globals_)), rec)
+            langs = pa.concat_tables(langs_parts) if langs_parts else None
+            prints = [p for f in plan.filters for p in (getattr(f, "fingerprints", None) or [])]
         if dry_run:
             raise Rollback(dry_run_report(store, run.run_id, selected, examples))
-        store.execute("DROP TABLE IF EXISTS _sel")
-        for f in filters:
-            prints = getattr(f, "fingerprints", None)
-            if prints:
-                store.append("pii_fingerprints", pa.table({
-                    "fingerprint": [a for a, _ in prints], "entity_type": [b for _, b in prints],
-                    "run_id": [run.run_id] * len(prints)}))
-        if rec.langs:
-            store.con.register("_langs", pa.table({"sample_id": [a for a, _ in rec.langs], "lang": [b for _, b in rec.langs]}))
-            try:
-                store.execute("UPDATE samples SET lang = l.lang FROM _langs l WHERE samples.sample_id = l.sample_id")
-            finally:
-                store.con.unregister("_langs")
-        result = summarize(store, run.run_id, selected)
-        run.stats.update({"selected": result.selected, "kept": result.kept, "dropped": result.dropped,
-                          "rewritten": result.rewritten,
-                          # Counts per step and drop reason, for `runs` and the OpenLineage run facet.
-                          "steps": {s["step"]: {"kept": s["kept"], "dropped": s["dropped"], "reasons": s["reasons"]}
-                                    for s in result.steps}})
+        result = finish(store, plan, run, selected, langs, prints)
     return result
 
 
-def _apply_rewriter(store: Store, run_id: str, step: Rewriter, batch: pa.Table, rec: _Decisions) -> pa.Table:
+def _apply_rewriter(step: Rewriter, batch: pa.Table, rec: _Decisions) -> pa.Table:
     """Record a rewriter's decisions; children replace their parents in the batch."""
     from mixline.store.ids import content_id
 
@@ -233,12 +375,9 @@ def _apply_rewriter(store: Store, run_id: str, step: Rewriter, batch: pa.Table, 
     ids = batch.column("sample_id").to_pylist()
     keep = np.array([not isinstance(r, str) for r in rows], dtype=bool)
     reasons = [r if isinstance(r, str) else (r.reason if isinstance(r, Rewrite) else None) for r in rows]
-    verdict = Verdicts(keep, reasons)
-    rec.add(step.step_name, ids, verdict)
     changed = [i for i, r in enumerate(rows) if isinstance(r, Rewrite)]
+    rec.add(step.step_name, ids, Verdicts(keep, reasons), rewritten=set(changed))
     if changed:
-        store.execute("UPDATE decisions SET verdict = 'rewritten' WHERE run_id = ? AND step = ? AND sample_id IN ("
-                      + ",".join("?" * len(changed)) + ")", [run_id, step.step_name, *[ids[i] for i in changed]])
         children = []
         redactions: dict[str, list[Any]] = {k: [] for k in ("sample_id", "run_id", "entity_type", "start", "end", "detector", "policy")}
         for i in changed:
@@ -248,23 +387,19 @@ def _apply_rewriter(store: Store, run_id: str, step: Rewriter, batch: pa.Table, 
             children.append({"child_id": child, "parent_id": ids[i], "text": r.text, "messages": r.messages,
                              "content_hash": content_id(r.text)})
             for span, policy in r.spans:
-                for k, v in (("sample_id", child), ("run_id", run_id), ("entity_type", span.entity_type),
+                for k, v in (("sample_id", child), ("run_id", rec.run_id), ("entity_type", span.entity_type),
                              ("start", span.start), ("end", span.end), ("detector", span.detector), ("policy", policy)):
                     redactions[k].append(v)
-        store.con.register("_children", pa.Table.from_pylist(children))
-        try:
-            store.execute("""
-                INSERT INTO samples (sample_id, source_id, source, kind, text, messages, content_hash, lang, domain,
-                                     n_chars, synth_depth, created_run_id)
-                SELECT DISTINCT ON (c.child_id) c.child_id, p.source_id, p.source, p.kind, c.text, c.messages, c.content_hash,
-                       p.lang, p.domain, length(c.text), p.synth_depth, ?
-                FROM _children c JOIN samples p ON p.sample_id = c.parent_id
-                WHERE NOT EXISTS (SELECT 1 FROM samples x WHERE x.sample_id = c.child_id)""", [run_id])
-        finally:
-            store.con.unregister("_children")
-        store.add_edges([{"child_id": c["child_id"], "parent_id": c["parent_id"], "relation": step.relation,
-                          "run_id": run_id, "step": step.step_name} for c in children])
-        store.append("redactions", pa.table(redactions))
+        rec.sink("children", pa.Table.from_pylist(children, schema=CHILDREN_SCHEMA))
+        rec.sink("edges", pa.table({"child_id": [c["child_id"] for c in children],
+                                    "parent_id": [c["parent_id"] for c in children],
+                                    "relation": [step.relation] * len(children), "run_id": [rec.run_id] * len(children),
+                                    "step": [step.step_name] * len(children)}))
+        rec.sink("redactions", pa.table({
+            "sample_id": pa.array(redactions["sample_id"], pa.string()), "run_id": pa.array(redactions["run_id"], pa.string()),
+            "entity_type": pa.array(redactions["entity_type"], pa.string()), "start": pa.array(redactions["start"], pa.int32()),
+            "end": pa.array(redactions["end"], pa.int32()), "detector": pa.array(redactions["detector"], pa.string()),
+            "policy": pa.array(redactions["policy"], pa.string())}))
         child_ids = [c["child_id"] for c in children]
         rec.add(step.step_name, child_ids, Verdicts(np.ones(len(child_ids), dtype=bool), [None] * len(child_ids)))
         # Children take their parents' places in the batch.

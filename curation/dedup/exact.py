@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts
+from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts, _rows_by_key
 from mixline.curation.dedup.unionfind import components, pairs_from_groups, resolve
 from mixline.curation.normalize import normal_form
 from xxhash import xxh3_64_intdigest
@@ -29,10 +29,17 @@ class ExactDedup(GlobalStep):
         keys = [xxh3_64_intdigest((normal_form(t) if p.normalize else t).encode()) for t in texts]
         return pa.table({"sample_id": batch.column("sample_id"), "key": pa.array(keys, pa.uint64())})
 
-    def reduce(self, features: pa.Table, order: np.ndarray, anchors: np.ndarray | None = None,
-               kinds: list[str] | None = None, depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
-        keys = features.column("key").to_numpy()
-        a, b = pairs_from_groups(keys)
-        labels = components(len(keys), a, b)
+    def shuffle_rows(self, features: pa.Table) -> pa.Table:
+        return pa.table({"row": pa.array(np.arange(features.num_rows), pa.int64()), "key": features.column("key")})
+
+    def pairs_among(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        row, key = _rows_by_key(rows)
+        a, b = pairs_from_groups(key)
+        return row[a], row[b]
+
+    def resolve_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray, order: np.ndarray,
+                      anchors: np.ndarray | None = None, kinds: list[str] | None = None,
+                      depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+        labels = components(features.num_rows, a, b)
         ids = features.column("sample_id").to_pylist()
         return resolve(labels, order, ids, kinds, depths, "exact_duplicate_of", anchors)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts
+from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts, _rows_by_key
 from mixline.curation.dedup.unionfind import components, pairs_from_groups, resolve, star_pairs
 from mixline.curation.normalize import WordHasher, ngram_hashes, words
 
@@ -129,25 +129,35 @@ class MinHashDedup(GlobalStep):
                 out[left[0]] = left[0]
         return out
 
-    def reduce(self, features: pa.Table, order: np.ndarray, anchors: np.ndarray | None = None,
-               kinds: list[str] | None = None, depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+    def shuffle_rows(self, features: pa.Table) -> pa.Table:
+        """One row per (sample, band) with the band's key; samples with no shingles never match."""
         p: MinHashParams = self.params  # type: ignore[assignment]
         n = features.num_rows
         bands = features.column("bands").combine_chunks().flatten().to_numpy().reshape(n, p.bands) if n else np.empty((0, p.bands), np.uint64)
-        empty = np.asarray(~bands.any(axis=1), dtype=bool) if n else np.zeros(0, dtype=bool)
+        live = np.flatnonzero(bands.any(axis=1)) if n else np.zeros(0, np.int64)
+        return pa.table({"row": pa.array(np.repeat(live, p.bands), pa.int64()),
+                         "band": pa.array(np.tile(np.arange(p.bands, dtype=np.int16), len(live)), pa.int16()),
+                         "key": pa.array(bands[live].reshape(-1), pa.uint64())})
+
+    def pairs_among(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        p: MinHashParams = self.params  # type: ignore[assignment]
+        row, key = _rows_by_key(rows)
+        band = rows.column("band").to_numpy()
+        find = star_pairs if p.verify_threshold is not None else pairs_from_groups
         a_all, b_all = [], []
-        for j in range(p.bands):
-            col = bands[:, j].copy()
-            # Docs with no shingles never match anything.
-            col[empty] = np.arange(int(empty.sum()), dtype=np.uint64) if empty.any() else col[empty]
-            a, b = (star_pairs if p.verify_threshold is not None else pairs_from_groups)(col)
-            if empty.any():
-                keep = ~(empty[a] | empty[b])
-                a, b = a[keep], b[keep]
-            a_all.append(a)
-            b_all.append(b)
-        a = np.concatenate(a_all) if a_all else np.empty(0, np.int64)
-        b = np.concatenate(b_all) if b_all else np.empty(0, np.int64)
+        for j in np.unique(band).tolist():
+            sel = np.flatnonzero(band == j)
+            a, b = find(key[sel])
+            a_all.append(row[sel[a]])
+            b_all.append(row[sel[b]])
+        return (np.concatenate(a_all) if a_all else np.empty(0, np.int64),
+                np.concatenate(b_all) if b_all else np.empty(0, np.int64))
+
+    def resolve_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray, order: np.ndarray,
+                      anchors: np.ndarray | None = None, kinds: list[str] | None = None,
+                      depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+        p: MinHashParams = self.params  # type: ignore[assignment]
+        n = features.num_rows
         if p.verify_threshold is not None and len(a):
             pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
             a, b = self.verify(features, pairs[:, 0], pairs[:, 1])

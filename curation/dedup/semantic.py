@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts
+from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts, _rows_by_key
 from mixline.curation.dedup.unionfind import components, resolve
 from mixline.curation.embed import DEFAULT_MODEL, Embedder, cached_embeddings
 
@@ -50,27 +50,56 @@ class SemanticDedup(GlobalStep):
         return pa.table({"sample_id": batch.column("sample_id"),
                          "vec": pa.FixedSizeListArray.from_arrays(flat, vecs.shape[1])})
 
-    def reduce(self, features: pa.Table, order: np.ndarray, anchors: np.ndarray | None = None,
-               kinds: list[str] | None = None, depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+    shuffle_needs_all = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A worker gets no store connection; it embeds without the cache (see features).
+        return {**self.__dict__, "_store": None}
+
+    def shuffle_rows(self, features: pa.Table) -> pa.Table:
+        """Each sample keyed by its k-means partition (k-means needs every vector at once)."""
         p: SemanticParams = self.params  # type: ignore[assignment]
         n = features.num_rows
-        ids = features.column("sample_id").to_pylist()
         if n == 0:
-            return Verdicts.from_reasons([]), Clusters()
-        x = features.column("vec").combine_chunks().flatten().to_numpy().reshape(n, -1).astype(np.float32)
+            return pa.table({"row": pa.array([], pa.int64()), "key": pa.array([], pa.uint64()), "vec": features.column("vec")})
+        x = _vectors(features)
         parts = kmeans_partitions(x, max(1, int(np.ceil(n / p.partition_size))), p.kmeans_iters, p.seed)
+        key = np.zeros(n, dtype=np.uint64)
+        for c, part in enumerate(parts):
+            key[part] = c
+        return pa.table({"row": pa.array(np.arange(n), pa.int64()), "key": pa.array(key, pa.uint64()),
+                         "vec": features.column("vec")})
+
+    def pairs_among(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        p: SemanticParams = self.params  # type: ignore[assignment]
+        row, key = _rows_by_key(rows)
+        if not len(row):
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        x = _vectors(rows)
         a_all, b_all = [], []
-        for part in parts:
+        for c in np.unique(key).tolist():
+            part = np.flatnonzero(key == c)
             if len(part) < 2:
                 continue
             sims = x[part] @ x[part].T
             iu, ju = np.nonzero(np.triu(sims >= p.threshold, k=1))
-            a_all.append(part[iu])
-            b_all.append(part[ju])
-        a = np.concatenate(a_all) if a_all else np.empty(0, np.int64)
-        b = np.concatenate(b_all) if b_all else np.empty(0, np.int64)
-        labels = components(n, a, b)
+            a_all.append(row[part[iu]])
+            b_all.append(row[part[ju]])
+        return (np.concatenate(a_all) if a_all else np.empty(0, np.int64),
+                np.concatenate(b_all) if b_all else np.empty(0, np.int64))
+
+    def resolve_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray, order: np.ndarray,
+                      anchors: np.ndarray | None = None, kinds: list[str] | None = None,
+                      depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+        if features.num_rows == 0:
+            return Verdicts.from_reasons([]), Clusters()
+        labels = components(features.num_rows, a, b)
+        ids = features.column("sample_id").to_pylist()
         return resolve(labels, order, ids, kinds, depths, "semantic_duplicate_of", anchors)
+
+
+def _vectors(t: pa.Table) -> np.ndarray:
+    return t.column("vec").combine_chunks().flatten().to_numpy().reshape(t.num_rows, -1).astype(np.float32)
 
 
 def kmeans_partitions(x: np.ndarray, k: int, iters: int, seed: int) -> list[np.ndarray]:
