@@ -145,6 +145,16 @@ class Plan:
     def batches(self) -> range:
         return range(0, self.total, self.recipe.batch_size)
 
+    # A plan travels to Ray workers pickled: its scope columns are keyed by step position
+    # there, as object ids do not survive the trip.
+    def __getstate__(self) -> dict[str, Any]:
+        pos = {id(s): i for i, s in enumerate(self.steps)}
+        return {**self.__dict__, "where_col": {pos[k]: v for k, v in self.where_col.items()}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.where_col = {id(self.steps[i]): v for i, v in state["where_col"].items()}
+
 
 def select(store: Store, recipe: Recipe, steps: list[Any], where: str | None, new_only: bool) -> Plan:
     """Materialise the run's selection (new samples plus earlier runs' kept samples as dedup anchors)."""
@@ -361,9 +371,15 @@ def _curate(store: Store, recipe: Recipe | None, where: str | None, new_only: bo
             reduce_globals(plan, Population.gather(results, len(plan.globals_)), rec)
             langs = pa.concat_tables(langs_parts) if langs_parts else None
             prints = [p for f in plan.filters for p in (getattr(f, "fingerprints", None) or [])]
+        if executor is not None:
+            run.stats["executor"] = {"name": "ray", **executor.stats}
         if dry_run:
+            if executor is not None:
+                executor.cleanup()
             raise Rollback(dry_run_report(store, run.run_id, selected, examples))
         result = finish(store, plan, run, selected, langs, prints)
+    if executor is not None:
+        executor.cleanup()  # only after the commit: a failed run keeps its shards to resume from
     return result
 
 

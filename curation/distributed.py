@@ -1,0 +1,411 @@
+"""The Ray executor: the same recipe, with batches and the dedup pair search on Ray Data.
+
+A run is split into partitions, one per recipe batch (`batch_size` rows of the selection in
+sample-id order), so the partitioning, and therefore every id, decision and cluster, does not
+depend on the number of workers.
+
+1. The driver writes the selection to Parquet input partitions in the run's work folder.
+2. Map (`map_batches` on an actor pool): each task runs the filters and rewriters on one
+   partition, then each dedup step's map phase (signatures, hashes, embeddings). It writes
+   Parquet shards (decisions, scrubbed children, edges, redactions, languages, PII
+   fingerprints, surviving rows, features) and, per dedup step, its pair-search rows
+   hash-partitioned by key into buckets. The shards go to a temporary folder renamed to
+   `part-NNNNNN` when complete, so a killed task leaves nothing half-written and a resumed
+   run skips the partitions already done.
+3. Reduce, per dedup step in recipe order: one task per bucket finds candidate pairs among the
+   rows sharing keys (MinHash band buckets; exact hashes; semantic k-means partitions, which
+   the driver assigns because k-means needs every vector). The driver joins the pairs with
+   union-find and picks the copy to keep, exactly as in-process.
+4. The driver registers every shard in the run's one transaction: the run commits all of
+   them or none. The work folder is deleted after the commit (it holds raw text).
+
+The work folder is named by a hash of the recipe and the selection, so rerunning the same
+command after a failure resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from mixline.curation.base import GlobalStep
+from mixline.curation.pipeline import (
+    CHILDREN_SQL,
+    BatchResult,
+    Plan,
+    Population,
+    Progress,
+    StoreSink,
+    _Decisions,
+    process_batch,
+    reduce_globals,
+)
+from mixline.store.store import Store
+
+from mixline.errors import ConfigError
+
+# Shards a map task writes, in the order the driver registers them.
+ROW_SHARDS = ("children", "edges", "redactions", "decisions", "clusters")
+SIDE_SHARDS = ("langs", "pii_fingerprints")
+
+
+def default_work_dir(store: Store) -> Path:
+    """Beside a store file; for a DuckLake store, under its data path when that is a folder."""
+    env = os.environ.get("MIXLINE_WORK_DIR")
+    if env:
+        return Path(env)
+    if store.lake is not None:
+        row = store.con.execute("SELECT value FROM ducklake_options('lake') WHERE option_name = 'data_path'").fetchone()
+        if row and row[0] and "://" not in str(row[0]):
+            return Path(str(row[0])) / "_mixline_work"
+        raise ConfigError("the store's data path is not a local folder; give --work-dir on storage every Ray worker reads")
+    if store.path == ":memory:":
+        raise ConfigError("a Ray run of an in-memory store needs a work folder: set work_dir or MIXLINE_WORK_DIR")
+    return Path(f"{store.path}.work")
+
+
+@dataclass
+class RayExecutor:
+    """Run curation on Ray. With no `address`, a local Ray instance with `num_cpus` CPUs is
+    started (and stopped after); with an address (`auto` or `ray://host:10001`), the run joins
+    that cluster, whose workers must reach `work_dir`."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+    workers: int | None = None
+    work_dir: str | Path | None = None
+    buckets: int | None = None
+    keep_work: bool = False
+    stats: dict[str, Any] = field(default_factory=dict)
+    _folder: Path | None = None
+    _started: bool = False
+
+    # -- Ray ------------------------------------------------------------------------------------
+    def _init(self) -> Any:
+        try:
+            import ray
+        except ImportError as exc:
+            raise ConfigError("--executor ray needs Ray Data: `pip install mixline[ray]`") from exc
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+            if self.address is None:
+                kw["num_cpus"] = self.num_cpus or os.cpu_count() or 1
+            else:
+                kw["address"] = self.address
+            ray.init(**kw)
+            self._started = True
+        import ray.data
+
+        import logging
+
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+        return ray
+
+    def shutdown(self) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+    def _pool(self) -> int:
+        import ray
+
+        return max(1, self.workers or int(ray.cluster_resources().get("CPU", 1)))
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self, store: Store, plan: Plan, run_id: str, progress: Progress | None) -> tuple[int, pa.Table | None, list[tuple[str, str]]]:
+        ray = self._init()
+        folder = self._prepare(store, plan)
+        n_parts = len(plan.batches())
+        buckets = self.buckets or max(1, min(64, 2 * self._pool()))
+        done = {int(p.name.split("-")[1]) for p in folder.glob("part-*") if p.is_dir() and "." not in p.name}
+        todo = [i for i in range(n_parts) if i not in done]
+        self.stats = {"partitions": n_parts, "resumed": len(done & set(range(n_parts))), "buckets": buckets,
+                      "work_dir": str(folder)}
+        if progress is not None and done:
+            progress(sum(pq.read_metadata(folder / "input" / f"_part={i}" / "data_0.parquet").num_rows
+                         for i in done if i < n_parts))
+        if todo:
+            payload = _dumps({"plan": plan, "folder": str(folder), "run_id": run_id, "buckets": buckets})
+            ds = ray.data.from_items([{"part": i} for i in todo], override_num_blocks=len(todo))
+            ds = ds.map_batches(MapWorker, batch_size=1, batch_format="pyarrow",
+                                fn_constructor_kwargs={"payload": payload},
+                                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(self._pool(), len(todo))),
+                                num_cpus=1, ray_remote_args_fn=_restartable)
+            for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                if progress is not None:
+                    progress(int(pc.sum(out.column("rows")).as_py() or 0))
+        results = [_load_part(folder / f"part-{i:06d}", len(plan.globals_)) for i in range(n_parts)]
+        pop = Population.gather(results, len(plan.globals_))
+        # Register the workers' rows, then let the driver add the reduce's decisions.
+        _register(store, folder, n_parts, run_id)
+        rec = _Decisions(StoreSink(store, run_id), run_id)
+        reduce_globals(plan, pop, rec, pairs=lambda i, g, sub, alive, idx: self._pairs(
+            ray, folder, i, g, sub, alive, n_parts, buckets, [r.features[i].num_rows for r in results]))
+        langs = _read_all(folder, n_parts, "langs")
+        prints_t = _read_all(folder, n_parts, "pii_fingerprints")
+        prints = list(zip(prints_t.column("fingerprint").to_pylist(), prints_t.column("entity_type").to_pylist(),
+                          strict=True)) if prints_t is not None else []
+        return sum(r.selected for r in results), langs, prints
+
+    def cleanup(self) -> None:
+        """Delete the run's work folder (its inputs hold raw text) once the run has committed."""
+        if self._folder is not None and not self.keep_work:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        self._folder = None
+
+    def _prepare(self, store: Store, plan: Plan) -> Path:
+        """The run's work folder, named by recipe and selection, with its input partitions."""
+        digest = hashlib.sha256()
+        digest.update(repr(sorted(plan.recipe.config().items())).encode())
+        row = store.execute("SELECT md5(string_agg(sample_id || ':' || anchor::VARCHAR || ':' || rank::VARCHAR, ',' "
+                            "ORDER BY _page)) FROM _sel").fetchone()
+        digest.update(f"{row[0] if row else ''}:{plan.recipe.batch_size}:{plan.total}".encode())
+        base = Path(self.work_dir) if self.work_dir is not None else default_work_dir(store)
+        folder = base / f"curate-{digest.hexdigest()[:20]}"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)  # the inputs are raw text: readable by this user only
+        inputs = folder / "input"
+        if not (inputs / "_COMPLETE").exists():
+            shutil.rmtree(inputs, ignore_errors=True)
+            bs = int(plan.recipe.batch_size)
+            store.execute(f"""COPY (SELECT *, (_page - 1) // {bs} AS _part FROM _sel)
+                              TO '{_sql_str(str(inputs))}' (FORMAT parquet, PARTITION_BY (_part), FILENAME_PATTERN 'data_{{i}}')""")
+            (inputs / "_COMPLETE").write_text("")
+        self._folder = folder
+        return folder
+
+    def _pairs(self, ray: Any, folder: Path, i: int, g: GlobalStep, sub: pa.Table, alive: np.ndarray,
+               n_parts: int, buckets: int, feat_rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate pairs of global step i, one Ray task per bucket, in the rows of `sub`."""
+        red = folder / f"reduce-{i}"
+        shutil.rmtree(red, ignore_errors=True)
+        red.mkdir()
+        if g.shuffle_needs_all:
+            rows = g.shuffle_rows(sub)
+            _write_buckets(rows, red, "driver", buckets)
+            spec = {"mode": "driver"}
+        else:
+            np.save(red / "alive.npy", alive.astype(np.int64))
+            offsets = np.concatenate([[0], np.cumsum(feat_rows)])[:-1].astype(np.int64)
+            np.save(red / "offsets.npy", offsets)
+            spec = {"mode": "map"}
+        payload = _dumps({"step": g, "folder": str(folder), "index": i, "n_parts": n_parts, **spec})
+        ds = ray.data.from_items([{"bucket": b} for b in range(buckets)], override_num_blocks=buckets)
+        ds = ds.map_batches(PairWorker, batch_size=1, batch_format="pyarrow", fn_constructor_kwargs={"payload": payload},
+                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(self._pool(), buckets)),
+                            num_cpus=1, ray_remote_args_fn=_restartable)
+        a_all, b_all = [], []
+        for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            a_all.append(out.column("a").to_numpy())
+            b_all.append(out.column("b").to_numpy())
+        shutil.rmtree(red, ignore_errors=True)
+        a = np.concatenate(a_all).astype(np.int64) if a_all else np.empty(0, np.int64)
+        b = np.concatenate(b_all).astype(np.int64) if b_all else np.empty(0, np.int64)
+        return a, b
+
+
+# -- workers --------------------------------------------------------------------------------------
+
+
+class _Collect:
+    """A sink that keeps a partition's rows in memory until they are written as shards."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, list[pa.Table]] = {}
+
+    def __call__(self, table: str, data: pa.Table) -> None:
+        self.tables.setdefault(table, []).append(data)
+
+
+class MapWorker:
+    """One Ray actor: unpickles the prepared steps once, then runs partitions."""
+
+    def __init__(self, payload: bytes) -> None:
+        from ray import cloudpickle
+
+        cfg = cloudpickle.loads(payload)
+        self.plan: Plan = cfg["plan"]
+        self.folder = Path(cfg["folder"])
+        self.run_id: str = cfg["run_id"]
+        self.buckets: int = cfg["buckets"]
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        parts = batch.column("part").to_pylist()
+        rows = [self.one(int(p)) for p in parts]
+        return pa.table({"part": parts, "rows": rows})
+
+    def one(self, part: int) -> int:
+        final = self.folder / f"part-{part:06d}"
+        src = self.folder / "input" / f"_part={part}" / "data_0.parquet"
+        table = pq.read_table(src)
+        if os.environ.get("MIXLINE_TEST_FAIL_PART") == str(part):
+            raise RuntimeError(f"test fault injected in partition {part}")
+        table = table.sort_by("_page").drop_columns(["_page"])
+        if final.exists():
+            return table.num_rows
+        sink = _Collect()
+        rec = _Decisions(sink, self.run_id)
+        for f in self.plan.filters:  # fingerprints are per partition
+            if getattr(f, "fingerprints", None) is not None:
+                f.fingerprints = []  # type: ignore[union-attr]
+        res = process_batch(self.plan, table, rec)
+        prints = [p for f in self.plan.filters for p in (getattr(f, "fingerprints", None) or [])]
+        if prints:
+            sink("pii_fingerprints", pa.table({"fingerprint": [a for a, _ in prints],
+                                               "entity_type": [b for _, b in prints]}))
+        tmp = self.folder / f"part-{part:06d}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        for name, tabs in sink.tables.items():
+            pq.write_table(pa.concat_tables(tabs, promote_options="default"), tmp / f"{name}.parquet")
+        pq.write_table(res.alive, tmp / "pop.parquet")
+        pq.write_table(pa.table({"selected": [res.selected]}), tmp / "meta.parquet")
+        for i, (pos, feat) in enumerate(zip(res.positions, res.features, strict=True)):
+            np.save(tmp / f"pos-{i}.npy", pos.astype(np.int64))
+            pq.write_table(feat, tmp / f"feat-{i}.parquet")
+            g = self.plan.globals_[i]
+            if not g.shuffle_needs_all:
+                _write_buckets(g.shuffle_rows(feat), tmp, f"shuf-{i}", self.buckets)
+        os.replace(tmp, final)  # the partition appears whole or not at all
+        return table.num_rows
+
+
+class PairWorker:
+    """One Ray actor of a dedup step's pair search: one bucket of rows per call."""
+
+    def __init__(self, payload: bytes) -> None:
+        from ray import cloudpickle
+
+        cfg = cloudpickle.loads(payload)
+        self.step: GlobalStep = cfg["step"]
+        self.folder = Path(cfg["folder"])
+        self.index: int = cfg["index"]
+        self.n_parts: int = cfg["n_parts"]
+        self.mode: str = cfg["mode"]
+        red = self.folder / f"reduce-{self.index}"
+        if self.mode == "map":
+            self.alive = np.load(red / "alive.npy")
+            self.offsets = np.load(red / "offsets.npy")
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        a_all, b_all = [], []
+        for b in batch.column("bucket").to_pylist():
+            rows = self.rows(int(b))
+            a, bb = self.step.pairs_among(rows) if rows.num_rows else (np.empty(0, np.int64), np.empty(0, np.int64))
+            a_all.append(a)
+            b_all.append(bb)
+        return pa.table({"a": pa.array(np.concatenate(a_all), pa.int64()), "b": pa.array(np.concatenate(b_all), pa.int64())})
+
+    def rows(self, bucket: int) -> pa.Table:
+        red = self.folder / f"reduce-{self.index}"
+        if self.mode == "driver":
+            path = red / f"driver-{bucket}.parquet"
+            return pq.read_table(path).sort_by("row") if path.exists() else pa.table({"row": pa.array([], pa.int64())})
+        parts = []
+        for p in range(self.n_parts):
+            path = self.folder / f"part-{p:06d}" / f"shuf-{self.index}-{bucket}.parquet"
+            if not path.exists():
+                continue
+            t = pq.read_table(path)
+            k = t.column("row").to_numpy() + self.offsets[p]
+            # Rows an earlier dedup step dropped are not searched; the rest are renumbered
+            # as the reduce sees them (positions among the surviving rows).
+            at = np.searchsorted(self.alive, k)
+            ok = (at < len(self.alive)) & (self.alive[np.minimum(at, len(self.alive) - 1)] == k) if len(self.alive) else np.zeros(len(k), bool)
+            t = t.set_column(t.column_names.index("row"), "row", pa.array(at, pa.int64())).filter(pa.array(ok))
+            parts.append(t)
+        if not parts:
+            return pa.table({"row": pa.array([], pa.int64())})
+        return pa.concat_tables(parts).sort_by("row")
+
+
+# -- shards ---------------------------------------------------------------------------------------
+
+
+def _write_buckets(rows: pa.Table, folder: Path, prefix: str, buckets: int) -> None:
+    if rows.num_rows == 0:
+        return
+    key = rows.column("key").to_numpy().astype(np.uint64, copy=False)
+    # Keys are hashes already; mixing once more spreads small keys (k-means partition numbers).
+    with np.errstate(over="ignore"):
+        mixed = (key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
+    bucket = (mixed % np.uint64(buckets)).astype(np.int64)
+    order = np.argsort(bucket, kind="stable")
+    sorted_b = bucket[order]
+    bounds = np.flatnonzero(np.diff(sorted_b)) + 1
+    for chunk in np.split(order, bounds):
+        if len(chunk):
+            pq.write_table(rows.take(pa.array(chunk)), folder / f"{prefix}-{int(bucket[chunk[0]])}.parquet")
+
+
+def _load_part(folder: Path, n_globals: int) -> BatchResult:
+    if not folder.is_dir():
+        raise RuntimeError(f"partition {folder.name} is missing after the map phase")
+    pop = pq.read_table(folder / "pop.parquet")
+    selected = int(pq.read_table(folder / "meta.parquet").column("selected")[0].as_py())
+    positions = [np.load(folder / f"pos-{i}.npy") for i in range(n_globals)]
+    features = [pq.read_table(folder / f"feat-{i}.parquet") for i in range(n_globals)]
+    return BatchResult(selected, pop, positions, features)
+
+
+def _files(folder: Path, n_parts: int, name: str) -> list[str]:
+    return [str(p) for i in range(n_parts) if (p := folder / f"part-{i:06d}" / f"{name}.parquet").exists()]
+
+
+def _read_all(folder: Path, n_parts: int, name: str) -> pa.Table | None:
+    files = _files(folder, n_parts, name)
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default") if files else None
+
+
+def _register(store: Store, folder: Path, n_parts: int, run_id: str) -> None:
+    """Insert every partition's rows, in partition order, inside the run's transaction."""
+    from mixline.store.store import id_key
+
+    for name in ROW_SHARDS:
+        files = _files(folder, n_parts, name)
+        if not files:
+            continue
+        src = f"read_parquet({_sql_list(files)})"
+        if name == "children":
+            store.execute(CHILDREN_SQL.format(src=src), [run_id])
+        elif name == "edges":
+            store.execute(f"""INSERT INTO edges (child_id, parent_id, relation, run_id, step, child_key, parent_key)
+                              SELECT child_id, parent_id, relation, ?, step, {id_key('child_id')}, {id_key('parent_id')}
+                              FROM {src}""", [run_id])
+        else:
+            # The shards were written under the attempt's run id; a resumed run is a new run.
+            store.execute(f"INSERT INTO {name} BY NAME SELECT * REPLACE (?::VARCHAR AS run_id) FROM {src}", [run_id])
+
+
+def _sql_str(s: str) -> str:
+    return s.replace("'", "''")
+
+
+def _sql_list(files: list[str]) -> str:
+    return "[" + ", ".join(f"'{_sql_str(f)}'" for f in files) + "]"
+
+
+def _restartable() -> dict[str, Any]:
+    """A worker that dies (killed, out of memory, node lost) is restarted and its task retried."""
+    return {"max_restarts": -1, "max_task_retries": -1}
+
+
+def _dumps(obj: Any) -> bytes:
+    from ray import cloudpickle
+
+    return bytes(cloudpickle.dumps(obj))
