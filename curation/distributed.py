@@ -25,6 +25,7 @@ command after a failure resumes it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -97,6 +98,7 @@ class RayExecutor:
             raise ConfigError("--executor ray needs Ray Data: `pip install mixline[ray]`") from exc
         if not ray.is_initialized():
             os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+            os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
             if self.address is None:
                 kw["num_cpus"] = self.num_cpus or os.cpu_count() or 1
@@ -104,12 +106,12 @@ class RayExecutor:
                 kw["address"] = self.address
             ray.init(**kw)
             self._started = True
-        import ray.data
-
         import logging
 
-        for name in ("ray", "ray.data"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+        import ray.data
+
+        logging.getLogger("ray").setLevel(logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
@@ -129,8 +131,8 @@ class RayExecutor:
 
     # -- the run --------------------------------------------------------------------------------
     def run(self, store: Store, plan: Plan, run_id: str, progress: Progress | None) -> tuple[int, pa.Table | None, list[tuple[str, str]]]:
-        ray = self._init()
         folder = self._prepare(store, plan)
+        ray = self._init()
         n_parts = len(plan.batches())
         buckets = self.buckets or max(1, min(64, 2 * self._pool()))
         done = {int(p.name.split("-")[1]) for p in folder.glob("part-*") if p.is_dir() and "." not in p.name}
@@ -141,12 +143,12 @@ class RayExecutor:
             progress(sum(pq.read_metadata(folder / "input" / f"_part={i}" / "data_0.parquet").num_rows
                          for i in done if i < n_parts))
         if todo:
-            payload = _dumps({"plan": plan, "folder": str(folder), "run_id": run_id, "buckets": buckets})
+            payload = _stash(folder / "map.pkl", {"plan": plan, "folder": str(folder), "run_id": run_id, "buckets": buckets})
             ds = ray.data.from_items([{"part": i} for i in todo], override_num_blocks=len(todo))
             ds = ds.map_batches(MapWorker, batch_size=1, batch_format="pyarrow",
                                 fn_constructor_kwargs={"payload": payload},
                                 compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(self._pool(), len(todo))),
-                                num_cpus=1, ray_remote_args_fn=_restartable)
+                                num_cpus=1)
             for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 if progress is not None:
                     progress(int(pc.sum(out.column("rows")).as_py() or 0))
@@ -167,6 +169,8 @@ class RayExecutor:
         """Delete the run's work folder (its inputs hold raw text) once the run has committed."""
         if self._folder is not None and not self.keep_work:
             shutil.rmtree(self._folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self._folder.parent.rmdir()  # the base folder, when no other run's work is left
         self._folder = None
 
     def _prepare(self, store: Store, plan: Plan) -> Path:
@@ -205,11 +209,11 @@ class RayExecutor:
             offsets = np.concatenate([[0], np.cumsum(feat_rows)])[:-1].astype(np.int64)
             np.save(red / "offsets.npy", offsets)
             spec = {"mode": "map"}
-        payload = _dumps({"step": g, "folder": str(folder), "index": i, "n_parts": n_parts, **spec})
+        payload = _stash(red / "step.pkl", {"step": g, "folder": str(folder), "index": i, "n_parts": n_parts, **spec})
         ds = ray.data.from_items([{"bucket": b} for b in range(buckets)], override_num_blocks=buckets)
         ds = ds.map_batches(PairWorker, batch_size=1, batch_format="pyarrow", fn_constructor_kwargs={"payload": payload},
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(self._pool(), buckets)),
-                            num_cpus=1, ray_remote_args_fn=_restartable)
+                            num_cpus=1)
         a_all, b_all = [], []
         for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             a_all.append(out.column("a").to_numpy())
@@ -236,10 +240,8 @@ class _Collect:
 class MapWorker:
     """One Ray actor: unpickles the prepared steps once, then runs partitions."""
 
-    def __init__(self, payload: bytes) -> None:
-        from ray import cloudpickle
-
-        cfg = cloudpickle.loads(payload)
+    def __init__(self, payload: str) -> None:
+        cfg = _unstash(payload)
         self.plan: Plan = cfg["plan"]
         self.folder = Path(cfg["folder"])
         self.run_id: str = cfg["run_id"]
@@ -254,8 +256,8 @@ class MapWorker:
         final = self.folder / f"part-{part:06d}"
         src = self.folder / "input" / f"_part={part}" / "data_0.parquet"
         table = pq.read_table(src)
-        if os.environ.get("MIXLINE_TEST_FAIL_PART") == str(part):
-            raise RuntimeError(f"test fault injected in partition {part}")
+        if (self.folder.parent / f"_inject_fault_{part}").exists():  # for the fault tests
+            raise RuntimeError(f"fault injected in partition {part}")
         table = table.sort_by("_page").drop_columns(["_page"])
         if final.exists():
             return table.num_rows
@@ -288,10 +290,8 @@ class MapWorker:
 class PairWorker:
     """One Ray actor of a dedup step's pair search: one bucket of rows per call."""
 
-    def __init__(self, payload: bytes) -> None:
-        from ray import cloudpickle
-
-        cfg = cloudpickle.loads(payload)
+    def __init__(self, payload: str) -> None:
+        cfg = _unstash(payload)
         self.step: GlobalStep = cfg["step"]
         self.folder = Path(cfg["folder"])
         self.index: int = cfg["index"]
@@ -400,12 +400,16 @@ def _sql_list(files: list[str]) -> str:
     return "[" + ", ".join(f"'{_sql_str(f)}'" for f in files) + "]"
 
 
-def _restartable() -> dict[str, Any]:
-    """A worker that dies (killed, out of memory, node lost) is restarted and its task retried."""
-    return {"max_restarts": -1, "max_task_retries": -1}
-
-
-def _dumps(obj: Any) -> bytes:
+def _stash(path: Path, obj: Any) -> str:
+    """Pickle what workers need into the work folder; actors get its path. (Ray restarts a dead
+    actor with its constructor arguments, so they are kept small.)"""
     from ray import cloudpickle
 
-    return bytes(cloudpickle.dumps(obj))
+    path.write_bytes(cloudpickle.dumps(obj))
+    return str(path)
+
+
+def _unstash(path: str) -> Any:
+    from ray import cloudpickle
+
+    return cloudpickle.loads(Path(path).read_bytes())

@@ -49,11 +49,13 @@ def ingest(store: Store, paths: str | Path | Sequence[str | Path], *, kind: str,
 
 def curate(store: Store, recipe: Recipe | str | Path | None = None, where: str | None = None, *,
            new_only: bool = False, dry_run: bool = False, examples: int = 3,
-           progress: Callable[[int], None] | None = None) -> CurateResult:
+           progress: Callable[[int], None] | None = None, executor: Any = None) -> CurateResult:
     """Run a curation recipe (a Recipe, a TOML/YAML path, or None for the default) as one run.
 
     `dry_run=True` computes every decision and rolls them back; the result then carries keep
     rates per kind and source, and up to `examples` scrubbed excerpts per drop reason.
+    `executor=RayExecutor(...)` (from `mixline.curation.distributed`) runs it on Ray Data,
+    with the same decisions, ids and clusters.
 
     >>> curate(st, where="source = 'medquad'").kept
     13667
@@ -63,7 +65,8 @@ def curate(store: Store, recipe: Recipe | str | Path | None = None, where: str |
     from mixline.curation.pipeline import curate as run
 
     rec = Recipe.from_file(recipe) if isinstance(recipe, str | Path) else recipe
-    return run(store, rec, where, new_only=new_only, dry_run=dry_run, examples=examples, progress=progress)
+    return run(store, rec, where, new_only=new_only, dry_run=dry_run, examples=examples, progress=progress,
+               executor=executor)
 
 
 def build_mix(store: Store, recipe: MixRecipe | str | Path, snapshot: int | None = None) -> MixResult:

@@ -15,7 +15,7 @@ import click
 import duckdb
 from mixline.store import Store, resolve_store_path
 
-from mixline.errors import MixlineError, safe_message
+from mixline.errors import ConfigError, MixlineError, safe_message
 
 # Set when SIGTERM arrives (see `main`), so that the error it causes inside a query exits 143.
 TERMINATED = threading.Event()
@@ -101,6 +101,30 @@ def command(group: click.Group, name: str | None = None, **kw: Any) -> Callable[
         return group.command(name, **kw)(click.pass_obj(wrapper))  # type: ignore[return-value]
 
     return deco
+
+
+def executor_options(fn: F) -> F:
+    """--executor local|ray and the Ray options, for commands that can run on Ray."""
+    fn = click.option("--work-dir", default=None, metavar="DIR",
+                      help="Ray: where workers write Parquet shards (shared storage on a cluster); "
+                           "default beside the store, or under a DuckLake store's data path.")(fn)
+    fn = click.option("--num-cpus", type=click.IntRange(1), default=None,
+                      help="Ray, with no --address: CPUs of the local Ray instance (default: all).")(fn)
+    fn = click.option("--address", default=None, metavar="ADDR",
+                      help="Ray: join this cluster (`auto`, or ray://head:10001) instead of starting one.")(fn)
+    fn = click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                      help="Run in this process, or on Ray Data (`pip install mixline[ray]`).")(fn)
+    return fn
+
+
+def make_executor(name: str, address: str | None, num_cpus: int | None, work_dir: str | None) -> Any:
+    if name == "local":
+        if address or num_cpus or work_dir:
+            raise ConfigError("--address, --num-cpus and --work-dir go with --executor ray")
+        return None
+    from mixline.curation.distributed import RayExecutor
+
+    return RayExecutor(address=address, num_cpus=num_cpus, work_dir=work_dir)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

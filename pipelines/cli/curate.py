@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from mixline.pipelines.cli.app import Ctx, cli, command, emit
+from mixline.pipelines.cli.app import Ctx, cli, command, emit, executor_options, make_executor
 
 from mixline.errors import MixlineError
 
@@ -22,8 +22,10 @@ from mixline.errors import MixlineError
               help="Run the recipe, report keep rates per kind, source and step with scrubbed examples, and write nothing.")
 @click.option("--examples", default=3, show_default=True, type=click.IntRange(0, 50),
               help="With --dry-run: excerpts shown per drop reason (PII scrubbed).")
+@executor_options
 def curate(ctx: Ctx, as_json: bool, recipe: str | None, where: str | None, new_only: bool, show_default: bool,
-           dry_run: bool, examples: int) -> None:
+           dry_run: bool, examples: int, executor: str, address: str | None, num_cpus: int | None,
+           work_dir: str | None) -> None:
     """Run a curation recipe (TOML/YAML; the built-in default if omitted) over the store.
 
     Tune a recipe with --dry-run first: it computes every decision, then rolls them back.
@@ -39,9 +41,14 @@ def curate(ctx: Ctx, as_json: bool, recipe: str | None, where: str | None, new_o
 
     rec = Recipe.from_file(recipe) if recipe else Recipe.default()
     rec.build()
-    with ctx.open() as st, tqdm(unit=" samples", disable=ctx.quiet or None, desc="curate", file=sys.stderr) as bar:
-        result = api.curate(st, rec, where, new_only=new_only, progress=bar.update, dry_run=dry_run,
-                            examples=examples)
+    ex = make_executor(executor, address, num_cpus, work_dir)
+    try:
+        with ctx.open() as st, tqdm(unit=" samples", disable=ctx.quiet or None, desc="curate", file=sys.stderr) as bar:
+            result = api.curate(st, rec, where, new_only=new_only, progress=bar.update, dry_run=dry_run,
+                                examples=examples, executor=ex)
+    finally:
+        if ex is not None:
+            ex.shutdown()
     out = result.as_dict()
     if emit(as_json, out):
         return

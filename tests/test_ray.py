@@ -1,0 +1,237 @@
+"""The Ray executor gives the in-process results, survives a killed worker, and resumes.
+
+A local Ray instance with 2 CPUs. The input is real text (web pages with contact details,
+conversations, medical answers), and the recipe is the default one plus semantic dedup,
+with small batches so that a run has several partitions and several buckets per dedup step.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mixline.curation.pii.scrub import store_key
+from mixline.curation.recipe import DEFAULT_RECIPE, Recipe
+from mixline.store import Store
+
+from mixline import api
+from mixline.errors import StoreError
+
+ray = pytest.importorskip("ray", reason="Ray tests need `pip install mixline[ray]`")
+from mixline.curation.distributed import RayExecutor  # noqa: E402
+
+BATCH = 70
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def recipe() -> Recipe:
+    cfg = tomllib.loads(DEFAULT_RECIPE)
+    cfg["batch_size"] = BATCH
+    cfg["steps"].append({"type": "semantic_dedup", "threshold": 0.9, "partition_size": 150})
+    return Recipe.parse(cfg, "test")
+
+
+def _subset(src: Path, dst: Path, n: int, field: str | None = None) -> Path:
+    opener = gzip.open if src.suffix == ".gz" else open
+    with opener(src, "rt") as fh, dst.open("w") as out:
+        for i, line in enumerate(fh):
+            if i >= n:
+                break
+            if field:
+                rec = json.loads(line)
+                line = json.dumps({"text": rec[field]}) + "\n"
+            out.write(line)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def seeded(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with real web pages, conversations and medical answers, ready to curate (its
+    PII key made, so that copies scrub alike)."""
+    folder = tmp_path_factory.mktemp("ray-seed")
+    path = folder / "seed.duckdb"
+    with Store(path) as st:
+        api.ingest(st, [str(realdata / "web" / "dolma_cc_en_head-0091.jsonl.gz")], kind="web")
+        api.ingest(st, [str(realdata / "conversations" / "oasst_en_100_message.jsonl")], kind="conversation")
+        med = _subset(realdata / "domain_medical" / "medquad_qa.jsonl.gz", folder / "med.jsonl", 200, "answer")
+        api.ingest(st, [str(med)], kind="domain", domain="medical")
+        # Exact and near copies, so that every dedup step has clusters to agree on.
+        copies = folder / "copies.jsonl"
+        rows = st.execute("SELECT text FROM samples WHERE kind = 'domain' ORDER BY sample_id LIMIT 30").fetchall()
+        with copies.open("w") as fh:
+            for (t,) in rows:
+                fh.write(json.dumps({"text": t + " Updated."}) + "\n")
+                fh.write(json.dumps({"text": t.upper()}) + "\n")
+        api.ingest(st, [str(copies)], kind="domain", domain="medical", source="copies")
+        store_key(st)
+    return path
+
+
+def _copy(seed: Path, dst: Path) -> Path:
+    shutil.copy(seed, dst)
+    return dst
+
+
+def outcome(path: Path | str) -> dict:
+    with Store(path, read_only=True) as st:
+        return {k: st.execute(q).fetchall() for k, q in {
+            "decisions": "SELECT sample_id, step, verdict, reason, score FROM decisions ORDER BY ALL",
+            "clusters": "SELECT sample_id, cluster_id, method, kept FROM clusters ORDER BY ALL",
+            "samples": "SELECT sample_id, text FROM samples ORDER BY 1",
+            "edges": "SELECT child_id, parent_id, relation, step FROM edges ORDER BY ALL",
+            "redactions": 'SELECT sample_id, entity_type, "start", "end", policy FROM redactions ORDER BY ALL',
+            "langs": "SELECT sample_id, lang FROM samples ORDER BY 1",
+            "prints": "SELECT fingerprint, entity_type FROM pii_fingerprints ORDER BY ALL",
+        }.items()}
+
+
+MIX = {"name": "m", "seed": 7, "total_tokens": 40_000, "groups": [
+    {"name": "web", "where": "kind = 'web'", "weight": 0.3}, {"name": "rest", "where": "kind <> 'web'", "weight": 0.7}]}
+
+
+@pytest.fixture(scope="module")
+def local_result(seeded: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+    path = _copy(seeded, tmp_path_factory.mktemp("local") / "local.duckdb")
+    with Store(path) as st:
+        res = api.curate(st, recipe())
+        mix = api.build_mix(st, api.MixRecipe.parse(MIX)).mix_id
+    assert res.dropped > 0 and res.rewritten > 0
+    return path, outcome(path), mix
+
+
+def test_ray_gives_the_same_decisions_ids_clusters_and_mix(local_ray: None, seeded: Path, local_result: tuple,
+                                                          tmp_path: Path) -> None:
+    _, expected, mix = local_result
+    for workers, buckets in ((2, 4), (1, 3)):
+        path = _copy(seeded, tmp_path / f"ray-{workers}-{buckets}.duckdb")
+        ex = RayExecutor(workers=workers, buckets=buckets, work_dir=tmp_path / "work")
+        with Store(path) as st:
+            res = api.curate(st, recipe(), executor=ex)
+            got_mix = api.build_mix(st, api.MixRecipe.parse(MIX)).mix_id
+        assert ex.stats["partitions"] > 3 and ex.stats["resumed"] == 0
+        got = outcome(path)
+        for key in expected:
+            assert got[key] == expected[key], (key, workers, buckets)
+        assert got_mix == mix
+        assert not (tmp_path / "work").exists(), "the work folder (raw text) is removed after the commit"
+    kinds = {r[2] for r in expected["decisions"]}
+    assert {"kept", "dropped", "rewritten"} <= kinds
+    methods = {r[2] for r in expected["clusters"]}
+    assert {"exact", "minhash", "semantic"} <= methods
+
+
+def test_a_failed_partition_fails_the_run_cleanly_and_the_rerun_resumes(local_ray: None, seeded: Path,
+                                                                        local_result: tuple, tmp_path: Path) -> None:
+    _, expected, _ = local_result
+    path = _copy(seeded, tmp_path / "s.duckdb")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "_inject_fault_4").write_text("")
+    with Store(path) as st:
+        before = st.scalar("SELECT count(*) FROM samples")
+        with pytest.raises(Exception, match="fault injected in partition 4"):
+            api.curate(st, recipe(), executor=RayExecutor(workers=2, work_dir=work))
+        assert st.scalar("SELECT count(*) FROM decisions") == 0, "a failed run leaves no decisions"
+        assert st.scalar("SELECT count(*) FROM samples") == before, "nor scrubbed children"
+        assert st.scalar("SELECT status FROM runs WHERE kind = 'curate'") == "failed"
+    done = [p for p in next(work.glob("curate-*")).glob("part-*") if "." not in p.name]
+    assert done, "completed partitions are kept for the rerun"
+    (work / "_inject_fault_4").unlink()
+    ex = RayExecutor(workers=2, work_dir=work)
+    with Store(path) as st:
+        api.curate(st, recipe(), executor=ex)
+    assert ex.stats["resumed"] == len(done) > 0
+    got = outcome(path)
+    for key in expected:
+        assert got[key] == expected[key], key
+
+
+def _ray_workers() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "MapWorker"], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out if int(p) != os.getpid()]
+
+
+def test_a_killed_worker_is_replaced_and_the_run_completes(seeded: Path, local_result: tuple, tmp_path: Path) -> None:
+    _, expected, _ = local_result
+    path = _copy(seeded, tmp_path / "s.duckdb")
+    work = tmp_path / "work"
+    cmd = [sys.executable, "-m", "mixline.pipelines.cli", "--store", str(path), "curate", "-q",
+           str(_write_recipe(tmp_path)), "--executor", "ray", "--num-cpus", "2", "--work-dir", str(work)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    killed = None
+    try:
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline and killed is None:
+            parts = [p for p in work.glob("curate-*/part-*") if "." not in p.name]
+            workers = _ray_workers()
+            if len(parts) >= 1 and workers:
+                os.kill(workers[0], signal.SIGKILL)
+                killed = workers[0]
+            time.sleep(0.2)
+        _, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert killed is not None, "no worker was found to kill; the run ended too soon"
+    assert proc.returncode == 0, err
+    got = outcome(path)
+    for key in expected:
+        assert got[key] == expected[key], key
+
+
+def _write_recipe(tmp_path: Path) -> Path:
+    cfg = tomllib.loads(DEFAULT_RECIPE)
+    out = tmp_path / "recipe.toml"
+    lines = [f"name = {json.dumps(cfg.get('name', 'default'))}", f"batch_size = {BATCH}"]
+    text = DEFAULT_RECIPE
+    # The default recipe's text with the batch size set and semantic dedup appended.
+    body = "\n".join(line for line in text.splitlines() if not line.startswith(("name =", "batch_size =")))
+    out.write_text("\n".join(lines) + "\n" + body + '\n[[steps]]\ntype = "semantic_dedup"\nthreshold = 0.9\npartition_size = 150\n')
+    assert Recipe.from_file(out).config() == recipe().config()
+    return out
+
+
+def test_ray_on_a_lake_store_matches_the_file_store(local_ray: None, seeded: Path, local_result: tuple,
+                                                   tmp_path: Path) -> None:
+    pytest.importorskip("duckdb_extension_ducklake")
+    _, expected, _ = local_result
+    url = "sqlite:///" + str(tmp_path / "cat.sqlite")
+    subprocess.run([sys.executable, "-m", "mixline.pipelines.cli", "init", "--catalog", url], check=True,
+                   capture_output=True)
+    with Store(url) as lake, Store(seeded, read_only=True) as src:
+        for table in ("sources", "samples", "sample_origins", "runs", "store_secrets"):
+            cols = [r[0] for r in src.execute(f"DESCRIBE {table}").fetchall()]
+            lake.append(table, src.execute(f"SELECT {', '.join(cols)} FROM {table}").to_arrow_table())
+    ex = RayExecutor(workers=2)
+    with Store(url) as st:
+        api.curate(st, recipe(), executor=ex)
+    assert "_mixline_work" in ex.stats["work_dir"]
+    got = outcome(url)
+    for key in expected:
+        assert got[key] == expected[key], key
+
+
+def test_ray_is_refused_for_an_in_memory_store_without_a_work_dir() -> None:
+    from mixline.errors import ConfigError
+
+    with Store(":memory:") as st, pytest.raises((ConfigError, StoreError), match="work"):
+        api.curate(st, recipe(), executor=RayExecutor(num_cpus=1))
