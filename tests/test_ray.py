@@ -126,6 +126,7 @@ def test_ray_gives_the_same_decisions_ids_clusters_and_mix(local_ray: None, seed
         ex = RayExecutor(workers=workers, buckets=buckets, work_dir=tmp_path / "work")
         with Store(path) as st:
             res = api.curate(st, recipe(), executor=ex)
+            assert res.dropped > 0
             got_mix = api.build_mix(st, api.MixRecipe.parse(MIX)).mix_id
         assert ex.stats["partitions"] > 3 and ex.stats["resumed"] == 0
         got = outcome(path)
