@@ -28,12 +28,13 @@ from mixline.store.store import Store
 
 def ingest(store: Store, paths: str | Path | Sequence[str | Path], *, kind: str, source: str | None = None,
            text_field: str | Sequence[str] = "text", progress: Callable[[int], None] | None = None,
-           **options: Any) -> IngestResult:
+           executor: Any = None, **options: Any) -> IngestResult:
     """Ingest files, folders or `hf:NAME` datasets with their provenance.
 
     `options` are the fields of `IngestOptions` (license, domain, id_field, url_field, format, split,
     max_bytes, max_file_bytes, csv_header, max_bad_share, allow_bad, origin). `progress` gets the
-    number of input bytes read so far.
+    number of input bytes read so far. `executor=RayExecutor(...)` reads, validates and hashes
+    each path in a Ray task; the result is the same.
 
     >>> ingest(st, "gsm8k.jsonl", kind="domain", domain="math", text_field=["question", "answer"]).ingested
     7473
@@ -44,7 +45,7 @@ def ingest(store: Store, paths: str | Path | Sequence[str | Path], *, kind: str,
     ps = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     fields = (text_field,) if isinstance(text_field, str) else tuple(text_field)
     name = source or default_source_name(ps[0])
-    return run(store, ps, IngestOptions(kind=kind, source=name, text_fields=fields, **options), progress)
+    return run(store, ps, IngestOptions(kind=kind, source=name, text_fields=fields, **options), progress, executor)
 
 
 def curate(store: Store, recipe: Recipe | str | Path | None = None, where: str | None = None, *,

@@ -121,8 +121,12 @@ def source_id_for(name: str) -> str:
 
 
 def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
-           progress: Progress | None = None) -> IngestResult:
-    """Ingest one or more paths as one run. Raises before writing anything on bad options."""
+           progress: Progress | None = None, executor: Any = None) -> IngestResult:
+    """Ingest one or more paths as one run. Raises before writing anything on bad options.
+
+    With `executor` (a `curation.distributed.RayExecutor`), each path is read, validated and
+    hashed by a Ray task; the driver keeps what is new and writes it in the run's transaction.
+    """
     if isinstance(paths, Path):
         paths = [paths]
     resolved = [p if p.as_posix().startswith("hf:") else _resolve(p) for p in paths]
@@ -151,22 +155,30 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
             if key != "new":
                 row["records"] += n
 
-        for p in resolved:
-            for batch in prefetch(read(p, fields, opts.format, split=opts.split)):
-                good, rejected = _validate(batch, opts.max_bytes)
-                bad.extend(rejected)
-                for b in rejected:
-                    count(b.file, "quarantined", 1)
-                if good.num_rows:
-                    n_good += good.num_rows
-                    new_files = _spool_batch(store, spool, good, seen, result)
-                    for vc in pc.value_counts(good.column("file")).to_pylist():
-                        count(vc["values"], "duplicates", vc["counts"])  # less the new ones, below
-                    for f, n in new_files.items():
-                        count(f, "new", n)
-                        per_file[f]["duplicates"] -= n
-                if progress is not None and batch.bytes_read:
-                    progress(batch.bytes_read)
+        def batches() -> Iterator[tuple[pa.Table, list[BadRecord], int]]:
+            """Hashed rows, bad records and bytes read so far, in input order."""
+            if executor is not None:  # read, validate and hash on Ray workers
+                yield from executor.ingest_map(store, resolved, fields, opts)
+                return
+            for p in resolved:
+                for batch in prefetch(read(p, fields, opts.format, split=opts.split)):
+                    good, rejected = _validate(batch, opts.max_bytes)
+                    yield hash_rows(good, store.con), rejected, batch.bytes_read
+
+        for hashed, rejected, bytes_read in batches():
+            bad.extend(rejected)
+            for b in rejected:
+                count(b.file, "quarantined", 1)
+            if hashed.num_rows:
+                n_good += hashed.num_rows
+                new_files = spool_hashed(spool, hashed, seen, result)
+                for vc in pc.value_counts(hashed.column("file")).to_pylist():
+                    count(vc["values"], "duplicates", vc["counts"])  # less the new ones, below
+                for f, n in new_files.items():
+                    count(f, "new", n)
+                    per_file[f]["duplicates"] -= n
+            if progress is not None and bytes_read:
+                progress(bytes_read)
         _refuse_bad_input(bad, n_good, opts)
         _load_spool(store, spool, sid, opts, depth, run.run_id, check_origins, result)
         if opts.origin == "datatrove":
@@ -179,6 +191,10 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
         result.quarantined = _quarantine(store, sid, run.run_id, bad)
         result.first_reasons = [f"{b.file}:{b.locator}: {b.reason}" for b in bad[:5]]
         run.stats.update({k: v for k, v in result.as_dict().items() if isinstance(v, int)})
+        if executor is not None:
+            run.stats["executor"] = {"name": "ray", **executor.stats}
+    if executor is not None:
+        executor.cleanup()
     return result
 
 
@@ -339,6 +355,17 @@ class Spool:
 
 def _spool_batch(store: Store, spool: Spool, good: pa.Table, seen: IdSet, result: IngestResult) -> dict[str, int]:
     """Hash a batch; spool its new samples and all of its origins. Returns new samples per file."""
+    return spool_hashed(spool, hash_rows(good, store.con), seen, result)
+
+
+HASHED = pa.schema([("sample_id", pa.string()), ("content_hash", pa.string()), ("text", pa.string()),
+                    ("messages", pa.string()), ("file", pa.string()), ("locator", pa.string()),
+                    ("original_id", pa.string()), ("url", pa.string()), ("meta", pa.string())])
+
+
+def hash_rows(good: pa.Table, con: Any) -> pa.Table:
+    """A validated batch with its content ids, metadata as JSON text: the part of ingest that
+    needs no store, so Ray workers run it (`con` is any DuckDB connection)."""
     text_ids = [t or "" for t in content_ids(good.column("text"))]
     msgs = good.column("messages")
     if msgs.null_count == len(msgs):
@@ -346,7 +373,24 @@ def _spool_batch(store: Store, spool: Spool, good: pa.Table, seen: IdSet, result
     else:
         msg_ids = content_ids(msgs)
         ids = [m if m is not None else t for m, t in zip(msg_ids, text_ids, strict=True)]
-    # A row becomes a sample if its id is new to the store and first in this batch.
+    meta = good.column("meta")
+    if pa.types.is_struct(meta.type):
+        con.register("_meta", pa.table({"meta": meta}))
+        try:
+            meta = con.execute("SELECT to_json(meta)::VARCHAR FROM _meta").to_arrow_table().column(0)
+        finally:
+            con.unregister("_meta")
+    return pa.table({
+        "sample_id": pa.array(ids, pa.string()), "content_hash": pa.array(text_ids, pa.string()),
+        "text": good.column("text"), "messages": good.column("messages"), "file": good.column("file"),
+        "locator": good.column("locator"), "original_id": good.column("original_id"), "url": good.column("url"),
+        "meta": meta}, schema=HASHED)
+
+
+def spool_hashed(spool: Spool, h: pa.Table, seen: IdSet, result: IngestResult) -> dict[str, int]:
+    """Spool a hashed batch's new samples (new to the store and first in the run) and all of its
+    origins. Returns new samples per file."""
+    ids = h.column("sample_id").to_pylist()
     keys = to_keys(ids)
     fresh = np.flatnonzero(~seen.contains(keys)).tolist()
     firsts: dict[str, None] = {}
@@ -357,28 +401,15 @@ def _spool_batch(store: Store, spool: Spool, good: pa.Table, seen: IdSet, result
             new.append(i)
     seen.add(keys[new])
     result.ingested += len(new)
-    files = good.column("file").to_pylist()
+    files = h.column("file").to_pylist()
     new_per_file: dict[str, int] = {}
     for i in new:
         new_per_file[files[i]] = new_per_file.get(files[i], 0) + 1
-    id_col = pa.array(ids, pa.string())
     if new:
         take = pa.array(new, pa.int64())
-        spool.samples.write_table(pa.table({
-            "sample_id": id_col.take(take), "content_hash": pa.array(text_ids, pa.string()).take(take),
-            "text": good.column("text").take(take), "messages": good.column("messages").take(take),
-        }, schema=_SAMPLES_SPOOL))
-    meta = good.column("meta")
-    if pa.types.is_struct(meta.type):
-        store.con.register("_meta", pa.table({"meta": meta}))
-        try:
-            meta = store.execute("SELECT to_json(meta)::VARCHAR FROM _meta").to_arrow_table().column(0)
-        finally:
-            store.con.unregister("_meta")
-    spool.origins.write_table(pa.table({
-        "sample_id": id_col, "file": good.column("file"), "locator": good.column("locator"),
-        "original_id": good.column("original_id"), "url": good.column("url"), "meta": meta,
-    }, schema=_ORIGINS_SPOOL))
+        spool.samples.write_table(h.select(["sample_id", "content_hash", "text", "messages"]).take(take)
+                                  .cast(_SAMPLES_SPOOL))
+    spool.origins.write_table(h.select(["sample_id", "file", "locator", "original_id", "url", "meta"]).cast(_ORIGINS_SPOOL))
     return new_per_file
 
 

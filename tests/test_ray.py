@@ -236,3 +236,26 @@ def test_ray_is_refused_for_an_in_memory_store_without_a_work_dir() -> None:
 
     with Store(":memory:") as st, pytest.raises((ConfigError, StoreError), match="work"):
         api.curate(st, recipe(), executor=RayExecutor(num_cpus=1))
+
+
+def test_ray_ingest_keeps_the_same_samples_origins_and_quarantine(local_ray: None, realdata: Path,
+                                                                  tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "   "}\n{"text": "a short but fine record"}\nnot json at all\n')
+    inputs = [realdata / "web" / "dolma_cc_en_head-0091.jsonl.gz", realdata / "conversations" / "oasst_en_100_message.jsonl",
+              realdata / "web" / "dolma_cc_en_head-0174.jsonl.gz", bad,
+              realdata / "web" / "dolma_cc_en_head-0091.jsonl.gz"]  # twice: its rows are duplicates the second time
+    results = {}
+    for name, ex in (("local", None), ("ray", RayExecutor(workers=2, work_dir=tmp_path / "work"))):
+        with Store(tmp_path / f"{name}.duckdb") as st:
+            r = api.ingest(st, inputs, kind="web", source="mixed", allow_bad=True, executor=ex)
+            results[name] = (
+                {k: v for k, v in r.as_dict().items() if k != "run_id"},
+                st.execute("SELECT sample_id, text, messages, content_hash FROM samples ORDER BY 1").fetchall(),
+                st.execute("SELECT sample_id, file, locator, original_id, url, meta::VARCHAR FROM sample_origins "
+                           "ORDER BY ALL").fetchall(),
+                st.execute("SELECT file, locator, reason, excerpt FROM quarantine ORDER BY ALL").fetchall())
+    assert results["local"] == results["ray"]
+    summary = results["local"][0]
+    assert summary["quarantined"] == 2 and summary["ingested"] > 600
+    assert not (tmp_path / "work").exists()

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import click
-from mixline.pipelines.cli.app import Ctx, cli, command, emit
+from mixline.pipelines.cli.app import Ctx, cli, command, emit, executor_options, make_executor
 from mixline.store import Store
 
 
@@ -32,10 +32,12 @@ from mixline.store import Store
 @click.option("--from", "origin", type=click.Choice(["datatrove", "distilabel"]), default=None,
               help="Output of another tool: datatrove (drop reasons become decisions) or distilabel (model and generations kept).")
 @click.option("--allow-bad", is_flag=True, help="Keep the good records however many are bad; the bad ones are quarantined.")
+@executor_options
 def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: str | None, license_: str | None,
            domain: str | None, text_fields: tuple[str, ...], id_field: str | None, url_field: str | None,
            fmt: str | None, split: str | None, max_bytes: int, max_file_bytes: int, no_header: bool, max_bad_share: float,
-           allow_bad: bool, origin: str | None) -> None:
+           allow_bad: bool, origin: str | None, executor: str, address: str | None, num_cpus: int | None,
+           work_dir: str | None) -> None:
     """Ingest files, folders or Hugging Face datasets (hf:NAME) with their provenance."""
     from mixline.pipelines.ingest import default_source_name, total_bytes
     from tqdm import tqdm
@@ -51,6 +53,7 @@ def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: s
             "max_bad_share": max_bad_share, "allow_bad": allow_bad, "origin": origin}
     # A memory cap keeps DuckDB's page cache from growing with the corpus; it spills instead.
     memory = os.environ.get("MIXLINE_MEMORY_LIMIT", "1GB")
+    ex = make_executor(executor, address, num_cpus, work_dir)
     with Store(ctx.store_path, memory_limit=memory) as st, tqdm(total=total_bytes(ps) or None, unit="B", unit_scale=True,
                                  disable=ctx.quiet or None, desc="ingest", file=sys.stderr) as bar:
         done = [0]
@@ -59,7 +62,12 @@ def ingest(ctx: Ctx, as_json: bool, paths: tuple[str, ...], kind: str, source: s
             bar.update(max(0, n - done[0]))
             done[0] = max(done[0], n)
 
-        result = api.ingest(st, ps, kind=kind, source=name, text_field=text_fields or ("text",), progress=progress, **opts)
+        try:
+            result = api.ingest(st, ps, kind=kind, source=name, text_field=text_fields or ("text",), progress=progress,
+                                executor=ex, **opts)
+        finally:
+            if ex is not None:
+                ex.shutdown()
     out = result.as_dict()
     if emit(as_json, out):
         return
