@@ -65,9 +65,11 @@ def default_work_dir(store: Store) -> Path:
     if env:
         return Path(env)
     if store.lake is not None:
-        row = store.con.execute("SELECT value FROM ducklake_options('lake') WHERE option_name = 'data_path'").fetchone()
-        if row and row[0] and "://" not in str(row[0]):
-            return Path(str(row[0])) / "_mixline_work"
+        from mixline.store.lake import local_data_path
+
+        data = local_data_path(store.con)
+        if data is not None:
+            return data / "_mixline_work"
         raise ConfigError("the store's data path is not a local folder; give --work-dir on storage every Ray worker reads")
     if store.path == ":memory:":
         raise ConfigError("a Ray run of an in-memory store needs a work folder: set work_dir or MIXLINE_WORK_DIR")

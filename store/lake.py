@@ -164,6 +164,14 @@ def attach(con: duckdb.DuckDBPyConnection, target: LakeTarget, *, read_only: boo
         con.execute(f"CALL {alias}.set_option('data_inlining_row_limit', 0)")
 
 
+def local_data_path(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> Path | None:
+    """The lake's data path when it is a local (or mounted) folder, else None (object storage)."""
+    row = con.execute(f"SELECT value FROM ducklake_options('{alias}') WHERE option_name = 'data_path'").fetchone()
+    if row and row[0] and "://" not in str(row[0]):
+        return Path(str(row[0]))
+    return None
+
+
 def current_snapshot(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> int:
     row = con.execute(f"SELECT id FROM ducklake_current_snapshot('{alias}')").fetchone()
     return int(row[0]) if row else 0

@@ -402,8 +402,11 @@ def optimize(store: Store) -> dict[str, int]:
         n = int(store.scalar("SELECT count(*) FROM edges"))
         run.stats["edges"] = n
     if store.lake is not None:
-        # DuckLake keeps no indexes: trace reads edges by key through the Parquet files'
-        # min/max statistics, which the sort makes tight.
+        # DuckLake keeps no indexes: the memory-mapped lineage index under the data path
+        # serves trace and impact, and the sorted Parquet files serve the rest.
+        from mixline.store import lineage_index
+
+        lineage_index.build(store)
         return {"edges": n, "indexes": 0}
     for name, target in INDEXES.items():
         store.execute(f"CREATE INDEX {name} ON {target}")

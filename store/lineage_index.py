@@ -21,8 +21,16 @@ ARRAYS = ("child_key", "parent_key", "child_id", "parent_id", "relation", "run",
 
 
 def index_dir(store: Store) -> Path | None:
-    # A DuckLake store has no folder of its own here; its edges are read from sorted Parquet files.
-    return None if store.path == ":memory:" or store.lake is not None else Path(store.path + ".lineage")
+    if store.path == ":memory:":
+        return None
+    if store.lake is not None:
+        # A DuckLake store keeps the index under its data path (when that is a folder), so
+        # every reader of the lake shares it; `optimize` writes it.
+        from mixline.store.lake import local_data_path
+
+        data = local_data_path(store.con)
+        return None if data is None else data / "_mixline_lineage"
+    return Path(store.path + ".lineage")
 
 
 def _codes(values: list[Any]) -> tuple[np.ndarray, list[Any]]:

@@ -1,0 +1,209 @@
+"""Scale-out: the in-process executor vs Ray Data, and a single DuckDB file vs DuckLake.
+
+    python benchmarks/bench_scale.py executors 100000 1000000   # curate and ingest, local vs Ray
+    python benchmarks/bench_scale.py lake 10                     # DuckLake vs file: ingest, trace p50 at 10M
+
+Executors: documents are assembled from real sentences (Common Crawl, MedQuAD answers, OASST,
+State of the Union), 1% exact copies and 1% near copies; each is ingested and curated with the
+default recipe, in-process and on a local Ray instance with the machine's CPUs. Ray's fixed
+overhead per pass is measured on a 1-document run.
+
+Lake: the bench_lineage graph (10M samples, 20M edges) is built in a single file and in a
+DuckLake store on a SQLite catalog (and on PostgreSQL when MIXLINE_TEST_PG names a server);
+ingest throughput is measured on the same JSONL files into a fresh store of each kind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import WORK, machine, realdata, table  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "mixline.pipelines.cli"]
+OUT = WORK / "scale"
+
+
+def sentences() -> list[str]:
+    data = realdata()
+    pool: list[str] = []
+    split = re.compile(r"(?<=[.!?])\s+")
+
+    def add(text: str) -> None:
+        pool.extend(s.strip() for s in split.split(text) if 40 <= len(s.strip()) <= 400)
+
+    for f in sorted((data / "web").glob("dolma_*.jsonl.gz")):
+        with gzip.open(f, "rt") as fh:
+            for line in fh:
+                add(json.loads(line).get("text", ""))
+    with gzip.open(data / "domain_medical" / "medquad_qa.jsonl.gz", "rt") as fh:
+        for line in fh:
+            add(json.loads(line).get("answer", ""))
+    with open(data / "conversations" / "oasst_en_100_message.jsonl") as fh:
+        for line in fh:
+            add(json.loads(line).get("text", ""))
+    return sorted(set(pool))
+
+
+def write_docs(n: int, folder: Path, files: int = 8) -> list[Path]:
+    """n documents of 6-14 real sentences, 1% exact copies and 1% near copies, in `files` JSONL files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"docs-{i}.jsonl" for i in range(files)]
+    if all(p.exists() for p in paths):
+        return paths
+    pool = sentences()
+    rng = random.Random(n)
+    handles = [p.open("w") for p in paths]
+    recent: list[list[str]] = []
+    for i in range(n):
+        r = rng.random()
+        if recent and r < 0.01:
+            sents = list(rng.choice(recent))
+        elif recent and r < 0.02:
+            sents = list(rng.choice(recent))
+            sents[rng.randrange(len(sents))] = rng.choice(pool)
+        else:
+            sents = [rng.choice(pool) for _ in range(rng.randint(6, 14))]
+            if len(recent) < 5000:
+                recent.append(sents)
+            else:
+                recent[rng.randrange(5000)] = sents
+        handles[i % files].write(json.dumps({"text": " ".join(sents)}) + "\n")
+    for h in handles:
+        h.close()
+    return paths
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([*CLI, *args, "--json", "-q"], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})})
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"mixline {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return wall, json.loads(proc.stdout)
+
+
+def executors(sizes: list[int]) -> None:
+    cpus = os.cpu_count() or 1
+    ray = ["--executor", "ray", "--num-cpus", str(cpus)]
+    rows, notes = [], []
+    # Ray's fixed cost: a one-document run (start Ray, run every pass, stop it).
+    tiny = OUT / "tiny"
+    shutil.rmtree(tiny, ignore_errors=True)
+    tiny.mkdir(parents=True)
+    (tiny / "one.jsonl").write_text(json.dumps({"text": "A single short document about the river town market."}) + "\n")
+    fixed = {}
+    for name, extra in (("local", []), ("ray", ray)):
+        store = str(tiny / f"{name}.duckdb")
+        t_ing, _ = run_cli("--store", store, "ingest", str(tiny / "one.jsonl"), "--kind", "web", *extra)
+        t_cur, _ = run_cli("--store", store, "curate", *extra)
+        fixed[name] = (t_ing, t_cur)
+    notes.append(f"fixed cost of a 1-document run (process start, models, and for Ray: start a local instance with "
+                 f"{cpus} CPUs, one map pass, one pair-search pass per dedup step): ingest local {fixed['local'][0]:.1f} s, "
+                 f"Ray {fixed['ray'][0]:.1f} s; curate local {fixed['local'][1]:.1f} s, Ray {fixed['ray'][1]:.1f} s")
+    for n in sizes:
+        docs = write_docs(n, OUT / f"docs-{n}")
+        outcome = {}
+        for name, extra in (("local", []), ("ray", ray)):
+            store = OUT / f"{name}-{n}.duckdb"
+            for p in OUT.glob(f"{name}-{n}.duckdb*"):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            t_ing, ing = run_cli("--store", str(store), "ingest", *map(str, docs), "--kind", "web", *extra)
+            t_cur, cur = run_cli("--store", str(store), "curate", *extra)
+            outcome[name] = (ing["ingested"], cur["kept"], cur["dropped"])
+            rows.append({"docs": f"{n:,}", "executor": name, "ingest s": t_ing, "ingest docs/s": n / t_ing,
+                         "curate s": t_cur, "curate docs/s": n / t_cur, "kept": cur["kept"], "dropped": cur["dropped"]})
+        same = outcome["local"] == outcome["ray"]
+        notes.append(f"{n:,} docs: local and Ray agree on ingested/kept/dropped counts: {same} {outcome['local']}")
+    print(f"## Scale-out: local vs Ray (`benchmarks/bench_scale.py executors`, {machine()}; {time.strftime('%Y-%m-%d')})\n")
+    print(table(rows))
+    print()
+    for note in notes:
+        print(f"- {note}")
+    for n in sizes:
+        loc = next(r for r in rows if r["docs"] == f"{n:,}" and r["executor"] == "local")
+        ray_ = next(r for r in rows if r["docs"] == f"{n:,}" and r["executor"] == "ray")
+        print(f"- {n:,} docs: Ray/local curate time ratio {ray_['curate s'] / loc['curate s']:.2f}, "
+              f"ingest {ray_['ingest s'] / loc['ingest s']:.2f}")
+
+
+def lake(scale: float) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    argv, sys.argv = sys.argv, sys.argv[:1]  # bench_lineage reads its scale from argv at import
+    try:
+        import bench_lineage as bl
+    finally:
+        sys.argv = argv
+
+    from mixline.store import Store
+    from mixline.store.lineage import optimize, trace
+
+    bl.HUMAN, bl.CURATED, bl.GEN = int(3_500_000 * scale / 10), int(2_000_000 * scale / 10), int(1_500_000 * scale / 10)
+    folder = OUT / f"lake-{scale}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    targets = {"file": str(folder / "one.duckdb"), "ducklake sqlite": "sqlite:///" + str(folder / "cat.sqlite")}
+    pg = os.environ.get("MIXLINE_TEST_PG")
+    if pg:
+        sys.path.insert(0, str(ROOT / "tests"))
+        import pgcluster
+
+        targets["ducklake postgres"] = pgcluster.create_db(pg.rstrip("/"), f"bench_{int(time.time())}")
+    rows = []
+    docs = write_docs(200_000, OUT / "docs-200000")
+    for name, url in targets.items():
+        if name != "file":
+            extra = [] if "sqlite" in name else ["--data-path", str(folder / "pg-data")]
+            run_cli("init", "--catalog", url, *extra)
+        ing_store = url if name == "file" else url
+        if name == "file":
+            ing_store = str(folder / "ingest.duckdb")
+        elif "sqlite" in name:
+            ing_store = "sqlite:///" + str(folder / "ingest-cat.sqlite")
+            run_cli("init", "--catalog", ing_store)
+        t_ing, ing = run_cli("--store", ing_store, "ingest", *map(str, docs), "--kind", "web")
+        t0 = time.perf_counter()
+        with Store(url) as st:
+            n, e = bl.build(st)
+        t_build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with Store(url) as st:
+            optimize(st)
+        t_opt = time.perf_counter() - t0
+        with Store(url, read_only=True) as st:
+            gen3 = [r[0] for r in st.execute("SELECT sample_id FROM samples WHERE source = 'gen3' ORDER BY sample_id "
+                                             "LIMIT 100").fetchall()]
+            trace(st, gen3[0])
+            times = []
+            for s in gen3:
+                t0 = time.perf_counter()
+                trace(st, s)
+                times.append(time.perf_counter() - t0)
+        rows.append({"store": name, "ingest docs/s (200k docs)": 200_000 / t_ing, "build 10M graph s": t_build,
+                     "optimize s": t_opt, "trace p50 ms": statistics.median(times) * 1000,
+                     "trace p95 ms": sorted(times)[int(0.95 * len(times))] * 1000, "samples": n, "edges": e})
+    print(f"## Scale-out: single file vs DuckLake (`benchmarks/bench_scale.py lake {scale}`, {machine()}; "
+          f"{time.strftime('%Y-%m-%d')})\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "executors"
+    if what == "executors":
+        executors([int(x) for x in sys.argv[2:]] or [100_000, 1_000_000])
+    elif what == "lake":
+        lake(float(sys.argv[2]) if len(sys.argv) > 2 else 10.0)
+    else:
+        sys.exit("usage: bench_scale.py executors [N ...] | lake [MILLIONS]")
