@@ -258,3 +258,23 @@ def test_postgres_password_never_reaches_messages_or_runs(pg_base: str) -> None:
     res = subprocess.run(cli(url, "stats"), capture_output=True, text=True)
     assert res.returncode != 0 and "sekrit-pw" not in res.stderr + res.stdout
     assert "***" in res.stderr or "does_not_exist" in res.stderr
+
+
+def test_the_dashboard_reads_a_lake_store(tmp_path: Path) -> None:
+    from mixline.dashboards.app import create_app
+    from starlette.testclient import TestClient
+
+    url = "sqlite:///" + str(tmp_path / "cat.sqlite")
+    run(url, "init", "--catalog", url)
+    run(url, "ingest", str(_jsonl(tmp_path / "a.jsonl", 300, "alpha")), "--kind", "web", "--quiet")
+    run(url, "curate", "--quiet")
+    (tmp_path / "mix.toml").write_text(MIX)
+    mix = run(url, "mix", "build", str(tmp_path / "mix.toml"))["mix_id"]
+    with Store(url, read_only=True) as st:
+        sid = st.scalar("SELECT sample_id FROM samples ORDER BY sample_id LIMIT 1")
+    client = TestClient(create_app(url))
+    for path in ("/", "/samples", f"/samples/{sid}", "/mixes", f"/mixes/{mix}", "/runs"):
+        r = client.get(path)
+        assert r.status_code == 200, (path, r.text[:300])
+        assert "Data as of run" in r.text
+    assert client.get("/api/overview").json()["freshness"]["latest_run"]["run_id"].startswith("run-")

@@ -50,8 +50,9 @@ class PiiParams(StepParams):
 
 def store_key(store: Any) -> bytes:
     """The store's pseudonym key, created on first use. It never leaves the store."""
-    row = store.execute("SELECT value FROM store_secrets WHERE name = ?", [KEY_NAME]).fetchone()
-    if row:
+    # min(): if two writers of a DuckLake store ever both made one, every reader picks the same.
+    row = store.execute("SELECT min(value) FROM store_secrets WHERE name = ?", [KEY_NAME]).fetchone()
+    if row and row[0]:
         return bytes.fromhex(row[0])
     key = secrets.token_bytes(32)
     store.append_rows("store_secrets", [{"name": KEY_NAME, "value": key.hex()}])

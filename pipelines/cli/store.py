@@ -44,6 +44,10 @@ def init(ctx: Ctx, as_json: bool, catalog: str | None, data_path: str | None) ->
     else:
         st = ctx.open()
     with st:
+        if catalog is not None:
+            from mixline.curation.pii.scrub import store_key
+
+            store_key(st)  # made now, by one process, not raced for by the first concurrent curates
         out = {"store": st.display_path, "schema_version": st.schema_version(),
                "backend": st.lake.backend if st.lake else "duckdb-file", "snapshot": st.current_snapshot()}
     if not emit(as_json, out):
