@@ -123,6 +123,13 @@ def executors(sizes: list[int]) -> None:
             t_ing, ing = run_cli("--store", str(store), "ingest", *map(str, docs), "--kind", "web", *extra)
             t_cur, cur = run_cli("--store", str(store), "curate", *extra)
             outcome[name] = (ing["ingested"], cur["kept"], cur["dropped"])
+            if name == "ray":
+                _, runs = run_cli("--store", str(store), "runs", "--limit", "1")
+                ex = runs[0]["stats"]["executor"]
+                notes.append(f"{n:,} docs on Ray, where the curate's time went: inputs {ex['inputs_s']:.1f} s, map "
+                             f"{ex['map_s']:.1f} s ({ex['partitions']} partitions), gather {ex['gather_s']:.1f} s, "
+                             f"register {ex['register_s']:.1f} s, pair search {ex['pairs_s']:.1f} s "
+                             f"({ex['buckets']} buckets), union-find and keep choice {ex['resolve_s']:.1f} s")
             rows.append({"docs": f"{n:,}", "executor": name, "ingest s": t_ing, "ingest docs/s": n / t_ing,
                          "curate s": t_cur, "curate docs/s": n / t_cur, "kept": cur["kept"], "dropped": cur["dropped"]})
         same = outcome["local"] == outcome["ray"]

@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,14 +134,17 @@ class RayExecutor:
 
     # -- the run --------------------------------------------------------------------------------
     def run(self, store: Store, plan: Plan, run_id: str, progress: Progress | None) -> tuple[int, pa.Table | None, list[tuple[str, str]]]:
+        t0 = time.perf_counter()
         folder = self._prepare(store, plan)
+        t_inputs = time.perf_counter() - t0
         ray = self._init()
         n_parts = len(plan.batches())
         buckets = self.buckets or max(1, min(64, 2 * self._pool()))
         done = {int(p.name.split("-")[1]) for p in folder.glob("part-*") if p.is_dir() and "." not in p.name}
         todo = [i for i in range(n_parts) if i not in done]
         self.stats = {"partitions": n_parts, "resumed": len(done & set(range(n_parts))), "buckets": buckets,
-                      "work_dir": str(folder)}
+                      "work_dir": str(folder), "inputs_s": round(t_inputs, 3), "pairs_s": 0.0}
+        t0 = time.perf_counter()
         if progress is not None and done:
             progress(sum(pq.read_metadata(folder / "input" / f"_part={i}" / "data_0.parquet").num_rows
                          for i in done if i < n_parts))
@@ -154,13 +158,22 @@ class RayExecutor:
             for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 if progress is not None:
                     progress(int(pc.sum(out.column("rows")).as_py() or 0))
+        # Where a run's time goes, for the scaling model in the README: inputs and map scale
+        # with workers; gather, resolve (union-find) and register run on the driver.
+        self.stats["map_s"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
         results = [_load_part(folder / f"part-{i:06d}", len(plan.globals_)) for i in range(n_parts)]
         pop = Population.gather(results, len(plan.globals_))
+        self.stats["gather_s"] = round(time.perf_counter() - t0, 3)
         # Register the workers' rows, then let the driver add the reduce's decisions.
+        t0 = time.perf_counter()
         _register(store, folder, n_parts, run_id)
+        self.stats["register_s"] = round(time.perf_counter() - t0, 3)
         rec = _Decisions(StoreSink(store, run_id), run_id)
+        t0 = time.perf_counter()
         reduce_globals(plan, pop, rec, pairs=lambda i, g, sub, alive, idx: self._pairs(
             ray, folder, i, g, sub, alive, n_parts, buckets, [r.features[i].num_rows for r in results]))
+        self.stats["resolve_s"] = round(time.perf_counter() - t0 - self.stats["pairs_s"], 3)
         langs = _read_all(folder, n_parts, "langs")
         prints_t = _read_all(folder, n_parts, "pii_fingerprints")
         prints = list(zip(prints_t.column("fingerprint").to_pylist(), prints_t.column("entity_type").to_pylist(),
@@ -250,6 +263,7 @@ class RayExecutor:
     def _pairs(self, ray: Any, folder: Path, i: int, g: GlobalStep, sub: pa.Table, alive: np.ndarray,
                n_parts: int, buckets: int, feat_rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Candidate pairs of global step i, one Ray task per bucket, in the rows of `sub`."""
+        t0 = time.perf_counter()
         red = folder / f"reduce-{i}"
         shutil.rmtree(red, ignore_errors=True)
         red.mkdir()
@@ -274,6 +288,8 @@ class RayExecutor:
         shutil.rmtree(red, ignore_errors=True)
         a = np.concatenate(a_all).astype(np.int64) if a_all else np.empty(0, np.int64)
         b = np.concatenate(b_all).astype(np.int64) if b_all else np.empty(0, np.int64)
+        self.stats["pairs_s"] = round(self.stats["pairs_s"] + time.perf_counter() - t0, 3)
+        self.stats[f"pairs_{g.step_name}"] = int(len(a))
         return a, b
 
 
