@@ -116,7 +116,10 @@ def executors(sizes: list[int]) -> None:
     for n in sizes:
         docs = write_docs(n, OUT / f"docs-{n}")
         outcome = {}
+        which = os.environ.get("BENCH_EXECUTORS", "local,ray").split(",")
         for name, extra in (("local", []), ("ray", ray)):
+            if name not in which:
+                continue
             store = OUT / f"{name}-{n}.duckdb"
             for p in OUT.glob(f"{name}-{n}.duckdb*"):
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
@@ -132,7 +135,7 @@ def executors(sizes: list[int]) -> None:
                              f"({ex['buckets']} buckets), union-find and keep choice {ex['resolve_s']:.1f} s")
             rows.append({"docs": f"{n:,}", "executor": name, "ingest s": t_ing, "ingest docs/s": n / t_ing,
                          "curate s": t_cur, "curate docs/s": n / t_cur, "kept": cur["kept"], "dropped": cur["dropped"]})
-        same = outcome["local"] == outcome["ray"]
+        same = outcome.get("local") == outcome.get("ray")
         notes.append(f"{n:,} docs: local and Ray agree on ingested/kept/dropped counts: {same} {outcome['local']}")
     print(f"## Scale-out: local vs Ray (`benchmarks/bench_scale.py executors`, {machine()}; {time.strftime('%Y-%m-%d')})\n")
     print(table(rows))
@@ -140,8 +143,10 @@ def executors(sizes: list[int]) -> None:
     for note in notes:
         print(f"- {note}")
     for n in sizes:
-        loc = next(r for r in rows if r["docs"] == f"{n:,}" and r["executor"] == "local")
-        ray_ = next(r for r in rows if r["docs"] == f"{n:,}" and r["executor"] == "ray")
+        loc = next((r for r in rows if r["docs"] == f"{n:,}" and r["executor"] == "local"), None)
+        ray_ = next((r for r in rows if r["docs"] == f"{n:,}" and r["executor"] == "ray"), None)
+        if loc is None or ray_ is None:
+            continue
         print(f"- {n:,} docs: Ray/local curate time ratio {ray_['curate s'] / loc['curate s']:.2f}, "
               f"ingest {ray_['ingest s'] / loc['ingest s']:.2f}")
 

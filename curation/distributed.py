@@ -146,8 +146,8 @@ class RayExecutor:
                       "work_dir": str(folder), "inputs_s": round(t_inputs, 3), "pairs_s": 0.0}
         t0 = time.perf_counter()
         if progress is not None and done:
-            progress(sum(pq.read_metadata(folder / "input" / f"_part={i}" / "data_0.parquet").num_rows
-                         for i in done if i < n_parts))
+            progress(sum(pq.read_metadata(f).num_rows for i in done if i < n_parts
+                         for f in (folder / "input" / f"_part={i}").glob("*.parquet")))
         if todo:
             payload = _stash(folder / "map.pkl", {"plan": plan, "folder": str(folder), "run_id": run_id, "buckets": buckets})
             ds = ray.data.from_items([{"part": i} for i in todo], override_num_blocks=len(todo))
@@ -163,6 +163,10 @@ class RayExecutor:
         self.stats["map_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         results = [_load_part(folder / f"part-{i:06d}", len(plan.globals_)) for i in range(n_parts)]
+        read = sum(r.rows for r in results)
+        if read != plan.total:  # every selected row went through exactly one partition
+            raise RuntimeError(f"the Ray map phase read {read} rows of the {plan.total} selected; "
+                               f"delete {folder} and run again")
         pop = Population.gather(results, len(plan.globals_))
         self.stats["gather_s"] = round(time.perf_counter() - t0, 3)
         # Register the workers' rows, then let the driver add the reduce's decisions.
@@ -323,8 +327,11 @@ class MapWorker:
 
     def one(self, part: int) -> int:
         final = self.folder / f"part-{part:06d}"
-        src = self.folder / "input" / f"_part={part}" / "data_0.parquet"
-        table = pq.read_table(src)
+        # DuckDB may write a partition as several files (one per writing thread).
+        src = sorted((self.folder / "input" / f"_part={part}").glob("*.parquet"))
+        table = pa.concat_tables([pq.read_table(f) for f in src]) if src else None
+        if table is None:
+            raise RuntimeError(f"input partition {part} is missing from {self.folder / 'input'}")
         if (self.folder.parent / f"_inject_fault_{part}").exists():  # for the fault tests
             raise RuntimeError(f"fault injected in partition {part}")
         table = table.sort_by("_page").drop_columns(["_page"])
@@ -345,7 +352,7 @@ class MapWorker:
         for name, tabs in sink.tables.items():
             pq.write_table(pa.concat_tables(tabs, promote_options="default"), tmp / f"{name}.parquet")
         pq.write_table(res.alive, tmp / "pop.parquet")
-        pq.write_table(pa.table({"selected": [res.selected]}), tmp / "meta.parquet")
+        pq.write_table(pa.table({"selected": [res.selected], "rows": [table.num_rows]}), tmp / "meta.parquet")
         for i, (pos, feat) in enumerate(zip(res.positions, res.features, strict=True)):
             np.save(tmp / f"pos-{i}.npy", pos.astype(np.int64))
             pq.write_table(feat, tmp / f"feat-{i}.parquet")
@@ -475,10 +482,12 @@ def _load_part(folder: Path, n_globals: int) -> BatchResult:
     if not folder.is_dir():
         raise RuntimeError(f"partition {folder.name} is missing after the map phase")
     pop = pq.read_table(folder / "pop.parquet")
-    selected = int(pq.read_table(folder / "meta.parquet").column("selected")[0].as_py())
+    meta = pq.read_table(folder / "meta.parquet")
     positions = [np.load(folder / f"pos-{i}.npy") for i in range(n_globals)]
     features = [pq.read_table(folder / f"feat-{i}.parquet") for i in range(n_globals)]
-    return BatchResult(selected, pop, positions, features)
+    res = BatchResult(int(meta.column("selected")[0].as_py()), pop, positions, features)
+    res.rows = int(meta.column("rows")[0].as_py())
+    return res
 
 
 def _files(folder: Path, n_parts: int, name: str) -> list[str]:

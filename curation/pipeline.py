@@ -207,6 +207,7 @@ class BatchResult:
     alive: pa.Table  # sample_id, rank, anchor, kind, synth_depth
     positions: list[np.ndarray]
     features: list[pa.Table]
+    rows: int = 0  # rows of the batch read (new and anchors)
 
 
 POP_COLUMNS = ["sample_id", "rank", "anchor", "kind", "synth_depth"]
@@ -242,7 +243,7 @@ def process_batch(plan: Plan, batch: pa.Table, rec: _Decisions) -> BatchResult:
         gmask = g.in_scope(alive, plan.where_col.get(id(g)))
         positions.append(np.flatnonzero(gmask))
         features.append(g.features(alive if gmask.all() else alive.filter(pa.array(gmask))))
-    return BatchResult(selected, alive.select(POP_COLUMNS), positions, features)
+    return BatchResult(selected, alive.select(POP_COLUMNS), positions, features, batch.num_rows)
 
 
 @dataclass
