@@ -136,7 +136,7 @@ def executors(sizes: list[int]) -> None:
             rows.append({"docs": f"{n:,}", "executor": name, "ingest s": t_ing, "ingest docs/s": n / t_ing,
                          "curate s": t_cur, "curate docs/s": n / t_cur, "kept": cur["kept"], "dropped": cur["dropped"]})
         same = outcome.get("local") == outcome.get("ray")
-        notes.append(f"{n:,} docs: local and Ray agree on ingested/kept/dropped counts: {same} {outcome['local']}")
+        notes.append(f"{n:,} docs: local and Ray agree on ingested/kept/dropped counts: {same} {outcome}")
     print(f"## Scale-out: local vs Ray (`benchmarks/bench_scale.py executors`, {machine()}; {time.strftime('%Y-%m-%d')})\n")
     print(table(rows))
     print()
