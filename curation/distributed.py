@@ -149,7 +149,7 @@ class RayExecutor:
             progress(sum(pq.read_metadata(f).num_rows for i in done if i < n_parts
                          for f in (folder / "input" / f"_part={i}").glob("*.parquet")))
         if todo:
-            payload = _stash(folder / "map.pkl", {"plan": plan, "folder": str(folder), "run_id": run_id, "buckets": buckets})
+            payload = stash(folder / "map.pkl", {"plan": plan, "folder": str(folder), "run_id": run_id, "buckets": buckets})
             ds = ray.data.from_items([{"part": i} for i in todo], override_num_blocks=len(todo))
             ds = ds.map_batches(MapWorker, batch_size=1, batch_format="pyarrow",
                                 fn_constructor_kwargs={"payload": payload},
@@ -184,56 +184,24 @@ class RayExecutor:
                           strict=True)) if prints_t is not None else []
         return sum(r.selected for r in results), langs, prints
 
-    def ingest_map(self, store: Store, paths: list[Path], fields: Any, opts: Any) -> Any:
-        """Ingest's map phase on Ray: one task per input path reads, validates and hashes it into
-        Parquet shards. Yields (hashed rows, bad records, bytes read) in input order, so the
-        driver keeps exactly the samples an in-process ingest keeps."""
-        from dataclasses import asdict
-
-        from mixline.pipelines.readers import BadRecord
-
-        digest = hashlib.sha256(repr(sorted(asdict(opts).items())).encode())
-        for p in paths:
-            st = p.stat() if p.exists() else None
-            digest.update(f"{p}:{st.st_size if st else ''}:{st.st_mtime_ns if st else ''};".encode())
+    def work_folder(self, store: Store, name: str) -> Path:
+        """A private work folder for one run's shards (`name` says what and which input)."""
         base = Path(self.work_dir) if self.work_dir is not None else default_work_dir(store)
-        folder = base / f"ingest-{digest.hexdigest()[:20]}"
+        folder = base / name
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(folder, 0o700)
+        os.chmod(folder, 0o700)  # inputs and shards hold raw text: readable by this user only
         self._folder = folder
-        done = {int(p.name.split("-")[1]) for p in folder.glob("unit-*") if p.is_dir() and "." not in p.name}
-        todo = [i for i in range(len(paths)) if i not in done]
-        self.stats = {"partitions": len(paths), "resumed": len(done), "work_dir": str(folder)}
-        if todo:
-            ray = self._init()
-            payload = _stash(folder / "ingest.pkl", {"paths": [str(p) for p in paths], "fields": fields,
-                                                     "fmt": opts.format, "split": opts.split,
-                                                     "max_bytes": opts.max_bytes, "folder": str(folder)})
-            ds = ray.data.from_items([{"part": i} for i in todo], override_num_blocks=len(todo))
-            ds = ds.map_batches(IngestWorker, batch_size=1, batch_format="pyarrow",
-                                fn_constructor_kwargs={"payload": payload},
-                                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(self._pool(), len(todo))),
-                                num_cpus=1)
-            for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                pass
-        read_so_far = 0
-        for i in range(len(paths)):
-            unit = folder / f"unit-{i:06d}"
-            bad_t = pq.read_table(unit / "bad.parquet") if (unit / "bad.parquet").exists() else None
-            bad = [BadRecord(r["file"], r["locator"], r["reason"], r["excerpt"], tuple(r["keys"]) if r["keys"] else None)
-                   for r in (bad_t.to_pylist() if bad_t is not None else [])]
-            read_so_far += int(pq.read_table(unit / "meta.parquet").column("bytes")[0].as_py())
-            rows = unit / "rows.parquet"
-            if rows.exists():
-                f = pq.ParquetFile(rows)
-                for n, rb in enumerate(f.iter_batches(batch_size=20_000)):
-                    yield pa.Table.from_batches([rb]), bad if n == 0 else [], read_so_far
-                if f.metadata.num_rows == 0:
-                    yield pa.table({}), bad, read_so_far
-            else:
-                from mixline.pipelines.ingest import HASHED
+        return folder
 
-                yield HASHED.empty_table(), bad, read_so_far
+    def map_parts(self, worker: type, payload: str, parts: list[int]) -> Any:
+        """Run `worker` (a Ray Data callable class taking a payload path) over partition
+        numbers on an actor pool; yields each call's output table."""
+        ray = self._init()
+        ds = ray.data.from_items([{"part": i} for i in parts], override_num_blocks=len(parts))
+        ds = ds.map_batches(worker, batch_size=1, batch_format="pyarrow", fn_constructor_kwargs={"payload": payload},
+                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(self._pool(), len(parts))),
+                            num_cpus=1)
+        yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
 
     def cleanup(self) -> None:
         """Delete the run's work folder (its inputs hold raw text) once the run has committed."""
@@ -280,7 +248,7 @@ class RayExecutor:
             offsets = np.concatenate([[0], np.cumsum(feat_rows)])[:-1].astype(np.int64)
             np.save(red / "offsets.npy", offsets)
             spec = {"mode": "map"}
-        payload = _stash(red / "step.pkl", {"step": g, "folder": str(folder), "index": i, "n_parts": n_parts, **spec})
+        payload = stash(red / "step.pkl", {"step": g, "folder": str(folder), "index": i, "n_parts": n_parts, **spec})
         ds = ray.data.from_items([{"bucket": b} for b in range(buckets)], override_num_blocks=buckets)
         ds = ds.map_batches(PairWorker, batch_size=1, batch_format="pyarrow", fn_constructor_kwargs={"payload": payload},
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(self._pool(), buckets)),
@@ -314,7 +282,7 @@ class MapWorker:
     """One Ray actor: unpickles the prepared steps once, then runs partitions."""
 
     def __init__(self, payload: str) -> None:
-        cfg = _unstash(payload)
+        cfg = unstash(payload)
         self.plan: Plan = cfg["plan"]
         self.folder = Path(cfg["folder"])
         self.run_id: str = cfg["run_id"]
@@ -363,60 +331,11 @@ class MapWorker:
         return table.num_rows
 
 
-class IngestWorker:
-    """One Ray actor of ingest's map phase: reads, validates and hashes one input path per call."""
-
-    def __init__(self, payload: str) -> None:
-        import duckdb
-
-        cfg = _unstash(payload)
-        self.cfg = cfg
-        self.folder = Path(cfg["folder"])
-        self.con = duckdb.connect(":memory:")
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        parts = batch.column("part").to_pylist()
-        return pa.table({"part": parts, "rows": [self.one(int(p)) for p in parts]})
-
-    def one(self, part: int) -> int:
-        from mixline.pipelines.ingest import HASHED, _validate, hash_rows
-        from mixline.pipelines.readers import read
-
-        final = self.folder / f"unit-{part:06d}"
-        if final.exists():
-            return 0
-        if (self.folder.parent / f"_inject_fault_{part}").exists():  # for the fault tests
-            raise RuntimeError(f"fault injected in input {part}")
-        tmp = self.folder / f"unit-{part:06d}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        writer = pq.ParquetWriter(tmp / "rows.parquet", HASHED)
-        bad: list[dict[str, Any]] = []
-        n = read_bytes = 0
-        try:
-            for b in read(Path(self.cfg["paths"][part]), self.cfg["fields"], self.cfg["fmt"], split=self.cfg["split"]):
-                good, rejected = _validate(b, self.cfg["max_bytes"])
-                bad += [{"file": r.file, "locator": r.locator, "reason": r.reason, "excerpt": r.excerpt,
-                         "keys": list(r.keys) if r.keys else None} for r in rejected]
-                if good.num_rows:
-                    writer.write_table(hash_rows(good, self.con))
-                    n += good.num_rows
-                read_bytes = max(read_bytes, b.bytes_read)
-        finally:
-            writer.close()
-        if bad:
-            pq.write_table(pa.Table.from_pylist(bad, schema=pa.schema([
-                ("file", pa.string()), ("locator", pa.string()), ("reason", pa.string()), ("excerpt", pa.string()),
-                ("keys", pa.list_(pa.string()))])), tmp / "bad.parquet")
-        pq.write_table(pa.table({"rows": [n], "bytes": [read_bytes]}), tmp / "meta.parquet")
-        os.replace(tmp, final)
-        return n
-
-
 class PairWorker:
     """One Ray actor of a dedup step's pair search: one bucket of rows per call."""
 
     def __init__(self, payload: str) -> None:
-        cfg = _unstash(payload)
+        cfg = unstash(payload)
         self.step: GlobalStep = cfg["step"]
         self.folder = Path(cfg["folder"])
         self.index: int = cfg["index"]
@@ -527,7 +446,7 @@ def _sql_list(files: list[str]) -> str:
     return "[" + ", ".join(f"'{_sql_str(f)}'" for f in files) + "]"
 
 
-def _stash(path: Path, obj: Any) -> str:
+def stash(path: Path, obj: Any) -> str:
     """Pickle what workers need into the work folder; actors get its path. (Ray restarts a dead
     actor with its constructor arguments, so they are kept small.)"""
     from ray import cloudpickle
@@ -536,7 +455,7 @@ def _stash(path: Path, obj: Any) -> str:
     return str(path)
 
 
-def _unstash(path: str) -> Any:
+def unstash(path: str) -> Any:
     from ray import cloudpickle
 
     return cloudpickle.loads(Path(path).read_bytes())

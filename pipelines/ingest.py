@@ -158,7 +158,9 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
         def batches() -> Iterator[tuple[pa.Table, list[BadRecord], int]]:
             """Hashed rows, bad records and bytes read so far, in input order."""
             if executor is not None:  # read, validate and hash on Ray workers
-                yield from executor.ingest_map(store, resolved, fields, opts)
+                from mixline.pipelines.distributed_ingest import ingest_map
+
+                yield from ingest_map(executor, store, resolved, fields, opts)
                 return
             for p in resolved:
                 for batch in prefetch(read(p, fields, opts.format, split=opts.split)):
