@@ -173,9 +173,17 @@ class GlobalStep(Step):
         return self.resolve_pairs(features, a, b, order, anchors, kinds, depths)
 
 
-def _rows_by_key(rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+def rows_and_keys(rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """The `row` and `key` columns of shuffle rows, as numpy arrays."""
     return (rows.column("row").to_numpy().astype(np.int64, copy=False),
             rows.column("key").to_numpy().astype(np.uint64, copy=False))
+
+
+def concat_pairs(a_parts: list[np.ndarray], b_parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs found piece by piece (per band, partition or bucket), as two arrays."""
+    if not a_parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(a_parts).astype(np.int64, copy=False), np.concatenate(b_parts).astype(np.int64, copy=False)
 
 
 @dataclass

@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from mixline.curation.base import GlobalStep
+from mixline.curation.base import GlobalStep, concat_pairs
 from mixline.curation.pipeline import (
     CHILDREN_SQL,
     BatchResult,
@@ -137,7 +137,7 @@ class RayExecutor:
         t0 = time.perf_counter()
         folder = self._prepare(store, plan)
         t_inputs = time.perf_counter() - t0
-        ray = self._init()
+        self._init()  # _pool() reads the cluster's CPUs
         n_parts = len(plan.batches())
         buckets = self.buckets or max(1, min(64, 2 * self._pool()))
         done = {int(p.name.split("-")[1]) for p in folder.glob("part-*") if p.is_dir() and "." not in p.name}
@@ -150,12 +150,7 @@ class RayExecutor:
                          for f in (folder / "input" / f"_part={i}").glob("*.parquet")))
         if todo:
             payload = stash(folder / "map.pkl", {"plan": plan, "folder": str(folder), "run_id": run_id, "buckets": buckets})
-            ds = ray.data.from_items([{"part": i} for i in todo], override_num_blocks=len(todo))
-            ds = ds.map_batches(MapWorker, batch_size=1, batch_format="pyarrow",
-                                fn_constructor_kwargs={"payload": payload},
-                                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(self._pool(), len(todo))),
-                                num_cpus=1)
-            for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for out in self.map_parts(MapWorker, payload, todo):
                 if progress is not None:
                     progress(int(pc.sum(out.column("rows")).as_py() or 0))
         # Where a run's time goes, for the scaling model in the README: inputs and map scale
@@ -176,7 +171,7 @@ class RayExecutor:
         rec = _Decisions(StoreSink(store, run_id), run_id)
         t0 = time.perf_counter()
         reduce_globals(plan, pop, rec, pairs=lambda i, g, sub, alive, idx: self._pairs(
-            ray, folder, i, g, sub, alive, n_parts, buckets, [r.features[i].num_rows for r in results]))
+            folder, i, g, sub, alive, n_parts, buckets, [r.features[i].num_rows for r in results]))
         self.stats["resolve_s"] = round(time.perf_counter() - t0 - self.stats["pairs_s"], 3)
         langs = _read_all(folder, n_parts, "langs")
         prints_t = _read_all(folder, n_parts, "pii_fingerprints")
@@ -218,10 +213,7 @@ class RayExecutor:
         row = store.execute("SELECT md5(string_agg(sample_id || ':' || anchor::VARCHAR || ':' || rank::VARCHAR, ',' "
                             "ORDER BY _page)) FROM _sel").fetchone()
         digest.update(f"{row[0] if row else ''}:{plan.recipe.batch_size}:{plan.total}".encode())
-        base = Path(self.work_dir) if self.work_dir is not None else default_work_dir(store)
-        folder = base / f"curate-{digest.hexdigest()[:20]}"
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(folder, 0o700)  # the inputs are raw text: readable by this user only
+        folder = self.work_folder(store, f"curate-{digest.hexdigest()[:20]}")
         inputs = folder / "input"
         if not (inputs / "_COMPLETE").exists():
             shutil.rmtree(inputs, ignore_errors=True)
@@ -229,10 +221,9 @@ class RayExecutor:
             store.execute(f"""COPY (SELECT *, (_page - 1) // {bs} AS _part FROM _sel)
                               TO '{_sql_str(str(inputs))}' (FORMAT parquet, PARTITION_BY (_part), FILENAME_PATTERN 'data_{{i}}')""")
             (inputs / "_COMPLETE").write_text("")
-        self._folder = folder
         return folder
 
-    def _pairs(self, ray: Any, folder: Path, i: int, g: GlobalStep, sub: pa.Table, alive: np.ndarray,
+    def _pairs(self, folder: Path, i: int, g: GlobalStep, sub: pa.Table, alive: np.ndarray,
                n_parts: int, buckets: int, feat_rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Candidate pairs of global step i, one Ray task per bucket, in the rows of `sub`."""
         t0 = time.perf_counter()
@@ -249,17 +240,12 @@ class RayExecutor:
             np.save(red / "offsets.npy", offsets)
             spec = {"mode": "map"}
         payload = stash(red / "step.pkl", {"step": g, "folder": str(folder), "index": i, "n_parts": n_parts, **spec})
-        ds = ray.data.from_items([{"bucket": b} for b in range(buckets)], override_num_blocks=buckets)
-        ds = ds.map_batches(PairWorker, batch_size=1, batch_format="pyarrow", fn_constructor_kwargs={"payload": payload},
-                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(self._pool(), buckets)),
-                            num_cpus=1)
         a_all, b_all = [], []
-        for out in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for out in self.map_parts(PairWorker, payload, list(range(buckets))):
             a_all.append(out.column("a").to_numpy())
             b_all.append(out.column("b").to_numpy())
         shutil.rmtree(red, ignore_errors=True)
-        a = np.concatenate(a_all).astype(np.int64) if a_all else np.empty(0, np.int64)
-        b = np.concatenate(b_all).astype(np.int64) if b_all else np.empty(0, np.int64)
+        a, b = concat_pairs(a_all, b_all)
         self.stats["pairs_s"] = round(self.stats["pairs_s"] + time.perf_counter() - t0, 3)
         self.stats[f"pairs_{g.step_name}"] = int(len(a))
         return a, b
@@ -348,12 +334,13 @@ class PairWorker:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         a_all, b_all = [], []
-        for b in batch.column("bucket").to_pylist():
+        for b in batch.column("part").to_pylist():  # a part is a bucket here
             rows = self.rows(int(b))
             a, bb = self.step.pairs_among(rows) if rows.num_rows else (np.empty(0, np.int64), np.empty(0, np.int64))
             a_all.append(a)
             b_all.append(bb)
-        return pa.table({"a": pa.array(np.concatenate(a_all), pa.int64()), "b": pa.array(np.concatenate(b_all), pa.int64())})
+        a, b = concat_pairs(a_all, b_all)
+        return pa.table({"a": pa.array(a, pa.int64()), "b": pa.array(b, pa.int64())})
 
     def rows(self, bucket: int) -> pa.Table:
         red = self.folder / f"reduce-{self.index}"

@@ -24,7 +24,6 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
@@ -175,17 +174,3 @@ def local_data_path(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> Path 
 def current_snapshot(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> int:
     row = con.execute(f"SELECT id FROM ducklake_current_snapshot('{alias}')").fetchone()
     return int(row[0]) if row else 0
-
-
-def snapshot_of_run(con: duckdb.DuckDBPyConnection, run_id: str, alias: str = ALIAS) -> int | None:
-    """The snapshot a run's commit created (its commit message names the run)."""
-    row = con.execute(f"SELECT max(snapshot_id) FROM {alias}.snapshots() WHERE author = 'mixline' AND commit_message = ?",
-                      [run_id]).fetchone()
-    return int(row[0]) if row and row[0] is not None else None
-
-
-def snapshots(con: duckdb.DuckDBPyConnection, alias: str = ALIAS, limit: int = 50) -> list[dict[str, Any]]:
-    cur = con.execute(f"""SELECT snapshot_id, snapshot_time, commit_message AS run_id
-                          FROM {alias}.snapshots() ORDER BY snapshot_id DESC LIMIT ?""", [limit])
-    names = [d[0] for d in cur.description or []]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

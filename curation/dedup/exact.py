@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts, _rows_by_key
+from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts, rows_and_keys
 from mixline.curation.dedup.unionfind import components, pairs_from_groups, resolve
 from mixline.curation.normalize import normal_form
 from xxhash import xxh3_64_intdigest
@@ -33,7 +33,7 @@ class ExactDedup(GlobalStep):
         return pa.table({"row": pa.array(np.arange(features.num_rows), pa.int64()), "key": features.column("key")})
 
     def pairs_among(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-        row, key = _rows_by_key(rows)
+        row, key = rows_and_keys(rows)
         a, b = pairs_from_groups(key)
         return row[a], row[b]
 

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts, _rows_by_key
+from mixline.curation.base import (
+    Clusters,
+    GlobalStep,
+    StepParams,
+    Verdicts,
+    concat_pairs,
+    rows_and_keys,
+)
 from mixline.curation.dedup.unionfind import components, pairs_from_groups, resolve, star_pairs
 from mixline.curation.normalize import WordHasher, ngram_hashes, words
 
@@ -141,7 +148,7 @@ class MinHashDedup(GlobalStep):
 
     def pairs_among(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         p: MinHashParams = self.params  # type: ignore[assignment]
-        row, key = _rows_by_key(rows)
+        row, key = rows_and_keys(rows)
         band = rows.column("band").to_numpy()
         find = star_pairs if p.verify_threshold is not None else pairs_from_groups
         a_all, b_all = [], []
@@ -150,8 +157,7 @@ class MinHashDedup(GlobalStep):
             a, b = find(key[sel])
             a_all.append(row[sel[a]])
             b_all.append(row[sel[b]])
-        return (np.concatenate(a_all) if a_all else np.empty(0, np.int64),
-                np.concatenate(b_all) if b_all else np.empty(0, np.int64))
+        return concat_pairs(a_all, b_all)
 
     def resolve_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray, order: np.ndarray,
                       anchors: np.ndarray | None = None, kinds: list[str] | None = None,

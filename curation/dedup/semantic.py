@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts, _rows_by_key
+from mixline.curation.base import (
+    Clusters,
+    GlobalStep,
+    StepParams,
+    Verdicts,
+    concat_pairs,
+    rows_and_keys,
+)
 from mixline.curation.dedup.unionfind import components, resolve
 from mixline.curation.embed import DEFAULT_MODEL, Embedder, cached_embeddings
 
@@ -72,7 +79,7 @@ class SemanticDedup(GlobalStep):
 
     def pairs_among(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         p: SemanticParams = self.params  # type: ignore[assignment]
-        row, key = _rows_by_key(rows)
+        row, key = rows_and_keys(rows)
         if not len(row):
             return np.empty(0, np.int64), np.empty(0, np.int64)
         x = _vectors(rows)
@@ -85,8 +92,7 @@ class SemanticDedup(GlobalStep):
             iu, ju = np.nonzero(np.triu(sims >= p.threshold, k=1))
             a_all.append(row[part[iu]])
             b_all.append(row[part[ju]])
-        return (np.concatenate(a_all) if a_all else np.empty(0, np.int64),
-                np.concatenate(b_all) if b_all else np.empty(0, np.int64))
+        return concat_pairs(a_all, b_all)
 
     def resolve_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray, order: np.ndarray,
                       anchors: np.ndarray | None = None, kinds: list[str] | None = None,
