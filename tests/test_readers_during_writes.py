@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import time
@@ -20,6 +21,20 @@ def _jsonl(path: Path, n: int, tag: str) -> Path:
     return path
 
 
+def _prose(path: Path, n: int, seed: int) -> Path:
+    """Documents of varied words, which curation's filters and MinHash must work through."""
+    rng = random.Random(seed)
+    words = ["the", "river", "data", "model", "north", "sample", "city", "winter", "market", "lineage", "garden",
+             "letter", "museum", "train", "history", "village", "music", "paper", "science", "forest", "bridge",
+             "harbour", "summer", "school"]
+    with path.open("w") as fh:
+        for _ in range(n):
+            sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(8, 16))).capitalize() + "."
+                         for _ in range(rng.randint(6, 12))]
+            fh.write(json.dumps({"text": " ".join(sentences)}) + "\n")
+    return path
+
+
 def cli(store: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "mixline.pipelines.cli", "--store", str(store), *args]
 
@@ -28,6 +43,8 @@ def test_stats_trace_sql_runs_and_mix_show_work_while_a_run_writes(tmp_path: Pat
     store = tmp_path / "s.duckdb"
     subprocess.run(cli(store, "ingest", "--quiet", str(_jsonl(tmp_path / "a.jsonl", 50, "first")), "--kind", "web",
                        "--source", "a"), check=True)
+    subprocess.run(cli(store, "ingest", "--quiet", str(_prose(tmp_path / "b.jsonl", 8000, 1)), "--kind", "web",
+                       "--source", "b"), check=True)
     (tmp_path / "mix.toml").write_text('name = "m"\nstatus = ["kept", "uncurated"]\n[[groups]]\nname = "all"\nwhere = "TRUE"\n')
     mix = json.loads(subprocess.run(cli(store, "mix", "build", str(tmp_path / "mix.toml"), "--json"), check=True,
                                     capture_output=True, text=True).stdout)["mix_id"]
@@ -38,10 +55,11 @@ def test_stats_trace_sql_runs_and_mix_show_work_while_a_run_writes(tmp_path: Pat
         last_run = st.scalar("SELECT run_id FROM runs WHERE status = 'ok' ORDER BY started_at DESC LIMIT 1")
     assert info["run_id"] == last_run
 
-    writer = subprocess.Popen(cli(store, "ingest", "--quiet", str(_jsonl(tmp_path / "b.jsonl", 300_000, "second")),
-                                  "--kind", "web", "--source", "b"))
+    # The writer: a curate of 8,050 documents holds the store for several times as long as
+    # the five reads below take (an ingest of 300k documents was too quick on a loaded machine).
+    writer = subprocess.Popen(cli(store, "curate", "--quiet"))
     try:
-        time.sleep(1.5)
+        time.sleep(1.0)
         assert writer.poll() is None, "the writer finished too soon; make its input bigger"
         for args in (["stats", "--json"], ["trace", sid, "--json"], ["sql", "SELECT count(*) AS n FROM samples", "--json"],
                      ["runs", "--json"], ["mix", "show", mix, "--json"]):
@@ -50,15 +68,16 @@ def test_stats_trace_sql_runs_and_mix_show_work_while_a_run_writes(tmp_path: Pat
             assert writer.poll() is None, "the reader must have run while the writer held the store"
             if args[0] != "sql":
                 assert f"reading its snapshot as of run {last_run}" in res.stderr, res.stderr
-        counted = json.loads(subprocess.run(cli(store, "sql", "SELECT count(*) AS n FROM samples", "--json"),
+        counted = json.loads(subprocess.run(cli(store, "sql", "SELECT count(*) AS n FROM decisions", "--json"),
                                             capture_output=True, text=True).stdout)
-        assert counted[0]["n"] == 50, "the snapshot holds what was committed, not the run in progress"
+        assert counted[0]["n"] == 0, "the snapshot holds what was committed, not the run in progress"
+        assert writer.poll() is None, "the reads must have run while the writer held the store"
     finally:
         writer.wait()
     assert writer.returncode == 0
     assert snapshot_info(store)["run_id"] != last_run, "the writer published a new snapshot when it committed"
     with Store(store, read_only=True) as st:
-        assert st.snapshot is None and st.scalar("SELECT count(*) FROM samples") == 300_050
+        assert st.snapshot is None and st.scalar("SELECT count(DISTINCT sample_id) FROM decisions") == 8050
 
 
 def test_a_locked_store_without_a_snapshot_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
@@ -79,7 +98,7 @@ def test_a_writer_waits_for_a_brief_reader(tmp_path: Path, monkeypatch) -> None:
     store = tmp_path / "s.duckdb"
     Store(store).close()
     reader = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(store)!r}, read_only=True); "
-                               "print('open', flush=True); time.sleep(1.5)"], stdout=subprocess.PIPE, text=True)
+                               "print('open', flush=True); time.sleep(3)"], stdout=subprocess.PIPE, text=True)
     assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
     monkeypatch.setenv("MIXLINE_LOCK_WAIT", "0")
     with pytest.raises(StoreError, match="Only one process may write"):
