@@ -26,7 +26,8 @@ def freshness(store: Store) -> dict[str, Any]:
     """How fresh the data is: the newest committed run, and whether this is the read snapshot."""
     row = store.rows("""SELECT run_id, kind, step, coalesce(finished_at, started_at) AS at FROM runs
                         WHERE status = 'ok' ORDER BY coalesce(finished_at, started_at) DESC LIMIT 1""")
-    running = store.rows("SELECT run_id, kind, step, started_at FROM runs WHERE status = 'running' ORDER BY started_at DESC LIMIT 1")
+    running = store.rows(f"SELECT run_id, kind, step, started_at FROM {store.runs_sql()} WHERE status = 'running' "
+                         "ORDER BY started_at DESC LIMIT 1")
     snap = store.snapshot
     return {"latest_run": row[0] if row else None, "running": running[0] if running else None,
             "source": "read snapshot (a writer holds the store)" if snap else "store",
@@ -316,4 +317,4 @@ def drift(store: Store, subject: str = "") -> dict[str, Any]:
 
 def runs(store: Store, limit: int = 500) -> list[dict[str, Any]]:
     return store.rows(f"""SELECT run_id, kind, step, step_version, config_hash, status, started_at, finished_at, stats, error
-                          FROM runs ORDER BY started_at DESC LIMIT {int(limit)}""")
+                          FROM {store.runs_sql()} ORDER BY started_at DESC LIMIT {int(limit)}""")

@@ -44,8 +44,8 @@ CHECKS: dict[str, tuple[str, str]] = {
                                   "SELECT count(*) FROM generations g WHERE NOT EXISTS (SELECT 1 FROM models m WHERE m.model_id = g.model_id)"),
     "models_without_mix": ("models trained on a mix that does not exist",
                            "SELECT count(*) FROM models m WHERE m.mix_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mixes x WHERE x.mix_id = m.mix_id)"),
-    "runs_left_running": ("runs whose process died before committing (the next writer marks them aborted)",
-                          "SELECT count(*) FROM runs WHERE status = 'running'"),
+    "runs_left_running": ("runs still running, or whose process died before committing (the next writer marks them aborted)",
+                          "SELECT count(*) FROM {runs} WHERE status = 'running'"),
 }
 
 
@@ -64,6 +64,6 @@ class DoctorReport:
 
 def doctor(store: Store) -> DoctorReport:
     """Count the rows that break each invariant, and the runs that ended 'aborted'."""
-    checks = {name: int(store.scalar(sql)) for name, (_, sql) in CHECKS.items()}
+    checks = {name: int(store.scalar(sql.replace("{runs}", store.runs_sql()))) for name, (_, sql) in CHECKS.items()}
     aborted = int(store.scalar("SELECT count(*) FROM runs WHERE status = 'aborted'"))
     return DoctorReport(checks, aborted)

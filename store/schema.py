@@ -243,3 +243,18 @@ def _lake(con: duckdb.DuckDBPyConnection) -> None:
     committed (NULL in a single-file store), which is where time travel to it starts."""
     con.execute("ALTER TABLE runs ADD COLUMN owner VARCHAR")
     con.execute("ALTER TABLE runs ADD COLUMN snapshot_id BIGINT")
+
+
+@migration(12, "run_starts")
+def _run_starts(con: duckdb.DuckDBPyConnection) -> None:
+    """A DuckLake run announces itself in a commit of its own before it works, so that readers
+    see it running (its `runs` row is inserted once, with the outcome). A single-file store
+    writes a 'running' row in `runs` instead and leaves this table empty."""
+    con.execute(
+        """
+        CREATE TABLE run_starts (
+            run_id VARCHAR NOT NULL, kind VARCHAR NOT NULL, step VARCHAR NOT NULL, step_version INTEGER,
+            config JSON, config_hash VARCHAR, code_version VARCHAR, parent_run_id VARCHAR,
+            started_at TIMESTAMP NOT NULL, owner VARCHAR)
+        """
+    )

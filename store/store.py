@@ -229,7 +229,16 @@ class Store:
         """
         if self.lake is None:
             return "runs"
-        return f"""(SELECT r.* EXCLUDE (snapshot_id), s.snapshot_id FROM runs r LEFT JOIN (
+        # Runs that announced their start and have no outcome yet read as 'running'. Should two
+        # outcomes race (an abort marked while the run committed), 'ok' wins.
+        return f"""(SELECT r.* EXCLUDE (snapshot_id), s.snapshot_id FROM (
+                      SELECT * FROM runs
+                      QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY status = 'ok' DESC, finished_at) = 1
+                      UNION ALL BY NAME
+                      SELECT *, NULL::TIMESTAMP AS finished_at,
+                             'running' AS status, NULL::JSON AS stats, NULL::VARCHAR AS error
+                      FROM run_starts WHERE run_id NOT IN (SELECT run_id FROM runs)
+                   ) r LEFT JOIN (
                       SELECT unnest(json_extract_string(commit_extra_info, '$.runs[*]')) AS run_id, snapshot_id
                       FROM {lake.ALIAS}.snapshots() WHERE author = 'mixline') s USING (run_id))"""
 
@@ -375,6 +384,9 @@ class Store:
         keeps its row as 'failed' with the error, so that `mixline runs` shows what was
         attempted. A process killed mid-run leaves 'running' behind, and the next writer
         marks it 'aborted' (only one writer can hold the store, so it cannot be live).
+
+        On a DuckLake store the start goes to `run_starts` in its own commit, and the `runs`
+        row is inserted once, with the outcome (see `runs_sql` and `mark_aborted`).
         """
         if self.read_only:
             raise ReadOnlyError(f"cannot start a {kind} run: store {self.path} is open read-only")
@@ -395,10 +407,17 @@ class Store:
         # table another transaction deleted from (an UPDATE is both). So there a run's row is
         # only ever inserted, once, with its outcome: in the run's commit, or after a failure.
         lake_mode = self.lake is not None
+        if not self._in_tx:  # a run nested in another's transaction must not touch the outer 'running' row
+            self.mark_aborted()
         if not lake_mode:
-            if not self._in_tx:  # a run nested in another's transaction must not touch the outer 'running' row
-                self.mark_aborted()
             self.execute(insert, row("running", None, None))
+        elif not self._in_tx:
+            # Announced in a commit of its own, so that readers see the run while it works.
+            self._write_retrying(
+                "INSERT INTO run_starts (run_id, kind, step, step_version, config, config_hash, code_version,"
+                " parent_run_id, started_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run.run_id, kind, step, step_version, canonical_json(cfg), chash, code_version(), parent_run_id,
+                 started, run_owner()])
         finish = "UPDATE runs SET finished_at = ?, status = ?, stats = ?, error = ? WHERE run_id = ?"
         events = self._lineage_events()
 
@@ -418,9 +437,11 @@ class Store:
                     self.execute(finish, [now, "ok", canonical_json(run.stats), None, run.run_id])
                 self._committed_run = run.run_id
                 self._tx_runs.append(run.run_id)
-        except Rollback:
+        except Rollback:  # a dry run leaves no trace
             if not lake_mode:
-                self.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])  # a dry run leaves no trace
+                self.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])
+            elif not self._in_tx:
+                self._write_retrying("DELETE FROM run_starts WHERE run_id = ?", [run.run_id])
             emit("ABORT")
             raise
         except BaseException as exc:
@@ -432,16 +453,16 @@ class Store:
                 now = datetime.now(UTC).replace(tzinfo=None)
                 if lake_mode:
                     if not self._in_tx:  # inside an outer transaction, the outer run records the failure
-                        self._insert_retrying(insert, row(status, now, safe_message(exc)))
+                        self._write_retrying(insert, row(status, now, safe_message(exc)))
                 else:
                     self.execute(finish, [now, status, canonical_json(run.stats), safe_message(exc), run.run_id])
             emit("ABORT" if interrupted else "FAIL", safe_message(exc))
             raise
         emit("COMPLETE")
 
-    def _insert_retrying(self, sql: str, params: list[Any], tries: int = 8) -> None:
-        """A small write that another writer may briefly block (a SQLite catalog is locked while
-        one commits): retried with backoff."""
+    def _write_retrying(self, sql: str, params: list[Any], tries: int = 8) -> None:
+        """A small write in a commit of its own, which another writer may briefly block (a SQLite
+        catalog is locked while one commits, a DuckLake commit may conflict): retried with backoff."""
         for i in range(tries):
             try:
                 self.execute(sql, params)
@@ -481,17 +502,35 @@ class Store:
         os.replace(meta_tmp, Path(f"{self.path}.snapshot.json"))
         return True
 
-    def mark_aborted(self) -> int:
-        """Mark runs left 'running' by a process that died as 'aborted'. Only a writer calls this.
+    def mark_aborted(self, run_id: str | None = None) -> int:
+        """Mark runs whose process died before they committed as 'aborted'. Only a writer calls this.
 
-        Only a single-file store writes 'running' rows, and it has one writer, so any such row
-        is dead. (A DuckLake store inserts a run's row once, with its outcome.)
+        A single-file store has one writer, so any 'running' row there is dead. A DuckLake store
+        has many, on many machines: a run that announced its start and has no outcome is marked
+        here when its owner is a process on this machine that no longer exists. A run owned by
+        another machine is marked only when named (`mixline runs --abort RUN_ID`), because only
+        its operator knows that it died.
         """
-        row = self.execute(
-            "UPDATE runs SET status = 'aborted', finished_at = coalesce(finished_at, started_at), "
-            "error = 'the process ended before the run committed; none of its writes were kept' "
-            "WHERE status = 'running'").fetchone()
-        return int(row[0]) if row else 0
+        error = "the process ended before the run committed; none of its writes were kept"
+        if self.lake is None:
+            where = "status = 'running'" + (" AND run_id = ?" if run_id else "")
+            row = self.execute(
+                f"UPDATE runs SET status = 'aborted', finished_at = coalesce(finished_at, started_at), error = ? "
+                f"WHERE {where}", [error, *([run_id] if run_id else [])]).fetchone()
+            return int(row[0]) if row else 0
+        open_runs = self.rows("SELECT * FROM run_starts WHERE run_id NOT IN (SELECT run_id FROM runs)"
+                              + (" AND run_id = ?" if run_id else ""), [run_id] if run_id else [])
+        dead = [r for r in open_runs if run_id is not None or owner_is_dead(r["owner"])]
+        if run_id is not None and dead and not owner_is_dead(dead[0]["owner"]) and _owner_is_local(dead[0]["owner"]):
+            raise StoreError(f"run {run_id} is still running here (process {dead[0]['owner']}); stop it first")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for r in dead:
+            self._write_retrying(
+                "INSERT INTO runs (run_id, kind, step, step_version, config, config_hash, code_version, parent_run_id,"
+                " started_at, finished_at, status, stats, error, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'aborted', NULL, ?, ?)",
+                [r["run_id"], r["kind"], r["step"], r["step_version"] or 1, r["config"] or "{}", r["config_hash"] or "",
+                 r["code_version"] or "", r["parent_run_id"], r["started_at"], now, error, r["owner"]])
+        return len(dead)
 
     # -- bulk writes --------------------------------------------------------------------------
     def append(self, table: str, data: pa.Table | pa.RecordBatch) -> int:
@@ -539,6 +578,24 @@ class Store:
 def run_owner() -> str:
     """Which process runs a run, so that another writer can tell a live run from a dead one."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_is_local(owner: str | None) -> bool:
+    return bool(owner) and str(owner).rpartition(":")[0] == socket.gethostname()
+
+
+def owner_is_dead(owner: str | None) -> bool:
+    """True when `owner` (host:pid) names a process on this machine that no longer exists.
+    A process on another machine cannot be checked from here, and counts as alive."""
+    if not _owner_is_local(owner):
+        return False
+    try:
+        os.kill(int(str(owner).rpartition(":")[2]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
 
 
 def id_key(column: str) -> str:

@@ -234,7 +234,7 @@ def test_postgres_trace_and_stats_work_while_a_curate_runs(pg_url: str, tmp_path
     with Store(pg_url, read_only=True) as st:
         sid = st.scalar("SELECT sample_id FROM samples ORDER BY sample_id LIMIT 1")
     writer = subprocess.Popen(cli(pg_url, "curate", "--quiet"))
-    reads = 0
+    reads, seen_running = 0, 0
     try:
         while writer.poll() is None:
             t = time.monotonic()
@@ -242,15 +242,75 @@ def test_postgres_trace_and_stats_work_while_a_curate_runs(pg_url: str, tmp_path
             assert isinstance(out, dict) and out["sample"]["sample_id"] == sid
             stats = run(pg_url, "stats")
             assert stats["samples"] == 20_000
+            curates = [r for r in run(pg_url, "runs") if r["kind"] == "curate"]
+            assert len(curates) <= 1
+            seen_running += bool(curates) and curates[0]["status"] == "running"
             reads += 1
             assert time.monotonic() - t < 30
     finally:
         writer.wait()
     assert writer.returncode == 0
     assert reads >= 2, "the readers must have run while the curate wrote"
+    assert seen_running, "`mixline runs` must show the curate as running while it works"
     with Store(pg_url, read_only=True) as st:
         assert st.scalar("SELECT count(DISTINCT sample_id) FROM decisions") == 20_000
         assert st.scalar("SELECT status FROM runs WHERE kind = 'curate'") == "ok"
+        assert st.rows(f"SELECT status FROM {st.runs_sql()} WHERE kind = 'curate'") == [{"status": "ok"}]
+
+
+def test_a_lake_run_shows_running_and_a_dead_one_is_marked_aborted(tmp_path: Path) -> None:
+    """A lake run is visible while it works; one killed on this machine is marked aborted by the
+    next writer, and one owned by another machine only when its operator names it."""
+    import signal
+
+    from mixline.store.doctor import doctor
+
+    url = "sqlite:///" + str(tmp_path / "cat.sqlite")
+    subprocess.run(cli(url, "init", "--catalog", url), check=True, capture_output=True)
+    docs = _jsonl(tmp_path / "a.jsonl", 3000, "alpha")
+    subprocess.run(cli(url, "ingest", str(docs), "--kind", "web", "--quiet"), check=True)
+    writer = subprocess.Popen(cli(url, "curate", "--quiet"), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        running: list = []
+        while not running and writer.poll() is None and time.monotonic() < deadline:
+            running = [r for r in run(url, "runs") if r["status"] == "running"]
+            time.sleep(0.2)
+        assert running and running[0]["kind"] == "curate", "the curate never showed as running"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    run_id = running[0]["run_id"]
+    with Store(url, read_only=True) as st:
+        report = doctor(st)
+        assert report.healthy and report.checks["runs_left_running"] == 1
+        assert st.scalar("SELECT count(*) FROM decisions") == 0
+    # A run started on another machine, whose process this machine cannot check.
+    with Store(url) as st:
+        st.execute("INSERT INTO run_starts (run_id, kind, step, config, started_at, owner) "
+                   "VALUES ('run-remote', 'curate', 'curate', '{}', now()::TIMESTAMP, 'another-host:4242')")
+    # The next writer marks the dead local run aborted, and leaves the remote one running.
+    subprocess.run(cli(url, "ingest", str(_jsonl(tmp_path / "b.jsonl", 10, "beta")), "--kind", "web", "--quiet"),
+                   check=True)
+    status = {r["run_id"]: r["status"] for r in run(url, "runs")}
+    assert status[run_id] == "aborted" and status["run-remote"] == "running"
+    res = subprocess.run(cli(url, "runs", "--abort", "run-remote", "--json"), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    status = {r["run_id"]: r["status"] for r in json.loads(res.stdout)}
+    assert status["run-remote"] == "aborted"
+    res = subprocess.run(cli(url, "runs", "--abort", "run-remote"), capture_output=True, text=True)
+    assert res.returncode != 0 and "no run run-remote is left running" in res.stderr
+    # A dry run leaves nothing behind, not even its start.
+    res = subprocess.run(cli(url, "curate", "--dry-run", "--quiet"), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    with Store(url, read_only=True) as st:
+        assert doctor(st).checks["runs_left_running"] == 0
+        assert st.scalar("SELECT count(*) FROM runs WHERE kind = 'curate'") == 2
+        assert st.scalar(f"SELECT count(*) FROM {st.runs_sql()}") == st.scalar("SELECT count(*) FROM runs")
+    # The whole curate, run again, commits.
+    subprocess.run(cli(url, "curate", "--quiet"), check=True)
+    with Store(url, read_only=True) as st:
+        assert st.scalar("SELECT count(DISTINCT sample_id) FROM decisions") == 3010
 
 
 def test_postgres_password_never_reaches_messages_or_runs(pg_base: str) -> None:

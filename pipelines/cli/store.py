@@ -124,8 +124,17 @@ def quarantine(ctx: Ctx, as_json: bool, run_id: str | None, limit: int) -> None:
 
 @command(cli)
 @click.option("--limit", default=20, show_default=True)
-def runs(ctx: Ctx, as_json: bool, limit: int) -> None:
+@click.option("--abort", "abort_run", metavar="RUN_ID",
+              help="Mark a run whose process died as 'aborted' (a DuckLake run owned by another machine; "
+                   "runs on this machine are marked by the next writer).")
+def runs(ctx: Ctx, as_json: bool, limit: int, abort_run: str | None) -> None:
     """Recent runs: what wrote to the store, with config hash and status."""
+    if abort_run:
+        with ctx.open() as st:
+            if not st.mark_aborted(abort_run):
+                raise ConfigError(f"no run {abort_run} is left running in {st.display_path}; see `mixline runs`")
+        if not ctx.quiet:
+            click.echo(f"run {abort_run} marked aborted", err=True)
     with ctx.open(read_only=True) as st:
         rows = st.rows("SELECT run_id, kind, step, config_hash, status, started_at, finished_at, stats, error, snapshot_id "
                        f"FROM {st.runs_sql()} ORDER BY started_at DESC LIMIT ?", [int(limit)])
