@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale.py executors 100000 1000000   # curate and ingest, local vs Ray
     python benchmarks/bench_scale.py lake 10                     # DuckLake vs file: ingest, trace p50 at 10M
+    python benchmarks/bench_scale.py nightly 500                 # a lake after 500 small runs, and optimize
 
 Executors: documents are assembled from real sentences (Common Crawl, MedQuAD answers, OASST,
 State of the Union), 1% exact copies and 1% near copies; each is ingested and curated with the
@@ -211,11 +212,85 @@ def lake(scale: float) -> None:
     print(table(rows))
 
 
+def nightly(runs: int) -> None:
+    """Many small runs on a lake, as months of nightly jobs leave it: each commits a few small
+    Parquet files. What that costs readers, and what `optimize` (merge) and
+    `optimize --expire-days 0` give back."""
+    from mixline.store import Store
+    from mixline.store.lineage import optimize, trace
+
+    from mixline import api
+
+    folder = OUT / f"nightly-{runs}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    url = "sqlite:///" + str(folder / "cat.sqlite")
+    run_cli("init", "--catalog", url)
+    docs = write_docs(20_000, OUT / "docs-20000", files=1)
+    small = folder / "small.jsonl"
+    with Store(url) as st:
+        api.ingest(st, docs, kind="web")
+        api.curate(st)
+        sample_ids = [r[0] for r in st.execute("SELECT sample_id FROM samples ORDER BY sample_id LIMIT 30").fetchall()]
+
+    def measure(label: str, seconds_per_run: float | None = None) -> dict[str, object]:
+        with Store(url, read_only=True) as st:
+            t0 = time.perf_counter()
+            st.rows(f"SELECT * FROM {st.runs_sql()} ORDER BY started_at DESC LIMIT 20")
+            t_runs = time.perf_counter() - t0
+            trace(st, sample_ids[0])
+            times = []
+            for sid in sample_ids:
+                t0 = time.perf_counter()
+                trace(st, sid)
+                times.append(time.perf_counter() - t0)
+            files = st.scalar("SELECT count(*) FROM ducklake_list_files('lake', 'runs')")
+            snaps = st.scalar("SELECT count(*) FROM lake.snapshots()")
+        on_disk = sum(1 for _ in (folder / "cat.sqlite.files").rglob("*.parquet"))
+        return {"state": label, "runs listed ms": t_runs * 1000, "trace p50 ms": statistics.median(times) * 1000,
+                "files in runs": files, "parquet files on disk": on_disk, "snapshots": snaps,
+                "s per small run": "" if seconds_per_run is None else f"{seconds_per_run:.3f}"}
+
+    rows = [measure("after ingest + curate")]
+    pool = sentences()
+    t0 = time.perf_counter()
+    with Store(url) as st:
+        for i in range(runs):
+            picks = [pool[(i * 37 + j * 5 + k) % len(pool)] for j in range(5) for k in range(4)]
+            small.write_text("".join(json.dumps({"text": f"Night {i} note {j}. " + " ".join(picks[j * 4:j * 4 + 4])}) + "\n"
+                                     for j in range(5)))
+            api.ingest(st, small, kind="web", source=f"night{i}")
+    rows.append(measure(f"after {runs} small ingests", (time.perf_counter() - t0) / runs))
+    with Store(url) as st:
+        t0 = time.perf_counter()
+        out = optimize(st)
+        t_opt = time.perf_counter() - t0
+    rows.append(measure(f"optimize ({t_opt:.1f} s, merged {out['files_merged']} files into {out['files_created']})"))
+    with Store(url) as st:
+        out = optimize(st, expire_days=0)
+    rows.append(measure(f"optimize --expire-days 0 (expired {out['snapshots_expired']})"))
+    os.environ["MIXLINE_LAKE_CLEANUP_GRACE_S"] = "0"  # as a pass an hour later sees it
+    try:
+        with Store(url) as st:
+            out = optimize(st)
+    finally:
+        del os.environ["MIXLINE_LAKE_CLEANUP_GRACE_S"]
+    rows.append(measure(f"optimize after the grace period (deleted {out['files_deleted']} files)"))
+    print(f"## Scale-out: a lake after many small runs (`benchmarks/bench_scale.py nightly {runs}`, {machine()}; "
+          f"{time.strftime('%Y-%m-%d')})\n")
+    print("20,000 documents ingested and curated on a SQLite-catalog lake, then small ingests of 5 documents each. "
+          "Files that a merge or an expiry replaced stay on disk for readers in flight until an optimize an hour "
+          "or more later (the last row).\n")
+    print(table(rows))
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "executors"
     if what == "executors":
         executors([int(x) for x in sys.argv[2:]] or [100_000, 1_000_000])
     elif what == "lake":
         lake(float(sys.argv[2]) if len(sys.argv) > 2 else 10.0)
+    elif what == "nightly":
+        nightly(int(sys.argv[2]) if len(sys.argv) > 2 else 500)
     else:
-        sys.exit("usage: bench_scale.py executors [N ...] | lake [MILLIONS]")
+        sys.exit("usage: bench_scale.py executors [N ...] | lake [MILLIONS] | nightly [RUNS]")

@@ -174,6 +174,10 @@ def build(store: Store, recipe: MixRecipe, snapshot: int | None = None) -> MixRe
         if not 0 <= int(snapshot) <= newest:
             raise ConfigError(f"mix {recipe.name}: snapshot {snapshot} does not exist; the newest is {newest} "
                               "(`mixline runs` lists each run's snapshot)")
+        if not store.scalar(f"SELECT count(*) FROM {lake.ALIAS}.snapshots() WHERE snapshot_id = ?", [int(snapshot)]):
+            raise ConfigError(f"mix {recipe.name}: snapshot {snapshot} was expired (`mixline optimize --expire-days`), "
+                              "so the store as it was then can no longer be read; the snapshots mixes were built at "
+                              "are kept (`mix show` names them)")
         at = "lake_at"
         store.execute(f"DETACH DATABASE IF EXISTS {at}")
         lake.attach(store.con, store.lake, snapshot=int(snapshot), alias=at)

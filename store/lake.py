@@ -174,3 +174,73 @@ def local_data_path(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> Path 
 def current_snapshot(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> int:
     row = con.execute(f"SELECT id FROM ducklake_current_snapshot('{alias}')").fetchone()
     return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """What `mixline optimize` did to a lake's files and snapshots."""
+
+    files_merged: int  # small data files rewritten into fewer, larger ones
+    files_created: int
+    snapshots_expired: int
+    snapshots_kept: int  # older than the cutoff, kept because a mix was built at them
+    files_deleted: int  # replaced by an earlier pass, longer ago than the grace period
+    files_waiting: int  # replaced, and kept on disk until a pass after the grace period
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def cleanup_grace_seconds() -> float:
+    """How long files that a merge or an expiry replaced stay on disk, so that a reader in
+    flight, which planned its scan over them, can finish (MIXLINE_LAKE_CLEANUP_GRACE_S)."""
+    return float(os.environ.get("MIXLINE_LAKE_CLEANUP_GRACE_S", 3600))
+
+
+def _cleanup(con: duckdb.DuckDBPyConnection, alias: str) -> int:
+    """Delete replaced files, if every one was replaced longer ago than the grace period.
+
+    Called before a maintenance pass replaces more, so a nightly optimize deletes what the
+    previous night's replaced. (DuckLake's own `older_than` compares timestamps as text on a
+    SQLite catalog, so the age is checked here.)"""
+    table = f"__ducklake_metadata_{alias}.ducklake_files_scheduled_for_deletion"
+    waiting, recent = con.execute(
+        f"""SELECT count(*), count(*) FILTER (WHERE TRY_CAST(schedule_start AS TIMESTAMPTZ) IS NULL
+                                               OR TRY_CAST(schedule_start AS TIMESTAMPTZ)
+                                                  > now() - to_microseconds(CAST(? * 1e6 AS BIGINT)))
+            FROM {table}""", [cleanup_grace_seconds()]).fetchone() or (0, 0)
+    if not waiting or recent:
+        return 0
+    return len(con.execute(f"CALL ducklake_cleanup_old_files('{alias}', cleanup_all => true)").fetchall())
+
+
+def maintain(con: duckdb.DuckDBPyConnection, *, expire_days: float | None = None, keep: set[int] | None = None,
+             alias: str = ALIAS) -> Maintenance:
+    """Compact the lake's small files and, with `expire_days`, expire old snapshots.
+
+    Every run commits a few small Parquet files, so after months of nightly runs a scan opens
+    thousands of them. Merging keeps every snapshot readable (time travel is unchanged).
+    Expiring drops the snapshots older than `expire_days`, except those in `keep` (the ones
+    mixes were built at, so `mix build --snapshot` still reproduces every mix) and the newest.
+    """
+    deleted = _cleanup(con, alias)
+    merged = con.execute(f"CALL ducklake_merge_adjacent_files('{alias}')").fetchall()
+    expired, kept = 0, 0
+    if expire_days is not None:
+        if expire_days < 0:
+            raise ConfigError(f"--expire-days {expire_days}: give a number of days, 0 or more")
+        old = [int(r[0]) for r in con.execute(
+            f"""SELECT snapshot_id FROM {alias}.snapshots()
+                WHERE snapshot_time < now() - to_microseconds(CAST(? * 86400e6 AS BIGINT))
+                  AND snapshot_id < (SELECT max(snapshot_id) FROM {alias}.snapshots())
+                ORDER BY 1""", [float(expire_days)]).fetchall()]
+        keep = keep or set()
+        versions = [s for s in old if s not in keep]
+        kept = len(old) - len(versions)
+        if versions:
+            con.execute(f"CALL ducklake_expire_snapshots('{alias}', versions => {versions})")
+            expired = len(versions)
+    row = con.execute(f"SELECT count(*) FROM __ducklake_metadata_{alias}.ducklake_files_scheduled_for_deletion").fetchone()
+    waiting = int(row[0]) if row else 0
+    return Maintenance(files_merged=sum(int(r[2]) for r in merged), files_created=sum(int(r[3]) for r in merged),
+                       snapshots_expired=expired, snapshots_kept=kept, files_deleted=deleted, files_waiting=waiting)

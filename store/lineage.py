@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from mixline.store import lake
 from mixline.store.ids import ID_HEX_CHARS
 from mixline.store.lineage_index import LineageIndex
 from mixline.store.schema import EDGES_DDL
@@ -383,13 +384,18 @@ INDEXES = {
 }
 
 
-def optimize(store: Store) -> dict[str, int]:
+def optimize(store: Store, *, expire_days: float | None = None) -> dict[str, int]:
     """Sort edges by child and build ART indexes, so trace and impact stay fast at scale.
 
     The sort is one run (all or nothing). Indexes are then built one statement at a time:
     building them inside that transaction holds the whole table in memory. Writes after
     this keep the indexes up to date, at some cost to bulk ingest speed.
+
+    On a DuckLake store it also merges small files, and with `expire_days` expires the
+    snapshots older than that, except those mixes were built at (see `lake.maintain`).
     """
+    if expire_days is not None and store.lake is None:
+        raise ConfigError("--expire-days applies to a DuckLake store; a single-file store keeps no snapshots")
     if store.lake is None:
         for name in INDEXES:
             store.execute(f"DROP INDEX IF EXISTS {name}")
@@ -407,7 +413,13 @@ def optimize(store: Store) -> dict[str, int]:
         from mixline.store import lineage_index
 
         lineage_index.build(store)
-        return {"edges": n, "indexes": 0}
+        # Keep every snapshot a mix was built at, and any a mix build selected from.
+        keep = {int(r[0]) for r in store.execute(
+            f"""SELECT r.snapshot_id FROM mixes m JOIN {store.runs_sql()} r USING (run_id) WHERE r.snapshot_id IS NOT NULL
+                UNION SELECT CAST(json_extract(config, '$.snapshot') AS BIGINT) FROM runs
+                WHERE kind = 'mix' AND json_extract(config, '$.snapshot') IS NOT NULL""").fetchall()}
+        done = lake.maintain(store.con, expire_days=expire_days, keep=keep)
+        return {"edges": n, "indexes": 0, **done.to_dict()}
     for name, target in INDEXES.items():
         store.execute(f"CREATE INDEX {name} ON {target}")
     store.execute("CHECKPOINT")

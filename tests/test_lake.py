@@ -126,6 +126,38 @@ def test_time_travel_rebuilds_a_mix_at_its_snapshot(tmp_path: Path) -> None:
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "snapshot 99999 does not exist" in bad.stderr
 
+    # optimize merges the small files every run commits; time travel is unchanged.
+    with Store(url, read_only=True) as st:
+        files_before = st.scalar("SELECT count(*) FROM ducklake_list_files('lake', 'runs')")
+    on_disk = sum(1 for _ in Path(f"{tmp_path / 'cat.sqlite'}.files").rglob("*.parquet"))
+    out = run(url, "optimize")
+    assert out["files_merged"] > out["files_created"] > 0
+    # The replaced files stay for readers in flight, until a pass after the grace period.
+    assert out["files_deleted"] == 0 and out["files_waiting"] >= out["files_merged"]
+    with Store(url, read_only=True) as st:
+        assert st.scalar("SELECT count(*) FROM ducklake_list_files('lake', 'runs')") < files_before
+    again = run(url, "mix", "build", str(tmp_path / "mix.toml"), "--snapshot", str(snap))
+    assert again["mix_id"] == first["mix_id"]
+    # Expiring every older snapshot keeps the ones mixes were built at. With no grace period
+    # left, the files the merge replaced are deleted first.
+    os.environ["MIXLINE_LAKE_CLEANUP_GRACE_S"] = "0"
+    try:
+        out = run(url, "optimize", "--expire-days", "0")
+    finally:
+        del os.environ["MIXLINE_LAKE_CLEANUP_GRACE_S"]
+    assert out["snapshots_expired"] > 0 and out["snapshots_kept"] >= 1
+    assert out["files_deleted"] > 0
+    assert sum(1 for _ in Path(f"{tmp_path / 'cat.sqlite'}.files").rglob("*.parquet")) < on_disk
+    with Store(url, read_only=True) as st:
+        alive = {r[0] for r in st.execute("SELECT snapshot_id FROM lake.snapshots()").fetchall()}
+    assert snap in alive and snap - 1 not in alive
+    again = run(url, "mix", "build", str(tmp_path / "mix.toml"), "--snapshot", str(snap))
+    assert again["mix_id"] == first["mix_id"]
+    gone = subprocess.run(cli(url, "mix", "build", str(tmp_path / "mix.toml"), "--snapshot", str(snap - 1)),
+                          capture_output=True, text=True)
+    assert gone.returncode != 0 and f"snapshot {snap - 1} was expired" in gone.stderr
+    assert run(url, "doctor")["healthy"]
+
 
 def test_single_file_stores_refuse_time_travel_and_catalog_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="time travel needs a DuckLake store"):
@@ -226,6 +258,11 @@ def test_postgres_two_ingests_at_once_both_commit(pg_url: str, tmp_path: Path) -
         runs = st.rows(f"SELECT status, snapshot_id FROM {st.runs_sql()} WHERE kind = 'ingest'")
         assert [r["status"] for r in runs] == ["ok", "ok"] and len({r["snapshot_id"] for r in runs}) == 2
         assert st.scalar("SELECT count(*) FROM sample_origins") == 40_002
+    # Maintenance on a PostgreSQL catalog: the small files merge, and nothing changes.
+    out = run(pg_url, "optimize")
+    assert out["files_merged"] > 0 and out["files_deleted"] == 0
+    with Store(pg_url, read_only=True) as st:
+        assert st.scalar("SELECT count(*) FROM samples") in (40_001, 40_002)
 
 
 def test_postgres_trace_and_stats_work_while_a_curate_runs(pg_url: str, tmp_path: Path) -> None:

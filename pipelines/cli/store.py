@@ -149,14 +149,30 @@ def runs(ctx: Ctx, as_json: bool, limit: int, abort_run: str | None) -> None:
 
 
 @command(cli)
-def optimize(ctx: Ctx, as_json: bool) -> None:
-    """Re-sort lineage tables so trace and impact stay fast at tens of millions of rows."""
+@click.option("--expire-days", type=float, default=None, metavar="DAYS",
+              help="DuckLake stores: expire snapshots older than DAYS, except those mixes were built at; "
+                   "time travel to them ends and their files are deleted.")
+def optimize(ctx: Ctx, as_json: bool, expire_days: float | None) -> None:
+    """Re-sort lineage tables so trace and impact stay fast at tens of millions of rows.
+
+    On a DuckLake store, also merge the small files that every run commits (time travel is
+    unchanged), and delete the files an earlier pass replaced once no reader can still be
+    using them (an hour; MIXLINE_LAKE_CLEANUP_GRACE_S).
+    """
     from mixline.store.lineage import optimize as run_optimize
 
     with ctx.open() as st:
-        out = run_optimize(st)
-    if not emit(as_json, out):
-        click.echo(f"sorted {out['edges']} edges")
+        out = run_optimize(st, expire_days=expire_days)
+    if emit(as_json, out):
+        return
+    click.echo(f"sorted {out['edges']} edges")
+    if "files_merged" in out:
+        click.echo(f"merged {out['files_merged']} small files into {out['files_created']}; deleted "
+                   f"{out['files_deleted']} files replaced earlier; {out['files_waiting']} replaced files stay on disk "
+                   "for readers in flight, until an optimize an hour or more from now")
+    if expire_days is not None:
+        click.echo(f"expired {out['snapshots_expired']} snapshots older than {expire_days:g} days; "
+                   f"kept {out['snapshots_kept']} that mixes were built at")
 
 
 @command(cli)
