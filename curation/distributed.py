@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import time
@@ -101,7 +102,11 @@ class RayExecutor:
             raise ConfigError("--executor ray needs Ray Data: `pip install mixline[ray]`") from exc
         if not ray.is_initialized():
             os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+            # Hides core_worker's per-run error line about actor arguments in the object store
+            # (ours are a file path); Ray then prints one info line saying it read this variable.
             os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+            # Ray's notice that it turned on its default token authentication, on every run.
+            logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
             if self.address is None:
                 kw["num_cpus"] = self.num_cpus or os.cpu_count() or 1
@@ -109,8 +114,6 @@ class RayExecutor:
                 kw["address"] = self.address
             ray.init(**kw)
             self._started = True
-        import logging
-
         import ray.data
 
         logging.getLogger("ray").setLevel(logging.WARNING)
