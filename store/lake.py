@@ -147,6 +147,10 @@ def attach(con: duckdb.DuckDBPyConnection, target: LakeTarget, *, read_only: boo
         raise StoreError(f"no DuckLake catalog at {target.sqlite_path}; create it with "
                          f"`mixline init --catalog {target.display}`")
     clause = f" ({', '.join(opts)})" if opts else ""
+    # Small writes go to Parquet files, not rows inlined in the catalog: two runs that write
+    # their own runs rows then never conflict over the inlined table. Set for this session,
+    # not with set_option, which is a catalog write that a busy SQLite catalog refuses.
+    con.execute("SET ducklake_default_data_inlining_row_limit = 0")
     try:
         con.execute(f"ATTACH '{_sql_str(target.attach)}' AS {alias}{clause}")
     except duckdb.Error as exc:
@@ -157,10 +161,6 @@ def attach(con: duckdb.DuckDBPyConnection, target: LakeTarget, *, read_only: boo
     con.execute(f"USE {alias}")
     # Retry commits that conflict with another writer's, with backoff (DuckLake's own loop).
     con.execute("SET ducklake_max_retry_count = 20")
-    if not (read_only or snapshot is not None):
-        # Small writes go to Parquet files, not rows inlined in the catalog: two runs that
-        # update their own runs rows then never conflict over the inlined table.
-        con.execute(f"CALL {alias}.set_option('data_inlining_row_limit', 0)")
 
 
 def local_data_path(con: duckdb.DuckDBPyConnection, alias: str = ALIAS) -> Path | None:

@@ -206,6 +206,41 @@ def test_concurrent_sqlite_writers_both_commit_or_one_fails_cleanly(tmp_path: Pa
         assert statuses == sorted("ok" if g else "failed" for g in ok)
 
 
+def test_an_ingest_that_commits_during_a_curate_leaves_both_clean(tmp_path: Path) -> None:
+    """The nightly case: new data lands while a curate runs. The ingest commits; the curate,
+    whose language annotations update `samples`, either commits too or fails whole with the
+    clear error, and running it again curates everything."""
+    url = "sqlite:///" + str(tmp_path / "cat.sqlite")
+    run(url, "init", "--catalog", url)
+    run(url, "ingest", str(_jsonl(tmp_path / "a.jsonl", 6000, "alpha")), "--kind", "web", "--quiet")
+    curate = subprocess.Popen(cli(url, "curate", "--quiet"), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while curate.poll() is None and time.monotonic() < deadline:
+            if any(r["kind"] == "curate" and r["status"] == "running" for r in run(url, "runs")):
+                break
+            time.sleep(0.2)
+        late = subprocess.run(cli(url, "ingest", str(_jsonl(tmp_path / "b.jsonl", 50, "beta")), "--kind", "web",
+                                  "--quiet"), capture_output=True, text=True)
+        assert curate.poll() is None, "the curate ended before the ingest committed; give it more documents"
+    finally:
+        _, err = curate.communicate(timeout=600)
+    assert late.returncode == 0, late.stderr
+    with Store(url, read_only=True) as st:
+        decided = st.scalar("SELECT count(DISTINCT sample_id) FROM decisions")
+        status = st.scalar("SELECT status FROM runs WHERE kind = 'curate'")
+    if curate.returncode == 0:
+        assert status == "ok" and decided == 6000
+    else:
+        assert "nothing of this run was written" in err, err
+        assert status == "failed" and decided == 0
+    run(url, "curate", "--quiet")
+    with Store(url, read_only=True) as st:
+        assert st.scalar("SELECT count(DISTINCT sample_id) FROM decisions") == 6050
+        assert st.scalar("SELECT count(*) FROM samples") == 6050
+    assert run(url, "doctor")["healthy"]
+
+
 # -- PostgreSQL ------------------------------------------------------------------------------------
 
 
