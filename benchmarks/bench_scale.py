@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import WORK, machine, realdata, table  # noqa: E402
@@ -152,6 +153,19 @@ def executors(sizes: list[int]) -> None:
               f"ingest {ray_['ingest s'] / loc['ingest s']:.2f}")
 
 
+def trace_times(st: Any, sample_ids: list[str]) -> list[float]:
+    """Seconds per `trace` of each sample, after one warm-up trace."""
+    from mixline.store.lineage import trace
+
+    trace(st, sample_ids[0])
+    times = []
+    for sid in sample_ids:
+        t0 = time.perf_counter()
+        trace(st, sid)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def lake(scale: float) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     argv, sys.argv = sys.argv, sys.argv[:1]  # bench_lineage reads its scale from argv at import
@@ -161,7 +175,7 @@ def lake(scale: float) -> None:
         sys.argv = argv
 
     from mixline.store import Store
-    from mixline.store.lineage import optimize, trace
+    from mixline.store.lineage import optimize
 
     bl.HUMAN, bl.CURATED, bl.GEN = int(3_500_000 * scale / 10), int(2_000_000 * scale / 10), int(1_500_000 * scale / 10)
     folder = OUT / f"lake-{scale}"
@@ -198,12 +212,7 @@ def lake(scale: float) -> None:
         with Store(url, read_only=True) as st:
             gen3 = [r[0] for r in st.execute("SELECT sample_id FROM samples WHERE source = 'gen3' ORDER BY sample_id "
                                              "LIMIT 100").fetchall()]
-            trace(st, gen3[0])
-            times = []
-            for s in gen3:
-                t0 = time.perf_counter()
-                trace(st, s)
-                times.append(time.perf_counter() - t0)
+            times = trace_times(st, gen3)
         rows.append({"store": name, "ingest docs/s (200k docs)": 200_000 / t_ing, "build 10M graph s": t_build,
                      "optimize s": t_opt, "trace p50 ms": statistics.median(times) * 1000,
                      "trace p95 ms": sorted(times)[int(0.95 * len(times))] * 1000, "samples": n, "edges": e})
@@ -217,7 +226,7 @@ def nightly(runs: int) -> None:
     Parquet files. What that costs readers, and what `optimize` (merge) and
     `optimize --expire-days 0` give back."""
     from mixline.store import Store
-    from mixline.store.lineage import optimize, trace
+    from mixline.store.lineage import optimize
 
     from mixline import api
 
@@ -238,12 +247,7 @@ def nightly(runs: int) -> None:
             t0 = time.perf_counter()
             st.rows(f"SELECT * FROM {st.runs_sql()} ORDER BY started_at DESC LIMIT 20")
             t_runs = time.perf_counter() - t0
-            trace(st, sample_ids[0])
-            times = []
-            for sid in sample_ids:
-                t0 = time.perf_counter()
-                trace(st, sid)
-                times.append(time.perf_counter() - t0)
+            times = trace_times(st, sample_ids)
             files = st.scalar("SELECT count(*) FROM ducklake_list_files('lake', 'runs')")
             snaps = st.scalar("SELECT count(*) FROM lake.snapshots()")
         on_disk = sum(1 for _ in (folder / "cat.sqlite.files").rglob("*.parquet"))
