@@ -136,8 +136,8 @@ def runs(ctx: Ctx, as_json: bool, limit: int, abort_run: str | None) -> None:
         if not ctx.quiet:
             click.echo(f"run {abort_run} marked aborted", err=True)
     with ctx.open(read_only=True) as st:
-        rows = st.rows("SELECT run_id, kind, step, config_hash, status, started_at, finished_at, stats, error, snapshot_id "
-                       f"FROM {st.runs_sql()} ORDER BY started_at DESC LIMIT ?", [int(limit)])
+        rows = st.rows("SELECT run_id, kind, step, config_hash, status, started_at, finished_at, stats, error, snapshot_id, "
+                       f"owner FROM {st.runs_sql()} ORDER BY started_at DESC LIMIT ?", [int(limit)])
     for r in rows:
         r["stats"] = json.loads(r["stats"]) if r["stats"] else None
     if emit(as_json, rows):
@@ -145,6 +145,8 @@ def runs(ctx: Ctx, as_json: bool, limit: int, abort_run: str | None) -> None:
     for r in rows:
         click.echo(f"{r['run_id']}  {r['kind']:<12} {r['step']:<20} {r['status']:<7} config {r['config_hash']}"
                    + (f"  snapshot {r['snapshot_id']}" if r["snapshot_id"] is not None else "")
+                   + (f"  on {r['owner']} since {r['started_at']:%Y-%m-%d %H:%M:%S}"
+                      if r["status"] == "running" and r["owner"] else "")
                    + (f"  {r['error']}" if r["error"] else ""))
 
 
