@@ -59,3 +59,31 @@ def test_bulk_append_goes_through_arrow(store):
     rows = [{"run_id": "r", "file": "f", "locator": f"line {i}", "reason": "x"} for i in range(10_000)]
     assert store.append_rows("quarantine", rows) == 10_000
     assert store.scalar("SELECT count(DISTINCT locator) FROM quarantine") == 10_000
+
+
+def test_a_dead_run_is_marked_aborted_by_name_or_by_the_next_writer(store):
+    """A 'running' row in a single-file store is dead (one writer at a time): `runs --abort`
+    marks the one named, and the next run marks the rest."""
+    import os
+    import socket
+    import subprocess
+
+    from mixline.store.store import owner_is_dead
+
+    for rid in ("run-a", "run-b"):
+        store.execute("INSERT INTO runs (run_id, kind, step, step_version, config, config_hash, code_version, "
+                      "started_at, status) VALUES (?, 'ingest', 'x', 1, '{}', 'h', 'v', now()::TIMESTAMP, 'running')", [rid])
+    assert store.mark_aborted("run-a") == 1 and store.mark_aborted("run-a") == 0
+    status = dict(store.execute("SELECT run_id, status FROM runs").fetchall())
+    assert status == {"run-a": "aborted", "run-b": "running"}
+    with store.run("ingest", "test_v1", {}):
+        pass
+    assert store.scalar("SELECT status FROM runs WHERE run_id = 'run-b'") == "aborted"
+    # Which owners a writer may declare dead: only processes on this machine that are gone.
+    host = socket.gethostname()
+    assert not owner_is_dead(f"{host}:{os.getpid()}")
+    assert not owner_is_dead("another-host:1")
+    assert not owner_is_dead(None)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    assert owner_is_dead(f"{host}:{dead.pid}")
