@@ -316,7 +316,7 @@ class MapWorker:
             g = self.plan.globals_[i]
             if not g.shuffle_needs_all:
                 _write_buckets(g.shuffle_rows(feat), tmp, f"shuf-{i}", self.buckets)
-        os.replace(tmp, final)  # the partition appears whole or not at all
+        publish(tmp, final)
         return table.num_rows
 
 
@@ -434,6 +434,20 @@ def _sql_str(s: str) -> str:
 
 def _sql_list(files: list[str]) -> str:
     return "[" + ", ".join(f"'{_sql_str(f)}'" for f in files) + "]"
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Rename a finished partition's folder into place, so it appears whole or not at all.
+
+    Ray may run a partition twice (a retried task whose first attempt had finished, or two
+    attempts at once). Results are deterministic, so when another attempt got there first,
+    this one's copy is dropped."""
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if not final.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def stash(path: Path, obj: Any) -> str:

@@ -7,7 +7,6 @@ The Ray plumbing (starting Ray, actor pools, the work folder) is `curation.distr
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -17,7 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from mixline.curation.distributed import RayExecutor, stash, unstash
+from mixline.curation.distributed import RayExecutor, publish, stash, unstash
 from mixline.pipelines.ingest import HASHED, _validate, hash_rows
 from mixline.pipelines.readers import BadRecord, read
 from mixline.store.store import Store
@@ -95,5 +94,5 @@ class IngestWorker:
         if bad:
             pq.write_table(pa.Table.from_pylist(bad, schema=BAD), tmp / "bad.parquet")
         pq.write_table(pa.table({"rows": [n], "bytes": [read_bytes]}), tmp / "meta.parquet")
-        os.replace(tmp, final)  # the input's shards appear whole or not at all
+        publish(tmp, final)  # the input's shards appear whole or not at all
         return n
