@@ -385,8 +385,9 @@ class Store:
         attempted. A process killed mid-run leaves 'running' behind, and the next writer
         marks it 'aborted' (only one writer can hold the store, so it cannot be live).
 
-        On a DuckLake store the start goes to `run_starts` in its own commit, and the `runs`
-        row is inserted once, with the outcome (see `runs_sql` and `mark_aborted`).
+        On a DuckLake store the `runs` row is inserted once, with the outcome. On a PostgreSQL
+        catalog the start goes to `run_starts` first, in its own commit (see `runs_sql` and
+        `mark_aborted`).
         """
         if self.read_only:
             raise ReadOnlyError(f"cannot start a {kind} run: store {self.path} is open read-only")
@@ -407,12 +408,15 @@ class Store:
         # table another transaction deleted from (an UPDATE is both). So there a run's row is
         # only ever inserted, once, with its outcome: in the run's commit, or after a failure.
         lake_mode = self.lake is not None
-        if not self._in_tx:  # a run nested in another's transaction must not touch the outer 'running' row
+        # A lake run on PostgreSQL announces itself in a commit of its own, so that readers see
+        # it while it works. A SQLite catalog has one write lock, and the extra commit made
+        # concurrent writers fail, so runs there appear when they end.
+        announce = lake_mode and not self._in_tx and self.lake is not None and self.lake.backend == "postgres"
+        if not self._in_tx and (announce or not lake_mode):  # a nested run must not touch the outer 'running' row
             self.mark_aborted()
         if not lake_mode:
             self.execute(insert, row("running", None, None))
-        elif not self._in_tx:
-            # Announced in a commit of its own, so that readers see the run while it works.
+        elif announce:
             self._write_retrying(
                 "INSERT INTO run_starts (run_id, kind, step, step_version, config, config_hash, code_version,"
                 " parent_run_id, started_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -440,7 +444,7 @@ class Store:
         except Rollback:  # a dry run leaves no trace
             if not lake_mode:
                 self.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])
-            elif not self._in_tx:
+            elif announce:
                 self._write_retrying("DELETE FROM run_starts WHERE run_id = ?", [run.run_id])
             emit("ABORT")
             raise

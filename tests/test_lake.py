@@ -206,49 +206,6 @@ def test_concurrent_sqlite_writers_both_commit_or_one_fails_cleanly(tmp_path: Pa
         assert statuses == sorted("ok" if g else "failed" for g in ok)
 
 
-def test_an_ingest_that_commits_during_a_curate_leaves_both_clean(tmp_path: Path) -> None:
-    """The nightly case: new data lands while a curate runs. Each either commits or fails
-    whole with the clear error (the curate's language annotations update `samples`, which
-    conflicts with the insert; a SQLite catalog also refuses a writer while another commits),
-    at least one commits, and running the failed ones again gives the full result."""
-    url = "sqlite:///" + str(tmp_path / "cat.sqlite")
-    run(url, "init", "--catalog", url)
-    run(url, "ingest", str(_jsonl(tmp_path / "a.jsonl", 6000, "alpha")), "--kind", "web", "--quiet")
-    curate = subprocess.Popen(cli(url, "curate", "--quiet"), stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while curate.poll() is None and time.monotonic() < deadline:
-            if any(r["kind"] == "curate" and r["status"] == "running" for r in run(url, "runs")):
-                break
-            time.sleep(0.2)
-        late = subprocess.run(cli(url, "ingest", str(_jsonl(tmp_path / "b.jsonl", 50, "beta")), "--kind", "web",
-                                  "--quiet"), capture_output=True, text=True)
-        assert curate.poll() is None, "the curate ended before the ingest committed; give it more documents"
-    finally:
-        _, err = curate.communicate(timeout=600)
-    assert late.returncode == 0 or curate.returncode == 0, "one of the two writers must commit"
-    with Store(url, read_only=True) as st:
-        decided = st.scalar("SELECT count(DISTINCT sample_id) FROM decisions")
-        status = st.scalar("SELECT status FROM runs WHERE kind = 'curate'")
-        beta = st.scalar("SELECT count(*) FROM samples WHERE text LIKE 'Beta%'")
-    if curate.returncode == 0:
-        assert status == "ok" and decided == 6000
-    else:
-        assert "nothing of this run was written" in err, err
-        assert status == "failed" and decided == 0
-    if late.returncode == 0:
-        assert beta == 50
-    else:
-        assert "nothing of this run was written" in late.stderr, late.stderr
-        assert beta == 0
-        run(url, "ingest", str(tmp_path / "b.jsonl"), "--kind", "web", "--quiet")
-    run(url, "curate", "--quiet")
-    with Store(url, read_only=True) as st:
-        assert st.scalar("SELECT count(DISTINCT sample_id) FROM decisions") == 6050
-        assert st.scalar("SELECT count(*) FROM samples") == 6050
-    assert run(url, "doctor")["healthy"]
-
-
 # -- PostgreSQL ------------------------------------------------------------------------------------
 
 
@@ -338,15 +295,14 @@ def test_postgres_trace_and_stats_work_while_a_curate_runs(pg_url: str, tmp_path
         assert st.rows(f"SELECT status FROM {st.runs_sql()} WHERE kind = 'curate'") == [{"status": "ok"}]
 
 
-def test_a_lake_run_shows_running_and_a_dead_one_is_marked_aborted(tmp_path: Path) -> None:
+def test_postgres_a_run_shows_running_and_a_dead_one_is_marked_aborted(pg_url: str, tmp_path: Path) -> None:
     """A lake run is visible while it works; one killed on this machine is marked aborted by the
     next writer, and one owned by another machine only when its operator names it."""
     import signal
 
     from mixline.store.doctor import doctor
 
-    url = "sqlite:///" + str(tmp_path / "cat.sqlite")
-    subprocess.run(cli(url, "init", "--catalog", url), check=True, capture_output=True)
+    url = pg_url
     docs = _jsonl(tmp_path / "a.jsonl", 3000, "alpha")
     subprocess.run(cli(url, "ingest", str(docs), "--kind", "web", "--quiet"), check=True)
     writer = subprocess.Popen(cli(url, "curate", "--quiet"), stderr=subprocess.DEVNULL)
@@ -391,6 +347,48 @@ def test_a_lake_run_shows_running_and_a_dead_one_is_marked_aborted(tmp_path: Pat
     subprocess.run(cli(url, "curate", "--quiet"), check=True)
     with Store(url, read_only=True) as st:
         assert st.scalar("SELECT count(DISTINCT sample_id) FROM decisions") == 3010
+
+
+def test_postgres_an_ingest_that_commits_during_a_curate_leaves_both_clean(pg_url: str, tmp_path: Path) -> None:
+    """The nightly case: new data lands while a curate runs. Each either commits or fails
+    whole with the clear error (the curate's language annotations update `samples`, which
+    conflicts with the insert),
+    at least one commits, and running the failed ones again gives the full result."""
+    url = pg_url
+    run(url, "ingest", str(_jsonl(tmp_path / "a.jsonl", 6000, "alpha")), "--kind", "web", "--quiet")
+    curate = subprocess.Popen(cli(url, "curate", "--quiet"), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while curate.poll() is None and time.monotonic() < deadline:
+            if any(r["kind"] == "curate" and r["status"] == "running" for r in run(url, "runs")):
+                break
+            time.sleep(0.2)
+        late = subprocess.run(cli(url, "ingest", str(_jsonl(tmp_path / "b.jsonl", 50, "beta")), "--kind", "web",
+                                  "--quiet"), capture_output=True, text=True)
+        assert curate.poll() is None, "the curate ended before the ingest committed; give it more documents"
+    finally:
+        _, err = curate.communicate(timeout=600)
+    assert late.returncode == 0 or curate.returncode == 0, "one of the two writers must commit"
+    with Store(url, read_only=True) as st:
+        decided = st.scalar("SELECT count(DISTINCT sample_id) FROM decisions")
+        status = st.scalar("SELECT status FROM runs WHERE kind = 'curate'")
+        beta = st.scalar("SELECT count(*) FROM samples WHERE text LIKE 'Beta%'")
+    if curate.returncode == 0:
+        assert status == "ok" and decided == 6000
+    else:
+        assert "nothing of this run was written" in err, err
+        assert status == "failed" and decided == 0
+    if late.returncode == 0:
+        assert beta == 50
+    else:
+        assert "nothing of this run was written" in late.stderr, late.stderr
+        assert beta == 0
+        run(url, "ingest", str(tmp_path / "b.jsonl"), "--kind", "web", "--quiet")
+    run(url, "curate", "--quiet")
+    with Store(url, read_only=True) as st:
+        assert st.scalar("SELECT count(DISTINCT sample_id) FROM decisions") == 6050
+        assert st.scalar("SELECT count(*) FROM samples") == 6050
+    assert run(url, "doctor")["healthy"]
 
 
 def test_postgres_password_never_reaches_messages_or_runs(pg_base: str) -> None:
