@@ -122,12 +122,12 @@ def main() -> None:
         human = [r[0] for r in st.execute("SELECT sample_id FROM samples WHERE synth_depth = 0 ORDER BY hash(sample_id) LIMIT 20").fetchall()]
     mixes, models = info["mixes"], info["models"]
     assert isinstance(mixes, list) and isinstance(models, list)
-    cold_client = TestClient(create_app(path))  # no lifespan: no warm-up at start
+    cold_client = TestClient(create_app(path), base_url="http://127.0.0.1")  # no lifespan: no warm-up at start
     t = time.perf_counter()
     assert cold_client.get("/").status_code == 200
     cold = time.perf_counter() - t
     app = create_app(path)
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://127.0.0.1")
     client.__enter__()  # runs the lifespan: the server computes the overview in the background at start
     t = time.perf_counter()
     app.state.dashboard.warmed.wait()

@@ -11,6 +11,9 @@ data version (the newest run), so the expensive scans run once per committed run
 Security: it binds to 127.0.0.1 unless told otherwise (and warns then); templates autoescape
 every value (web text holds HTML and script), sample text is the scrubbed text `trace` shows,
 routes take no SQL and bind every parameter, and there is no write endpoint: only GET and HEAD.
+Every request must name this server in its Host header (127.0.0.1, localhost, [::1], the bound
+address, or a name given with --allowed-host, each with the port): otherwise a web page the user
+visits could point its own domain at 127.0.0.1 (DNS rebinding) and read the pages as same-origin.
 Every asset is served from this process: plotly.js from the plotly wheel, and our own CSS and JS.
 """
 
@@ -32,6 +35,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mixline.errors import ConfigError, MixlineError, NotFoundError, safe_message
 
@@ -41,6 +45,92 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline';
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
            "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+WILDCARD_BINDS = {"0.0.0.0", "::", ""}
+
+
+def split_host(value: str) -> tuple[str, int | None]:
+    """A Host header (or --allowed-host value) as (lowercase name, port or None): `[::1]:8765` -> ('::1', 8765)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"malformed host {value!r}")
+        port_text = rest[1:]
+    elif value.count(":") > 1:  # a bare IPv6 address, as --allowed-host may be given
+        name, port_text = value, ""
+    else:
+        name, _, port_text = value.partition(":")
+    if not name or (port_text and not port_text.isdigit()):
+        raise ValueError(f"malformed host {value!r}")
+    return name.rstrip("."), (int(port_text) if port_text else None)
+
+
+class HostCheck:
+    """ASGI middleware: answer 400 to any request whose Host is not one of ours (DNS rebinding).
+
+    `allowed` holds names (`localhost`) or name:port pairs (`dash.internal:443`, for a proxy that
+    forwards its own Host). A bare name must come with the server's own port when `port` is known.
+    """
+
+    def __init__(self, app: ASGIApp, names: set[str], pairs: set[tuple[str, int]], port: int | None) -> None:
+        self.app, self.names, self.pairs, self.port = app, names, pairs, port
+        self.state = getattr(app, "state", None)  # the Starlette app's state (its Dashboard), for callers
+
+    def allows(self, header: str) -> bool:
+        try:
+            name, port = split_host(header)
+        except ValueError:
+            return False
+        if port is not None and (name, port) in self.pairs:
+            return True
+        if name not in self.names:
+            return False
+        if self.port is None:  # embedded (a test client): the name is enough
+            return True
+        return port == self.port or (port is None and self.port == 80)
+
+    def shown(self) -> str:
+        names = sorted(f"[{n}]" if ":" in n else n for n in self.names)
+        where = [f"{n}:{self.port}" for n in names] if self.port is not None else names
+        return ", ".join(where + sorted(f"[{n}]:{p}" if ":" in n else f"{n}:{p}" for n, p in self.pairs))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        hosts = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"]
+        if len(hosts) == 1 and self.allows(hosts[0]):
+            await self.app(scope, receive, send)
+            return
+        given = "no Host header" if not hosts else ("several Host headers" if len(hosts) > 1 else f"Host {hosts[0][:100]!r}")
+        body = (f"400 Bad Request: {given} is not this dashboard's (it answers {self.shown()}); "
+                "to serve it under another name, start it with --allowed-host NAME\n").encode()
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                                *((k.lower().encode(), v.encode()) for k, v in HEADERS.items())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def host_check(host: str, allowed_hosts: tuple[str, ...] | list[str], port: int | None) -> tuple[set[str], set[tuple[str, int]]]:
+    """The names and name:port pairs a server bound to `host` answers to; raises ConfigError on a malformed one."""
+    names = set(LOCAL_HOSTS)
+    bound = host.strip().strip("[]").lower()
+    if bound not in WILDCARD_BINDS:
+        names.add(bound)
+    pairs: set[tuple[str, int]] = set()
+    for value in allowed_hosts:
+        if value.strip() in ("*", ""):
+            raise ConfigError(f"--allowed-host {value!r}: name each host the dashboard may be reached as; "
+                              "a wildcard would let any web page read it through DNS rebinding")
+        try:
+            name, p = split_host(value)
+        except ValueError as exc:
+            raise ConfigError(f"--allowed-host {value!r}: {exc}; give a name or address, optionally with :PORT") from None
+        if p is None:
+            names.add(name)
+        else:
+            pairs.add((name, p))
+    return names, pairs
 
 
 def _jsonable(v: Any) -> Any:
@@ -224,8 +314,14 @@ class Dashboard:
         return self.page(request, "runs.html", "Runs", {"runs": data.runs(st)}, st)
 
 
-def create_app(store_path: str | Path) -> Starlette:
-    """The Starlette app for one store; every page has a JSON twin under /api/."""
+def create_app(store_path: str | Path, *, host: str = "127.0.0.1", port: int | None = None,
+               allowed_hosts: tuple[str, ...] | list[str] = ()) -> HostCheck:
+    """The app for one store; every page has a JSON twin under /api/.
+
+    It answers only requests whose Host header names it (see `HostCheck`): the local names, `host`,
+    and `allowed_hosts`, with `port` when given (None: any port, for an embedded test client).
+    """
+    names, pairs = host_check(host, allowed_hosts, port)
     dash = Dashboard(store_path)
     pages: list[tuple[str, Callable[[Request, Store], Response]]] = [
         ("/", dash.overview), ("/samples", dash.samples), ("/samples/{sample_id}", dash.sample),
@@ -255,10 +351,11 @@ def create_app(store_path: str | Path) -> Starlette:
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.dashboard = dash
-    return app
+    return HostCheck(app, names, pairs, port)
 
 
-def serve(store_path: str | Path, host: str = "127.0.0.1", port: int = 8765, echo: Callable[[str], None] = print) -> None:
+def serve(store_path: str | Path, host: str = "127.0.0.1", port: int = 8765, echo: Callable[[str], None] = print,
+          allowed_hosts: tuple[str, ...] | list[str] = ()) -> None:
     import uvicorn
     from mixline.store.lake import is_lake, redact_url
 
@@ -267,7 +364,12 @@ def serve(store_path: str | Path, host: str = "127.0.0.1", port: int = 8765, ech
     if host not in LOCAL_HOSTS:
         echo(f"warning: serving on {host}, not 127.0.0.1: anyone who can reach this address can read the store's "
              "scrubbed text and lineage. There is no login.")
-    echo(f"mixline dashboard for {redact_url(str(store_path))} on http://{host}:{port}/  (read-only; Ctrl-C stops it)")
+    app = create_app(store_path, host=host, port=port, allowed_hosts=allowed_hosts)
+    if host.strip("[]") in WILDCARD_BINDS:
+        echo(f"note: bound to every address; requests must name 127.0.0.1, localhost or an --allowed-host in their Host "
+             f"header (allowed now: {app.shown()})")
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    echo(f"mixline dashboard for {redact_url(str(store_path))} on http://{shown}:{port}/  (read-only; Ctrl-C stops it)")
     started = time.monotonic()
-    uvicorn.run(create_app(store_path), host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host.strip("[]"), port=port, log_level="warning")
     echo(f"stopped after {time.monotonic() - started:.0f} s")

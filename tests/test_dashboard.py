@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -24,7 +25,7 @@ def built(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 
 @pytest.fixture(scope="module")
 def client(built: tuple[Path, dict[str, str]]) -> TestClient:
-    return TestClient(create_app(built[0]))
+    return TestClient(create_app(built[0]), base_url="http://127.0.0.1")
 
 
 def pages(ids: dict[str, str]) -> list[str]:
@@ -182,3 +183,98 @@ def test_host_warning(tmp_path: Path, built: tuple[Path, dict[str, str]], monkey
     said.clear()
     app.serve(built[0], echo=said.append)
     assert not any(s.startswith("warning") for s in said) and "run 127.0.0.1:8765" in said
+
+
+def test_foreign_host_header_gets_400_over_http(built: tuple[Path, dict[str, str]]) -> None:
+    """DNS rebinding: a real server on a real port answers only its own names, each with its port."""
+    import http.client
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = create_app(built[0], host="127.0.0.1", port=port, allowed_hosts=["dash.internal", "proxy.example:443"])
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.05)
+
+    def get(host: str | None, path: str = "/api/runs") -> tuple[int, str, Any]:
+        con = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        con.putrequest("GET", path, skip_host=True)
+        if host is not None:
+            con.putheader("Host", host)
+        con.endheaders()
+        r = con.getresponse()
+        out = r.status, r.read().decode(), r.headers  # case-insensitive
+        con.close()
+        return out
+
+    try:
+        for ok in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", f"[::1]:{port}",
+                   f"dash.internal:{port}", "proxy.example:443"):
+            status, body, _ = get(ok)
+            assert status == 200 and "run_id" in body, (ok, status, body[:200])
+        for bad in ("evil.example", f"evil.example:{port}", f"127.0.0.1:{port + 1}", "127.0.0.1", "localhost",
+                    f"localhost.evil.example:{port}", "proxy.example:8443"):
+            for path in ("/api/runs", "/", "/static/app.js", "/no/such/page"):
+                status, body, headers = get(bad, path)
+                assert status == 400, (bad, path, status)
+                assert body.startswith("400 Bad Request: ") and body.count("\n") == 1 and "--allowed-host" in body
+                assert "run_id" not in body and headers["Content-Type"].startswith("text/plain")
+                assert headers["X-Frame-Options"] == "DENY"
+        # A Host the HTTP parser itself refuses (malformed, or none in HTTP/1.1) is a 400 before the app sees it.
+        for bad in (f"dash.internal:{port}@evil", None):
+            status, body, _ = get(bad)
+            assert status == 400 and "run_id" not in body
+        assert "'evil.example'" in get("evil.example")[1]
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_allowed_host_values_are_checked() -> None:
+    from mixline.dashboards.app import host_check
+
+    from mixline.errors import ConfigError
+
+    names, pairs = host_check("192.168.1.5", ["Box.Lan", "[fe80::1]:9000", "proxy:443"], 8765)
+    assert names == {"127.0.0.1", "localhost", "::1", "192.168.1.5", "box.lan"} and pairs == {("fe80::1", 9000), ("proxy", 443)}
+    assert host_check("0.0.0.0", [], 8765)[0] == {"127.0.0.1", "localhost", "::1"}  # a wildcard bind names no host
+    for bad in ("*", "", "host:port", "[::1"):
+        with pytest.raises(ConfigError, match="--allowed-host"):
+            host_check("127.0.0.1", [bad], 8765)
+
+
+def test_host_check_refuses_no_host_and_several_hosts() -> None:
+    """HTTP/1.0 may send no Host, and a smuggling client several: both are refused by the middleware itself."""
+    import asyncio
+
+    from mixline.dashboards.app import HostCheck
+
+    reached: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+
+    def call(headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(msg: dict[str, Any]) -> None:
+            sent.append(msg)
+
+        scope = {"type": "http", "path": "/", "headers": headers}
+        asyncio.run(HostCheck(inner, {"127.0.0.1"}, set(), 8765)(scope, None, send))  # type: ignore[arg-type]
+        return sent
+
+    for headers, said in (([], b"no Host header"), ([(b"host", b"127.0.0.1:8765"), (b"host", b"evil.example")], b"several Host")):
+        sent = call(headers)
+        assert sent[0]["status"] == 400 and said in sent[1]["body"] and not reached
+    assert call([(b"host", b"127.0.0.1:8765")]) == [] and reached == ["/"]

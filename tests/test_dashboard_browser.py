@@ -42,7 +42,8 @@ def server(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(root / "m.duckdb"), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(root / "m.duckdb", host="127.0.0.1", port=port)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -54,14 +55,16 @@ def server(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     thread.join(timeout=10)
 
 
-def browse(url: str, shot: str, tmp_path: Path) -> tuple[str, str]:
+def browse(url: str, shot: str | None, tmp_path: Path, *extra: str) -> tuple[str, str]:
     """The DOM after scripts ran, and the browser's log; a screenshot goes to the artifacts."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    flags = [chromium(), *extra, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000",
              "--virtual-time-budget=8000", "--enable-logging=stderr", "--v=0"]
     dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    if shot is None:
+        return dom.stdout, dom.stderr
     subprocess.run([*flags, f"--screenshot={ARTIFACTS / shot}", url], capture_output=True, text=True, timeout=120)
     assert (ARTIFACTS / shot).stat().st_size > 10_000, f"no screenshot of {url}"
     return dom.stdout, dom.stderr
@@ -109,3 +112,16 @@ def test_hostile_text_shows_as_text(server: tuple[str, dict[str, str]], tmp_path
     assert text and text.group(1) == "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;"
     assert "<img src=\"x\"" not in dom and "alert(2)" not in log
     assert console_errors(dom, log) == []
+
+
+def test_dns_rebinding_is_refused(server: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    """A page on a foreign domain that resolves to 127.0.0.1 (DNS rebinding) gets a 400, not the store."""
+    base, _ = server
+    port = base.rsplit(":", 1)[1]
+    rebind = "--host-resolver-rules=MAP evil.example 127.0.0.1"
+    dom, _ = browse(f"http://evil.example:{port}/api/runs", None, tmp_path, rebind)
+    assert "400 Bad Request" in dom and "evil.example" in dom and "--allowed-host" in dom
+    assert "run_id" not in dom and "Data as of run" not in dom
+    # The same browser, the same address, under the dashboard's own name: served.
+    dom, _ = browse(f"http://localhost:{port}/runs", None, tmp_path, rebind)
+    assert "Data as of run" in dom

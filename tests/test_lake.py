@@ -410,7 +410,7 @@ def test_the_dashboard_reads_a_lake_store(tmp_path: Path) -> None:
     mix = run(url, "mix", "build", str(tmp_path / "mix.toml"))["mix_id"]
     with Store(url, read_only=True) as st:
         sid = st.scalar("SELECT sample_id FROM samples ORDER BY sample_id LIMIT 1")
-    client = TestClient(create_app(url))
+    client = TestClient(create_app(url), base_url="http://127.0.0.1")
     for path in ("/", "/samples", f"/samples/{sid}", "/mixes", f"/mixes/{mix}", "/runs"):
         r = client.get(path)
         assert r.status_code == 200, (path, r.text[:300])
