@@ -91,7 +91,8 @@ def funnel(store: Store, run_ids: list[str] | None = None) -> list[dict[str, Any
 
 
 def _shown_text(store: Store, ids: list[str]) -> dict[str, str | None]:
-    """Which of these samples' text may be shown: not raw parents, and scanned by a pii step (or written by one)."""
+    """Why each of these samples' text may not be shown (None: it may): raw parents that a scrubbed
+    child replaced, text the pii step dropped, and text no pii step has scanned (or written)."""
     if not ids:
         return {}
     # Edges are found by their integer keys (inlined: they are computed here, and a bound int over
@@ -106,9 +107,21 @@ def _shown_text(store: Store, ids: list[str]) -> dict[str, str | None]:
             raw.add(parent)
         if child in wanted:
             ok.add(child)
-    ok |= {r[0] for r in store.execute("SELECT DISTINCT sample_id FROM decisions WHERE sample_id IN (SELECT unnest(?::VARCHAR[])) "
-                                       "AND step LIKE 'pii%'", [ids]).fetchall()}
-    return {i: (None if i in ok and i not in raw else "withheld") for i in ids}
+    pii = dict(store.execute("""SELECT d.sample_id, arg_max(d.verdict, coalesce(r.started_at, TIMESTAMP '1970-01-01'))
+                                FROM decisions d LEFT JOIN runs r USING (run_id)
+                                WHERE d.sample_id IN (SELECT unnest(?::VARCHAR[])) AND regexp_matches(d.step, '^pii_v[0-9]+$')
+                                GROUP BY 1""", [ids]).fetchall())
+    out: dict[str, str | None] = {}
+    for i in ids:
+        if i in raw:
+            out[i] = "raw text that PII scrubbing replaced; open it for its scrubbed child"
+        elif i in ok or pii.get(i) in ("kept", "rewritten"):
+            out[i] = None
+        elif i in pii:
+            out[i] = "the pii step dropped it for what it holds; open it to see why"
+        else:
+            out[i] = "not scanned for PII (dropped before the pii step, or not curated); open it to see why"
+    return out
 
 
 def search(store: Store, q: str = "", kind: str = "", source: str = "", page: int = 1) -> dict[str, Any]:
@@ -141,7 +154,7 @@ def search(store: Store, q: str = "", kind: str = "", source: str = "", page: in
     hidden = _shown_text(store, [r["sample_id"] for r in rows])
     for r in rows:
         if hidden.get(r["sample_id"]):
-            r["excerpt"] = "[text withheld: raw or not yet scanned for PII]"
+            r["excerpt"] = f"[text withheld: {hidden[r['sample_id']]}]"
             r["withheld"] = True
     return {"q": q, "kind": kind, "source": source, "page": page, "more": more, "samples": rows,
             "kinds": [r[0] for r in store.execute("SELECT DISTINCT kind FROM samples ORDER BY 1").fetchall()],

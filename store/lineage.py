@@ -14,6 +14,7 @@ request needs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -242,18 +243,56 @@ def trace(store: Store, ref: str) -> Trace:
         scrubbed += [r[0] for r in store.execute(
             f"SELECT child_id FROM edges WHERE parent_key = {key_of(sid)} AND parent_id = ? AND relation = 'scrubbed_from'"
             + (f" AND rowid >= {index.edges}" if index is not None else ""), [sid]).fetchall()]
-    if scrubbed:
-        # Raw PII never leaves the store: show where the scrubbed text is instead.
-        sample["text"] = f"[raw text withheld: it contains PII; see scrubbed sample {scrubbed[0]}]"
-        sample["messages"] = None
-        sample["withheld"] = True
-    elif not (any(d["step"].startswith("pii_") for d in decisions)
-              or any(a["child_id"] == sid and a["relation"] == "scrubbed_from" for a in ancestors)):
-        # No pii step has scanned it (or written it): its text may hold PII, so it stays in the store.
-        sample["text"] = "[text withheld: no pii step has scanned this sample yet; run `mixline curate`]"
+    withheld = withheld_reason(sid, sample["kind"], decisions, scrubbed,
+                               any(a["child_id"] == sid and a["relation"] == "scrubbed_from" for a in ancestors))
+    if withheld:
+        # Raw PII never leaves the store: say why the text is not shown, and how to read it.
+        sample["text"] = f"[{withheld}]"
         sample["messages"] = None
         sample["withheld"] = True
     return Trace(sample, origins, ancestors, decisions, generated_by, clusters, mixes, redactions, scrubbed)
+
+
+def _step(name: str) -> str:
+    return re.sub(r"_v[0-9]+$", "", name)
+
+
+READ_HINT = ("`mixline trace {sid} --scan-pii` scans it now and shows it with any PII replaced "
+             "(the read is recorded as a run)")
+
+
+def withheld_reason(sid: str, kind: str, decisions: list[dict[str, Any]], scrubbed_into: list[str],
+                    written_by_pii: bool) -> str | None:
+    """Why a sample's text may not be shown, or None when it may: what happened, and how to read it.
+
+    Text is shown when a pii step scanned it and kept it, or wrote it (a scrubbed child). A raw
+    parent points to its scrubbed child. Anything else stays in the store, and the reason says
+    which step dropped it before PII scanning, or that the pii step itself dropped it.
+    """
+    if scrubbed_into:
+        return f"raw text withheld: it contains PII; see scrubbed sample {scrubbed_into[0]}"
+    if written_by_pii:
+        return None
+    pii = sorted((d for d in decisions if _step(d["step"]) == "pii"), key=lambda d: str(d["started_at"] or ""))
+    if pii and pii[-1]["verdict"] != "dropped":
+        return None
+    hint = READ_HINT.format(sid=sid[:12])
+    if pii:
+        d = pii[-1]
+        return (f"text withheld: the pii step dropped it in {d['run_id']} ({d['reason']}), so its raw text stays in the "
+                f"store; {hint}")
+    if not decisions:
+        return f"text withheld: no curation run has scanned it for PII yet; `mixline curate` (the default recipe scrubs PII), or {hint}"
+    last = max(str(d["started_at"] or "") for d in decisions)
+    latest = [d for d in decisions if str(d["started_at"] or "") == last]
+    dropped = [d for d in latest if d["verdict"] == "dropped"]
+    if dropped:
+        d = dropped[0]
+        why = f"{_step(d['step'])}" + (f" ({d['reason']})" if d["reason"] else "")
+        return (f"text withheld: dropped by {why} in {d['run_id']} before any pii step scanned it, so its raw text "
+                f"stays in the store; {hint}")
+    return (f"text withheld: the recipe of {latest[0]['run_id']} has no pii step for {kind} samples, so no pii step has "
+            f"scanned it; run a recipe with a `pii` step over it, or {hint}")
 
 
 @dataclass

@@ -201,10 +201,14 @@ def check_query(con: duckdb.DuckDBPyConnection, query: str) -> None:
 
 _RAW = "mixline_store"
 # Text `mixline sql` never shows: raw parents that PII scrubbing replaced with a scrubbed
-# child. Their text, messages and origin fields read as withheld. (Text no pii step has scanned
-# yet is shown, as it is what the user's own input files hold; `trace` withholds it.)
-_UNSEEN = f"EXISTS (SELECT 1 FROM {_RAW}.edges e WHERE e.parent_id = s.sample_id AND e.relation = 'scrubbed_from')"
-_WITHHELD = "'[withheld: raw text that PII scrubbing replaced; read its scrubbed child]'"
+# child, and samples the pii step dropped for what they hold (a secret in a conversation).
+# Their text, messages and origin fields read as withheld. (Text no pii step has scanned yet is
+# shown, as it is what the user's own input files hold; `trace` withholds it.)
+_UNSEEN = (f"(EXISTS (SELECT 1 FROM {_RAW}.edges e WHERE e.parent_id = s.sample_id AND e.relation = 'scrubbed_from') "
+           f"OR EXISTS (SELECT 1 FROM {_RAW}.decisions d WHERE d.sample_id = s.sample_id AND d.verdict = 'dropped' "
+           "AND d.reason LIKE 'pii_drop:%'))")
+_WITHHELD = ("'[withheld: raw text that PII scrubbing replaced or dropped; read its scrubbed child, "
+             "or `mixline trace ID --scan-pii`]'")
 
 
 def open_sql_connection(path: str) -> duckdb.DuckDBPyConnection:

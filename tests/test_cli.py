@@ -28,7 +28,7 @@ def test_ingest_trace_impact_sql_json_interfaces(mixline, tmp_path):
     t = mixline.json("trace", sid)
     assert t["sample"]["sample_id"] == sid and t["sample"]["source"] == "fixture"
     # Not yet scanned for PII: trace keeps the text in the store.
-    assert t["sample"]["kind"] == "web" and t["sample"]["withheld"] and "no pii step" in t["sample"]["text"]
+    assert t["sample"]["kind"] == "web" and t["sample"]["withheld"] and "no curation run has scanned it" in t["sample"]["text"]
     assert t["ancestors"] == [] and t["decisions"] == []
     imp = mixline.json("impact", sid)
     assert imp["samples"] == [] and imp["mixes"] == [] and imp["models"] == []
@@ -36,6 +36,9 @@ def test_ingest_trace_impact_sql_json_interfaces(mixline, tmp_path):
     assert st["samples"] == 1
     runs = mixline.json("runs")
     assert runs[0]["kind"] == "ingest" and runs[0]["stats"]["ingested"] == 1
+    read = mixline.json("trace", sid, "--scan-pii")  # the opt-in read: scanned now, recorded as a run
+    assert read["sample"]["text"] == "A sentence about lineage." and read["sample"]["read"]["pii_found"] == {}
+    assert mixline.json("runs")[0]["run_id"] == read["sample"]["read"]["run_id"]
 
 
 def test_sql_is_read_only(mixline):

@@ -75,10 +75,66 @@ def test_trace_withholds_text_until_the_pii_step_has_seen_it(store: Store, tmp_p
     ingest(store, path, IngestOptions(kind="web", source="a"))
     sid = store.scalar("SELECT sample_id FROM samples")
     before = trace(store, sid).sample
-    assert before["withheld"] and "no pii step" in before["text"]
+    assert before["withheld"] and "no curation run has scanned it for PII" in before["text"] and "--scan-pii" in before["text"]
     curate(store)
     after = trace(store, sid).sample
     assert after["text"] == text and not after.get("withheld")
+
+
+SECRET_CHAT = [{"role": "user", "content": "my key is AKIAIOSFODNN7EXAMPLE and my email is ana.lopez@mail-host.org, "
+                                          "please help me configure the command line tool on my laptop today"},
+               {"role": "assistant", "content": "Run the configure command and paste the key id when it asks; never share it."}]
+
+
+def test_withheld_text_says_why_and_an_opt_in_read_is_recorded(tmp_path: Path) -> None:
+    """A rule's drop before PII scanning, and the pii step's own drop, each say so; `--scan-pii` reads it scrubbed."""
+    from mixline.curation.pii.scrub import read_scrubbed
+    from mixline.store.select import open_sql_connection
+
+    store = Store(tmp_path / "s.duckdb")
+
+    web, chat = tmp_path / "w.jsonl", tmp_path / "c.jsonl"
+    web.write_text(json.dumps({"text": f"menu home about contact {EMAIL} login register search help"}) + "\n")
+    chat.write_text(json.dumps({"messages": SECRET_CHAT}) + "\n")
+    ingest(store, web, IngestOptions(kind="web", source="w"))
+    ingest(store, chat, IngestOptions(kind="conversation", source="c"))
+    curate(store)
+    wid = store.scalar("SELECT sample_id FROM samples WHERE kind = 'web'")
+    cid = store.scalar("SELECT sample_id FROM samples WHERE kind = 'conversation'")
+    status = dict(store.execute("SELECT sample_id, status FROM sample_status").fetchall())
+    assert status == {wid: "dropped", cid: "dropped"}
+
+    w = trace(store, wid).sample
+    assert w["withheld"] and EMAIL not in w["text"]
+    assert "dropped by gopher_quality (short_doc)" in w["text"] and "before any pii step scanned it" in w["text"]
+    assert f"mixline trace {wid[:12]} --scan-pii" in w["text"] and "run `mixline curate`" not in w["text"]
+    c = trace(store, cid).sample
+    assert c["withheld"] and "AKIA" not in c["text"] and c["messages"] is None
+    assert "the pii step dropped it" in c["text"] and "pii_drop:conversation_with_SECRET" in c["text"]
+
+    # `mixline sql` withholds the pii step's drop as it does a scrubbed parent.
+    store.close()
+    con = open_sql_connection(str(tmp_path / "s.duckdb"))
+    shown = con.execute("SELECT text FROM samples WHERE kind = 'conversation'").fetchone()[0]
+    con.close()
+    assert "AKIA" not in shown and "withheld" in shown
+    store = Store(tmp_path / "s.duckdb")
+
+    runs_before = store.scalar("SELECT count(*) FROM runs")
+    read = read_scrubbed(store, cid)
+    assert "AKIA" not in read["text"] and "ana.lopez" not in read["text"] and "<SECRET>" in read["text"]
+    assert "<EMAIL>" in read["text"] and "configure the command line tool" in read["text"]
+    assert read["pii_found"] == {"EMAIL": 1, "SECRET": 1} and "AKIA" not in (read["messages"] or "")
+    run = store.rows("SELECT kind, step, config, stats FROM runs WHERE run_id = ?", [read["run_id"]])[0]
+    assert (run["kind"], run["step"]) == ("read", "pii_read_v1") and cid in run["config"] and "AKIA" not in run["stats"]
+    assert json.loads(run["stats"])["pii_found"] == {"EMAIL": 1, "SECRET": 1}
+    wread = read_scrubbed(store, wid)
+    assert EMAIL not in wread["text"] and "menu home about contact <EMAIL> login" in wread["text"]
+    # A read is a record, not a decision: nothing about either sample changed.
+    assert store.scalar("SELECT count(*) FROM runs") == runs_before + 2
+    assert dict(store.execute("SELECT sample_id, status FROM sample_status").fetchall()) == status
+    assert trace(store, cid).sample["withheld"] and trace(store, wid).sample["withheld"]
+    store.close()
 
 
 def test_secrets_in_configs_are_not_stored(store: Store) -> None:

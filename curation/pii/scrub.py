@@ -182,3 +182,37 @@ class PiiScrub(Rewriter):
 def _reason(spans: list[tuple[Span, str]]) -> str:
     counts = Counter(s.entity_type for s, _ in spans)
     return "pii:" + ",".join(f"{k}={v}" for k, v in sorted(counts.items()))
+
+
+def read_scrubbed(store: Any, sample_id: str) -> dict[str, Any]:
+    """The opt-in read of a withheld sample's text: scanned now, every PII span replaced by its type.
+
+    For a sample no pii step has kept (a rule dropped it first, the pii step dropped it, or it is a
+    raw parent), `mixline trace --scan-pii` calls this. It detects PII as the default recipe's pii
+    step would (names too, for the kinds that step scans for names), shows every span as `<TYPE>`
+    whatever that step's policy (a `drop` policy would show nothing), and records the read as a run
+    of kind `read` naming the sample and what was found, never the values. Nothing else changes: no
+    decision is written, so the sample's status and mixes stay as they were.
+    """
+    from mixline.curation.recipe import Recipe
+
+    spec = next(s for s in Recipe.default().steps if s["type"] == "pii")
+    params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.items() if k not in ("type", "kinds", "where")}
+    params.update(policy="placeholder", policies={}, conversation_policies={}, drop_conversation_on_secret=False)
+    step = PiiScrub(None, **params)
+    row = store.execute("SELECT text, messages, kind FROM samples WHERE sample_id = ?", [sample_id]).fetchone()
+    if row is None:
+        raise ConfigError(f"sample {sample_id} is not in the store")
+    text, messages, kind = row
+    out = step.rewrite(pa.table({"text": [text], "kind": [kind], "messages": [messages]},
+                                schema=pa.schema([("text", pa.string()), ("kind", pa.string()), ("messages", pa.string())])))
+    found = out.rows[0]
+    counts: Counter[str] = Counter()
+    if isinstance(found, Rewrite):
+        counts.update(s.entity_type for s, _ in found.spans)
+        text, messages = found.text, found.messages
+    config = {"sample_id": sample_id, "pii": step.config()}
+    with store.run("read", "pii_read_v1", config) as run:
+        run.stats.update({"sample_id": sample_id, "pii_found": dict(sorted(counts.items())),
+                          "shown": "scrubbed" if counts else "raw (no PII found)"})
+    return {"run_id": run.run_id, "text": text, "messages": messages, "pii_found": dict(sorted(counts.items()))}

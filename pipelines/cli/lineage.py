@@ -9,12 +9,23 @@ from mixline.pipelines.cli.app import Ctx, cli, command, emit
 @command(cli)
 @click.argument("sample_id")
 @click.option("--full", is_flag=True, help="Show the whole text, not the first 500 characters.")
-def trace(ctx: Ctx, as_json: bool, sample_id: str, full: bool) -> None:
+@click.option("--scan-pii", is_flag=True,
+              help="If the text is withheld (dropped before PII scanning, or raw), scan it now and show it with every PII "
+                   "span replaced by its type. The read is recorded as a run; no decision changes.")
+def trace(ctx: Ctx, as_json: bool, sample_id: str, full: bool, scan_pii: bool) -> None:
     """Where a sample came from: sources, ancestors, decisions, clusters and mixes."""
     from mixline import api
 
-    with ctx.open(read_only=True) as st:
+    with ctx.open(read_only=not scan_pii) as st:
         t = api.trace(st, sample_id).as_dict()
+        if scan_pii and t["sample"].get("withheld"):
+            from mixline.curation.pii.scrub import read_scrubbed
+
+            read = read_scrubbed(st, t["sample"]["sample_id"])
+            found = ", ".join(f"{k} {v}" for k, v in read["pii_found"].items()) or "none"
+            t["sample"].update(text=read["text"], messages=read["messages"], withheld=False,
+                               read={"run_id": read["run_id"], "pii_found": read["pii_found"]})
+            ctx.say(f"scanned for PII now (recorded as {read['run_id']}); found: {found}")
     if emit(as_json, t):
         return
     s = t["sample"]
