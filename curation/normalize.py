@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from itertools import chain
 
 import numpy as np
+from mixline.curation.lang.scripts import split_unspaced
 from xxhash import xxh3_64_intdigest
+
+# Punctuation of CJK and other scripts, which the byte table cannot see (it keeps every byte >= 128).
+_CJK_PUNCT = re.compile(r"[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65\u2010-\u2027\u2030-\u205e"
+                        r"\u00a1-\u00bf\u0964\u0965\u06d4\u061f\u060c\u0589\u1362-\u1368\u0e2f\u0e5a\u0e5b\u17d4-\u17da]")
 
 # Bytes that are not ASCII letters or digits become spaces; non-ASCII bytes stay (they are
 # parts of UTF-8 letters in most text, and punctuation beyond ASCII is rare enough).
@@ -19,7 +25,14 @@ _MIX = [np.uint64(x) for x in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B
 
 
 def words(text: str) -> list[bytes]:
-    """Lowercased words with punctuation and whitespace removed, as UTF-8 bytes."""
+    """Lowercased words with punctuation and whitespace removed, as UTF-8 bytes.
+
+    In scripts written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Burmese) every
+    character is a word, so shingles and n-grams are character n-grams there; their punctuation
+    (。，、「」) is dropped like ASCII punctuation.
+    """
+    if not text.isascii():
+        text = _CJK_PUNCT.sub(" ", split_unspaced(text))
     return text.lower().encode("utf-8").translate(_TABLE).split()
 
 

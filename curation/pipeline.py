@@ -75,7 +75,7 @@ class _Decisions:
         if not len(idx):
             return
         keep = v.keep[idx]
-        scores = v.scores[idx].tolist() if v.scores is not None else [None] * len(idx)
+        scores = [None if x != x else x for x in v.scores[idx].tolist()] if v.scores is not None else [None] * len(idx)
         rewritten = rewritten or set()
         self.sink("decisions", pa.table({
             "run_id": pa.array([self.run_id] * len(idx), pa.string()),
@@ -198,6 +198,16 @@ def read_batch(store: Store, plan: Plan, lo: int) -> pa.Table:
                          [lo, lo + plan.recipe.batch_size]).to_arrow_table()
 
 
+LANG_SCHEMA = pa.schema([("sample_id", pa.string()), ("lang", pa.string()), ("script", pa.string()),
+                         ("lang_score", pa.float64()), ("lang_mix", pa.string())])
+
+
+def lang_table(ids: pa.Array | pa.ChunkedArray, annotations: dict[str, list[Any]]) -> pa.Table:
+    n = len(ids)
+    return pa.table({"sample_id": ids, **{c: pa.array(annotations.get(c, [None] * n), LANG_SCHEMA.field(c).type)
+                                          for c in ("lang", "script", "lang_score", "lang_mix")}}, schema=LANG_SCHEMA)
+
+
 @dataclass
 class BatchResult:
     """What one batch leaves for the reduce: its surviving rows (new and anchors) and, per
@@ -233,8 +243,12 @@ def process_batch(plan: Plan, batch: pa.Table, rec: _Decisions) -> BatchResult:
             v = f.decide(inside)
             rec.add(f.step_name, inside.column("sample_id"), v)
             if "lang" in v.annotations:
-                rec.sink("langs", pa.table({"sample_id": inside.column("sample_id"),
-                                            "lang": pa.array(v.annotations["lang"], pa.string())}))
+                rec.sink("langs", lang_table(inside.column("sample_id"), v.annotations))
+                # The steps after this one read the language just found.
+                for col in ("lang", "script"):
+                    if col in inside.column_names and col in v.annotations:
+                        inside = inside.set_column(inside.column_names.index(col), col,
+                                                   pa.array(v.annotations[col], pa.string()))
             inside = inside.filter(pa.array(v.keep))
         new = inside if outside is None else pa.concat_tables([outside, inside])
     alive = pa.concat_tables([batch.filter(pa.array(anchor)), new]) if anchor.any() else new
@@ -315,7 +329,15 @@ def finish(store: Store, plan: Plan, run: Any, selected: int, langs: pa.Table | 
     if langs is not None and langs.num_rows:
         store.con.register("_langs", langs)
         try:
-            store.execute("UPDATE samples SET lang = l.lang FROM _langs l WHERE samples.sample_id = l.sample_id")
+            # The samples themselves, and the scrubbed children this run wrote from them.
+            store.execute("""UPDATE samples SET lang = l.lang, script = l.script, lang_score = l.lang_score,
+                                    lang_mix = l.lang_mix::JSON
+                             FROM (SELECT sample_id, lang, script, lang_score, lang_mix FROM _langs
+                                   UNION ALL
+                                   SELECT e.child_id, l.lang, l.script, l.lang_score, l.lang_mix
+                                   FROM edges e JOIN _langs l ON l.sample_id = e.parent_id
+                                   WHERE e.run_id = ? AND e.relation = 'scrubbed_from') l
+                             WHERE samples.sample_id = l.sample_id""", [run.run_id])
         finally:
             store.con.unregister("_langs")
     result = summarize(store, run.run_id, selected)

@@ -35,7 +35,7 @@ STEP_TYPES: dict[str, type[Step]] = {
 KINDS = ("web", "domain", "conversation", "synthetic", "eval")
 KEEP_RULES = ("human", "older", "longer", "shorter", "newer", "source_order")
 
-DEFAULT_RECIPE = """\
+DEFAULT_RECIPE_TEMPLATE = """\
 # mixline's default curation recipe: one profile of rules per kind of data.
 # A step with `kinds = [...]` or `where = "PREDICATE"` applies only to those samples; the
 # others get no decision from it (`mixline why` lists which steps applied).
@@ -54,16 +54,28 @@ n = 13                      # against every sample ingested with --kind eval
 type = "length"
 min_chars = 20
 
-# -- web: Gopher rules, as FineWeb and datatrove apply them to web crawl ------------------
+# -- every kind: a language, script and confidence for every sample (nothing is dropped) --
+[[steps]]
+type = "language"           # records lang (ISO 639-1/3, `und`, `zxx` for code), script, lang_score, lang_mix
+# keep = ["en", "de"]       # keep only these languages
+
+# -- web: Gopher and FineWeb rules per language, as FineWeb-2 applies them to web crawl ----
+# English gets the rules as datatrove has them. Other languages get their own stop words and
+# bounds, derived from reference text (`python -m mixline.curation.lang.derive`); a language
+# with no profile gets only the rules that do not depend on language. Change a value here.
 [[steps]]
 type = "gopher_quality"
 kinds = ["web"]
 min_doc_words = 50
-
+{gopher_languages}
 [[steps]]
 type = "gopher_repetition"
 kinds = ["web"]
 
+[[steps]]
+type = "fineweb_quality"    # punctuated lines, short lines, list-like pages (word lists, menus, fragments)
+kinds = ["web"]
+{fineweb_languages}
 # -- domain (medical, legal, math, code): numbers, units, citations and formulas allowed --
 [[steps]]
 type = "domain_quality"
@@ -104,6 +116,7 @@ name_kinds = ["conversation", "synthetic"]   # kinds whose names and places are 
 type = "toxicity"           # after pii, so the scrubbed sample that reaches a mix carries the score
 mode = "tag"                # kept with reason `toxic`; select on it with the sample_scores view
 modes = { web = "drop", synthetic = "drop" }
+languages = ["en"]          # the model is English: other languages are tagged `unscored`, never dropped
 threshold = 0.9
 thresholds = { conversation = 0.8, domain = 0.95 }   # anatomy and case law score high without being abuse
 
@@ -117,6 +130,43 @@ num_perm = 112
 bands = 14
 rows = 8
 """
+
+
+def _toml(v: Any) -> str:
+    if v is None:
+        raise ValueError("no null in TOML")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    return repr(v)
+
+
+def language_tables(keys: tuple[str, ...]) -> str:
+    """The built-in per-language values as `[steps.languages]` TOML, one line per language.
+    TOML has no null: a rule that is off for a language is listed in its `off`."""
+    from mixline.curation.lang.rules import builtin
+
+    lines = ["[steps.languages]"]
+    for lang, v in sorted(builtin(keys).items()):
+        items = [f"{k} = {_toml(v[k])}" for k in keys if k in v and v[k] is not None]
+        off = [k for k in keys if k in v and v[k] is None]
+        if off:
+            items.append(f"off = {_toml(off)}")
+        lines.append(f"{lang} = {{ {', '.join(items)} }}")
+    return "\n".join(lines) + "\n"
+
+
+def _default_recipe() -> str:
+    from mixline.curation.lang.rules import FINEWEB_KEYS, GOPHER_KEYS
+
+    return (DEFAULT_RECIPE_TEMPLATE.replace("{gopher_languages}", language_tables(GOPHER_KEYS))
+            .replace("{fineweb_languages}", language_tables(FINEWEB_KEYS)))
+
+
+DEFAULT_RECIPE = _default_recipe()
 
 
 @dataclass

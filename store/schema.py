@@ -258,3 +258,12 @@ def _run_starts(con: duckdb.DuckDBPyConnection) -> None:
             started_at TIMESTAMP NOT NULL, owner VARCHAR)
         """
     )
+
+
+@migration(13, "languages")
+def _languages(con: duckdb.DuckDBPyConnection) -> None:
+    """Each sample's script (ISO 15924), the confidence of its `lang`, and the other languages'
+    shares of a mixed document (JSON), as the `language` step records them."""
+    con.execute("ALTER TABLE samples ADD COLUMN script VARCHAR")
+    con.execute("ALTER TABLE samples ADD COLUMN lang_score DOUBLE")
+    con.execute("ALTER TABLE samples ADD COLUMN lang_mix JSON")

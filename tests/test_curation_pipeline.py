@@ -58,7 +58,7 @@ def test_filters_record_kept_and_dropped_rows_and_counters_come_from_them(store)
     add(store, [(GOOD, "web", 0, "s"), ("tiny", "web", 0, "s")])
     res = curate(store, recipe([{"type": "length", "min_chars": 20}, {"type": "gopher_quality"}]))
     assert res.steps[0] == {"step": "length_v1", "kept": 1, "dropped": 1, "rewritten": 0, "reasons": {"too_few_chars": 1}}
-    assert res.steps[1]["step"] == "gopher_quality_v1" and res.steps[1]["kept"] == 1
+    assert res.steps[1]["step"] == "gopher_quality_v2" and res.steps[1]["kept"] == 1
     assert store.scalar("SELECT count(*) FROM decisions") == 3
 
 

@@ -80,7 +80,7 @@ def test_scoped_steps_decide_only_inside_their_scope(store: Store) -> None:
     res = curate(store, recipe)
     assert res.dropped == 1
     steps = {d["step"]: d["verdict"] for d in why(store, web_short)["decisions"]}
-    assert steps == {"gopher_quality_v1": "dropped"}
+    assert steps == {"gopher_quality_v2": "dropped"}
     steps = {d["step"]: d["verdict"] for d in why(store, dom_short)["decisions"]}
     assert steps == {"domain_quality_v1": "kept"}
     assert recipe.config()["steps"][0]["kinds"] == ["web"]
@@ -95,7 +95,7 @@ def test_why_lists_steps_that_did_not_apply(store: Store) -> None:
     (sid,) = add(store, [("BP 120/80 mmHg; HR 72 bpm and stable.", "domain", 0, "med")], run="a")
     curate(store)
     steps = {s["step"]: s["applied"] for s in why(store, sid)["steps"]}
-    assert steps["gopher_quality_v1"] == "out of scope"
+    assert steps["gopher_quality_v2"] == "out of scope"
     assert steps["domain_quality_v1"] == "applied"
     assert steps["conversation_quality_v1"] == "out of scope"
 

@@ -1,11 +1,22 @@
-"""Gopher quality and repetition rules (Rae et al. 2021, as in MassiveText)."""
+"""Gopher quality and repetition rules (Rae et al. 2021, as in MassiveText), per language.
+
+English, and a sample whose language is unknown to this run (no `language` step ran), gets the
+rules as datatrove applies them, verdict for verdict. Any other language gets them with its own
+stop words and word-length bounds (`languages`, derived from reference text per language; see
+`mixline.curation.lang.derive`), words found in every script, and characters counted as words
+in scripts without spaces. A language with no profile (`und`, or one with no reference text) is
+never judged by another language's stop words: it gets the rules that do not depend on language
+(length, symbols, bullets, ellipses, alphabetic words, and the repetition rules).
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
+import regex
 from mixline.curation.base import Filter, StepParams, Verdicts
 from mixline.curation.filters.text import (
     TOKEN,
@@ -16,10 +27,15 @@ from mixline.curation.filters.text import (
     tokens,
     top_ngram_char_fraction,
 )
+from mixline.curation.lang import scripts
+from mixline.curation.lang.rules import GOPHER_KEYS, column, merged
+from mixline.curation.lang.text import CHARS_PER_WORD, WORD, stop_hits, units
 
 NO_LETTER = re.compile(r"[\d\W_]+")
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 BULLETS = ("•", "-")
+PUNCT_RUN = regex.compile(r"[^\p{L}\p{M}\p{N}\s]+")
+ENGLISH = (None, "en")
 
 
 @dataclass(frozen=True)
@@ -36,16 +52,83 @@ class GopherQualityParams(StepParams):
     # datatrove compares stop words case-sensitively ("The" does not count); so does this,
     # for verdicts that match it. Set False to count them in any case.
     stop_words_case_sensitive: bool = True
+    # Per language: stop_words, stop_words_as_substrings, min_stop_words, min/max_avg_word_length.
+    # A recipe's [steps.languages.XX] tables go over the built-in ones (see `mixline curate --show-default`).
+    languages: dict[str, Any] = field(default_factory=dict)
+    per_language: bool = True  # False: every sample gets the English rules, as before languages
 
 
 class GopherQuality(Filter):
-    """Word count, word length, symbols, bullets, ellipses, alphabetic words, stop words."""
+    """Word count, word length, symbols, bullets, ellipses, alphabetic words, stop words; per language."""
 
     name = "gopher_quality"
+    version = 2
     Params = GopherQualityParams
+    columns = ("lang", "script")
+
+    def __init__(self, params: StepParams | None = None, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        p: GopherQualityParams = self.params  # type: ignore[assignment]
+        self.profiles = merged(self.name, GOPHER_KEYS, p.languages)
+        self._stops = {lang: frozenset(v.get("stop_words") or ()) for lang, v in self.profiles.items()}
+
+    def config(self) -> dict[str, Any]:
+        # The values every language was judged by, so a run's config says what its verdicts mean.
+        return {**super().config(), "languages": {k: self.profiles[k] for k in sorted(self.profiles)}}
 
     def decide(self, batch: pa.Table) -> Verdicts:
-        return Verdicts.from_reasons([self.reason(t) for t in batch.column("text").to_pylist()])
+        p: GopherQualityParams = self.params  # type: ignore[assignment]
+        texts = batch.column("text").to_pylist()
+        if not p.per_language:
+            return Verdicts.from_reasons([self.reason(t) for t in texts])
+        return Verdicts.from_reasons([self.reason(t) if lang in ENGLISH else self.reason_in(t, lang, script)
+                                      for t, lang, script in zip(texts, column(batch, "lang"), column(batch, "script"),
+                                                                 strict=True)])
+
+    def reason_in(self, text: str, lang: str, script: str | None) -> str | None:
+        """The rules in another language: its profile's stop words and bounds, or none of them."""
+        p: GopherQualityParams = self.params  # type: ignore[assignment]
+        prof = self.profiles.get(lang)
+        script = script or (prof or {}).get("script") or scripts.script_of(text[:2000])
+        unspaced = scripts.is_unspaced(script)
+        words = WORD.findall(text)
+        n = units(text, script) if unspaced else float(len(words))
+        if p.min_doc_words is not None and n < p.min_doc_words:
+            return "short_doc"
+        if p.max_doc_words is not None and n > p.max_doc_words:
+            return "long_doc"
+        if prof is not None and not unspaced and words:
+            avg = sum(map(len, words)) / len(words)
+            lo, hi = prof.get("min_avg_word_length"), prof.get("max_avg_word_length")
+            if lo is not None and avg < lo:
+                return "short_avg_word"
+            if hi is not None and avg > hi:
+                return "long_avg_word"
+        n_words = n or 1.0
+        if p.max_symbol_word_ratio is not None:
+            if text.count("#") / n_words > p.max_symbol_word_ratio:
+                return "too_many_hashes"
+            if (text.count("...") + text.count("…")) / n_words > p.max_symbol_word_ratio:
+                return "too_many_ellipsis"
+        lines = text.splitlines() or [text]
+        bullets = sum(1 for ln in lines if ln.lstrip().startswith(BULLETS))
+        if p.max_bullet_lines_ratio is not None and bullets / len(lines) > p.max_bullet_lines_ratio:
+            return "too_many_bullets"
+        ends = sum(1 for ln in lines if ln.rstrip().endswith(("...", "…")))
+        if p.max_ellipsis_lines_ratio is not None and ends / len(lines) > p.max_ellipsis_lines_ratio:
+            return "too_many_end_ellipsis"
+        if p.min_alpha_words_ratio is not None:
+            alpha = sum(1 for w in words if not w.isdigit() and any(c.isalpha() for c in w))
+            if unspaced:
+                alpha = int(n - (len(words) - alpha))
+            if alpha / max(1.0, n + len(PUNCT_RUN.findall(text))) < p.min_alpha_words_ratio:
+                return "few_alpha_words"
+        if prof is not None and p.min_stop_words is not None and prof.get("stop_words"):
+            need = prof.get("min_stop_words", p.min_stop_words)
+            as_sub = bool(prof.get("stop_words_as_substrings", unspaced))
+            if stop_hits(text, prof["stop_words"] if as_sub else self._stops[lang], as_sub) < need:
+                return "few_stop_words"
+        return None
 
     def reason(self, text: str) -> str | None:
         p: GopherQualityParams = self.params  # type: ignore[assignment]
@@ -101,15 +184,19 @@ class GopherRepetitionParams(StepParams):
 
 
 class GopherRepetition(Filter):
-    """Repeated lines, paragraphs and word n-grams."""
+    """Repeated lines, paragraphs and word n-grams; in scripts without spaces, character n-grams
+    (n words become n times the script's characters per word)."""
 
     name = "gopher_repetition"
+    version = 2
     Params = GopherRepetitionParams
+    columns = ("script",)
 
     def decide(self, batch: pa.Table) -> Verdicts:
-        return Verdicts.from_reasons([self.reason(t) for t in batch.column("text").to_pylist()])
+        texts = batch.column("text").to_pylist()
+        return Verdicts.from_reasons([self.reason(t, sc) for t, sc in zip(texts, column(batch, "script"), strict=True)])
 
-    def reason(self, text: str) -> str | None:
+    def reason(self, text: str, script: str | None = None) -> str | None:
         p: GopherRepetitionParams = self.params  # type: ignore[assignment]
         paras = paragraphs(text)
         frac, char_frac = duplicate_fraction(paras)
@@ -123,11 +210,16 @@ class GopherRepetition(Filter):
             return "dup_line_frac"
         if p.dup_line_char_frac is not None and char_frac > p.dup_line_char_frac:
             return "dup_line_char_frac"
-        words = [w for w in tokens(text) if not is_symbol(w)]
+        scale = 1.0
+        if script is not None and scripts.is_unspaced(script):
+            words = [w for w in tokens(scripts.split_unspaced(text)) if not is_symbol(w)]
+            scale = CHARS_PER_WORD.get(script, 2.0)
+        else:
+            words = [w for w in tokens(text) if not is_symbol(w)]
         for n, limit in p.top_n_grams:
-            if top_ngram_char_fraction(words, int(n)) > limit:
+            if top_ngram_char_fraction(words, max(1, round(int(n) * scale))) > limit:
                 return f"top_{int(n)}_gram"
         for n, limit in p.dup_n_grams:
-            if duplicate_ngram_char_fraction(words, int(n)) > limit:
+            if duplicate_ngram_char_fraction(words, max(1, round(int(n) * scale))) > limit:
                 return f"duplicated_{int(n)}_n_grams"
         return None

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 from mixline.curation.base import Filter, StepParams, Verdicts
 from mixline.curation.filters.text import PUNCT_END, WORD, duplicate_fraction
+from mixline.curation.lang import scripts
+from mixline.curation.lang.rules import FINEWEB_KEYS, column, merged
+from mixline.curation.lang.text import units
 
 BOILERPLATE = re.compile(
     r"(cookie|javascript|terms of (use|service)|privacy policy|all rights reserved|"
@@ -92,30 +96,57 @@ class FineWebParams(StepParams):
     short_line_chars: int = 30
     max_dup_line_char_ratio: float = 0.1
     max_newline_ratio: float = 0.3
+    # Per language: min_line_punct_ratio (null turns the rule off where sentences end without
+    # punctuation, as in Thai). Over the built-in values; see `mixline curate --show-default`.
+    languages: dict[str, Any] = field(default_factory=dict)
 
 
 class FineWebQuality(Filter):
-    """FineWeb's rules: punctuated lines, short lines, duplicated line characters, newline density."""
+    """FineWeb's rules: punctuated lines, short lines, duplicated line characters, newline density.
+
+    In English (or with no language known) they are FineWeb's. In another language, lines may end
+    in that script's punctuation (。 । ۔ ։ ...), the punctuated-lines threshold is the language's,
+    words are counted in every script (characters in scripts without spaces), and a short line
+    is shorter in characters where one character is a word.
+    """
 
     name = "fineweb_quality"
+    version = 2
     Params = FineWebParams
+    columns = ("lang", "script")
+
+    def __init__(self, params: StepParams | None = None, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        p: FineWebParams = self.params  # type: ignore[assignment]
+        self.profiles = merged(self.name, FINEWEB_KEYS, p.languages)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "languages": {k: self.profiles[k] for k in sorted(self.profiles)}}
 
     def decide(self, batch: pa.Table) -> Verdicts:
-        return Verdicts.from_reasons([self.reason(t) for t in batch.column("text").to_pylist()])
+        texts = batch.column("text").to_pylist()
+        return Verdicts.from_reasons([self.reason(t, lang, sc) for t, lang, sc in
+                                      zip(texts, column(batch, "lang"), column(batch, "script"), strict=True)])
 
-    def reason(self, text: str) -> str | None:
+    def reason(self, text: str, lang: str | None = None, script: str | None = None) -> str | None:
         p: FineWebParams = self.params  # type: ignore[assignment]
         lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
         if not lines:
             return "empty"
-        if sum(1 for ln in lines if ln.endswith(PUNCT_END)) / len(lines) < p.min_line_punct_ratio:
+        english = lang in (None, "en")
+        prof = self.profiles.get(lang or "", {})
+        min_punct = p.min_line_punct_ratio if english else prof.get("min_line_punct_ratio", None)
+        ends = PUNCT_END if english else scripts.SENTENCE_END
+        if min_punct is not None and sum(1 for ln in lines if ln.endswith(ends)) / len(lines) < min_punct:
             return "line_punct_ratio"
-        if sum(1 for ln in lines if len(ln) <= p.short_line_chars) / len(lines) > p.max_short_line_ratio:
+        unspaced = not english and scripts.is_unspaced(script)
+        short = p.short_line_chars // 3 if unspaced else p.short_line_chars
+        if sum(1 for ln in lines if len(ln) <= short) / len(lines) > p.max_short_line_ratio:
             return "short_line_ratio"
         _, dup_chars = duplicate_fraction(lines)
         if dup_chars > p.max_dup_line_char_ratio:
             return "char_dup_ratio"
-        words = len(WORD.findall(text)) or 1
+        words = (len(WORD.findall(text)) if english else units(text, script)) or 1
         if text.count("\n") / words > p.max_newline_ratio:
             return "list_ratio"
         return None

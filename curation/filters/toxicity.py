@@ -55,6 +55,9 @@ class ToxicityParams(StepParams):
     # Which turns of a conversation are scored.
     turns: str = "assistant"
     segment_chars: int = 1000
+    # The languages the classifier was made for: a sample in any other (known) language is not
+    # scored, gets the reason `unscored`, and is never dropped. Both classifiers are English.
+    languages: tuple[str, ...] = ("en",)
 
 
 @cache
@@ -89,7 +92,7 @@ class Toxicity(Filter):
 
     name = "toxicity"
     Params = ToxicityParams
-    columns = ("messages",)
+    columns = ("messages", "lang")
 
     def __init__(self, params: StepParams | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
@@ -145,11 +148,17 @@ class Toxicity(Filter):
         texts = batch.column("text").to_pylist()
         msgs = batch.column("messages").to_pylist() if "messages" in batch.column_names else [None] * len(texts)
         kinds = batch.column("kind").to_pylist() if "kind" in batch.column_names else [None] * len(texts)
-        scores = self.score([self.scored_text(t, m) for t, m in zip(texts, msgs, strict=True)])
+        langs = batch.column("lang").to_pylist() if "lang" in batch.column_names else [None] * len(texts)
+        # No language known (no language step has run): scored, as before languages were recorded.
+        fits = [lang is None or lang in p.languages for lang in langs]
+        idx = [i for i, ok in enumerate(fits) if ok]
+        scored = self.score([self.scored_text(texts[i], msgs[i]) for i in idx])
+        scores = np.full(len(texts), np.nan)
+        scores[idx] = scored
         keep = np.ones(len(texts), dtype=bool)
-        reasons: list[str | None] = [None] * len(texts)
-        for i, (k, s) in enumerate(zip(kinds, scores.tolist(), strict=True)):
-            if s >= p.thresholds.get(k, p.threshold):
+        reasons: list[str | None] = [None if ok else "unscored" for ok in fits]
+        for i, s in zip(idx, scored.tolist(), strict=True):
+            if s >= p.thresholds.get(kinds[i], p.threshold):
                 reasons[i] = "toxic"
-                keep[i] = p.modes.get(k, p.mode) == "tag"
+                keep[i] = p.modes.get(kinds[i], p.mode) == "tag"
         return Verdicts(keep, reasons, np.round(scores, 4))
