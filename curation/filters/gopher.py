@@ -34,7 +34,7 @@ from mixline.curation.lang.text import CHARS_PER_WORD, WORD, stop_hits, units
 NO_LETTER = re.compile(r"[\d\W_]+")
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 BULLETS = ("•", "-")
-PUNCT_RUN = regex.compile(r"[^\p{L}\p{M}\p{N}\s]+")
+LONE_SYMBOL = regex.compile(r"(?<!\S)[^\p{L}\p{M}\p{N}\s]+(?!\S)")
 ENGLISH = (None, "en")
 
 
@@ -118,10 +118,12 @@ class GopherQuality(Filter):
         if p.max_ellipsis_lines_ratio is not None and ends / len(lines) > p.max_ellipsis_lines_ratio:
             return "too_many_end_ellipsis"
         if p.min_alpha_words_ratio is not None:
+            # Words with a letter, over words and stand-alone symbols ("|", "»", "•"); punctuation
+            # attached to a word is not a word (Gopher's English tokens count it, which fits English).
             alpha = sum(1 for w in words if not w.isdigit() and any(c.isalpha() for c in w))
             if unspaced:
                 alpha = int(n - (len(words) - alpha))
-            if alpha / max(1.0, n + len(PUNCT_RUN.findall(text))) < p.min_alpha_words_ratio:
+            if alpha / max(1.0, n + len(LONE_SYMBOL.findall(text))) < p.min_alpha_words_ratio:
                 return "few_alpha_words"
         if prof is not None and p.min_stop_words is not None and prof.get("stop_words"):
             need = prof.get("min_stop_words", p.min_stop_words)

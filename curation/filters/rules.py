@@ -42,8 +42,8 @@ class Length(Filter):
                 out.append("too_few_chars")
             elif n > p.max_chars:
                 out.append("too_many_chars")
-            elif len(t.split()) < p.min_words:
-                out.append("too_few_words")
+            elif len(t.split()) < p.min_words and units(t, scripts.script_of(t[:500])) < p.min_words:
+                out.append("too_few_words")  # in Chinese or Thai, characters count as words
             else:
                 out.append(None)
         return Verdicts.from_reasons(out)

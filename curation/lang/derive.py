@@ -54,8 +54,13 @@ def read_sentences(path: str | Path) -> dict[str, list[str]]:
 
 
 def documents(sentences: list[str], seed: int = 0, low: int = 10, high: int = 20) -> Iterator[str]:
-    """Consecutive sentences grouped into documents of `low`-`high` sentences, in paragraphs of 2-5."""
+    """Sentences grouped into documents of `low`-`high` sentences, in paragraphs of 2-5.
+
+    The sentences are shuffled first (with `seed`): sentence lists such as Leipzig's are sorted,
+    and neighbours share their first words, which would read as repeated n-grams."""
     rng = random.Random(seed)
+    sentences = list(sentences)
+    rng.shuffle(sentences)
     i = 0
     while i + low <= len(sentences):
         n = rng.randint(low, high)

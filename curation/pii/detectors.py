@@ -123,6 +123,8 @@ def find_ip(text: str) -> Iterator[Span]:
     if text.count(":") < 2:
         return
     for m in IPV6.finditer(text):
+        if sum(1 for g in m.group().split(":") if g) < 2:
+            continue  # "::" or "a::" is valid IPv6 but, in text, a separator ("Mmegi Online :: News")
         try:
             ipaddress.IPv6Address(m.group())
         except ValueError:
@@ -163,11 +165,22 @@ def not_a_phone(text: str, start: int, end: int) -> bool:
     if " " in raw.strip() and all(g.isdigit() and len(g) <= 2 for g in groups) and (
             len(groups) >= 5 or all(int(b) == int(a) + 1 for a, b in zip(groups, groups[1:], strict=False))):
         return True  # "14 15 16 17 18": line numbers or table cells, not "0477 11 28 98"
+    if _years_or_date(groups):
+        return True  # years side by side ("1940 1995") or a date in parts ("1957 05 16")
     if IPV4.fullmatch(raw) or text[start - 1:start] == "," and text[start - 2:start - 1].isdigit():
         return True  # an IPv4 address, or the tail of "300,000"
     if text[start - 1:start] in ("/", ".") or text[end:end + 1] in ("/",) or text[end:end + 2].startswith((".", ",")) and text[end + 1:end + 2].isdigit():
         return True  # part of a DOI, a path, a version or a longer number
     return bool(_UNIT_AFTER.match(text[end:end + 14]))
+
+
+def _years_or_date(groups: list[str]) -> bool:
+    if not all(g.isdigit() for g in groups) or len(groups) not in (2, 3):
+        return False
+    year = len(groups[0]) == 4 and 1800 <= int(groups[0]) <= 2099
+    if len(groups) == 2:
+        return year and len(groups[1]) == 4 and 1800 <= int(groups[1]) <= 2099
+    return year and len(groups[1]) <= 2 and len(groups[2]) <= 2 and 1 <= int(groups[1]) <= 12 and 1 <= int(groups[2]) <= 31
 
 
 def find_phone(text: str) -> Iterator[Span]:
@@ -190,6 +203,35 @@ def find_phone(text: str) -> Iterator[Span]:
     for m in _BARE_PHONE.finditer(text):
         if _PHONE_CUE.search(text[max(0, m.start() - 45):m.start()]) and _us_number(m.group(1)):
             yield Span(m.start(1), m.end(1), "PHONE", "phone_cue")
+
+
+# The region whose national phone formats a language's text most likely uses.
+LANG_REGION = {"de": "DE", "fr": "FR", "es": "ES", "ca": "ES", "eu": "ES", "it": "IT", "pt": "PT", "nl": "NL",
+               "pl": "PL", "sv": "SE", "da": "DK", "nb": "NO", "nn": "NO", "fi": "FI", "cs": "CZ", "sk": "SK",
+               "hu": "HU", "ro": "RO", "bg": "BG", "el": "GR", "ru": "RU", "uk": "UA", "be": "BY", "tr": "TR",
+               "ja": "JP", "ko": "KR", "zh": "CN", "th": "TH", "vi": "VN", "id": "ID", "ms": "MY", "hi": "IN",
+               "mr": "IN", "bn": "BD", "ta": "IN", "te": "IN", "gu": "IN", "pa": "IN", "ur": "PK", "ar": "SA",
+               "he": "IL", "fa": "IR", "lt": "LT", "lv": "LV", "et": "EE", "hr": "HR", "sl": "SI", "sr": "RS",
+               "bs": "BA", "mk": "MK", "sq": "AL", "is": "IS", "ga": "IE", "cy": "GB", "kk": "KZ", "az": "AZ",
+               "hy": "AM", "ka": "GE", "mn": "MN", "af": "ZA", "zu": "ZA", "xh": "ZA", "st": "ZA", "tn": "BW",
+               "ts": "ZA", "sw": "KE", "so": "SO", "yo": "NG", "tl": "PH", "lg": "UG", "sn": "ZW", "mi": "NZ"}
+_DIGITS7 = re.compile(r"(?:\d\D{0,3}){7}")
+
+
+def find_national_phones(text: str, region: str) -> Iterator[Span]:
+    """Valid numbers of `region` in its national format (and any +CC number), by phonenumbers."""
+    if not _DIGITS7.search(text):
+        return
+    import phonenumbers
+
+    for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
+        # A number phonenumbers validates for the region is checked only for what no format rules
+        # out: a date, years, an identifier before it, a unit after it ("01 42 68 53 00" is Paris).
+        groups = re.split(r"[\s.()-]+", m.raw_string.strip("()+"))
+        if DATE_LIKE.match(m.raw_string) or _years_or_date(groups) or _ID_BEFORE.search(text[max(0, m.start - 12):m.start]) \
+                or _UNIT_AFTER.match(text[m.end:m.end + 14]):
+            continue
+        yield Span(m.start, m.end, "PHONE", "phonenumbers")
 
 
 def _us_number(digits: str) -> bool:
@@ -302,11 +344,17 @@ class Detector:
         v = value.lower()
         return v in self.allow or any(v.endswith("@" + a) or v.endswith("." + a) for a in self.allow)
 
-    def detect(self, texts: list[str]) -> list[list[Span]]:
+    def detect(self, texts: list[str], langs: list[str | None] | None = None) -> list[list[Span]]:
+        """Spans per text. With `langs`, phone numbers are also found in the national formats of
+        the region the language suggests ("030 12345678" in German text), by phonenumbers."""
         out: list[list[Span]] = []
         finders = [PATTERN_DETECTORS[t] for t in self.entities if t in PATTERN_DETECTORS]
         for text in texts:
             out.append([s for f in finders for s in f(text)])
+        if langs is not None and "PHONE" in self.entities:
+            for spans, text, lang in zip(out, texts, langs, strict=True):
+                if lang in LANG_REGION and lang != "en":
+                    spans.extend(find_national_phones(text, LANG_REGION[lang]))
         if self.lexicon:
             from mixline.curation.pii.lexicon import find_names_and_places
 

@@ -66,7 +66,7 @@ class PiiScrub(Rewriter):
     version = 3
     Params = PiiParams
     relation = "scrubbed_from"
-    columns = ("messages",)
+    columns = ("messages", "lang")
 
     def __init__(self, params: StepParams | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
@@ -133,8 +133,9 @@ class PiiScrub(Rewriter):
         with_ner = [i for i in docs if kinds[i] in p.name_kinds]
         without = [i for i in docs if kinds[i] not in p.name_kinds]
         found: dict[int, list[Span]] = {}
+        langs = batch.column("lang").to_pylist() if "lang" in batch.column_names else [None] * len(texts)
         for idx, det in ((with_ner, self.detector), (without, self.patterns_only)):
-            for i, hits in zip(idx, det.detect([texts[i] for i in idx]), strict=True):
+            for i, hits in zip(idx, det.detect([texts[i] for i in idx], [langs[i] for i in idx]), strict=True):
                 found[i] = hits
         doc_iter = iter(found[i] for i in docs)
         for text, kind, msgs in zip(texts, kinds, messages, strict=True):
