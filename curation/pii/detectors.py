@@ -205,6 +205,13 @@ def find_phone(text: str) -> Iterator[Span]:
             yield Span(m.start(1), m.end(1), "PHONE", "phone_cue")
 
 
+def _frequent_words(lang: str) -> frozenset[str]:
+    from mixline.curation.lang.identify import profiles
+
+    p = profiles().get(lang, {})
+    return frozenset(p.get("lid_words", [])) | frozenset(p.get("stop_words", []))
+
+
 # The region whose national phone formats a language's text most likely uses.
 LANG_REGION = {"de": "DE", "fr": "FR", "es": "ES", "ca": "ES", "eu": "ES", "it": "IT", "pt": "PT", "nl": "NL",
                "pl": "PL", "sv": "SE", "da": "DK", "nb": "NO", "nn": "NO", "fi": "FI", "cs": "CZ", "sk": "SK",
@@ -356,10 +363,14 @@ class Detector:
                 if lang in LANG_REGION and lang != "en":
                     spans.extend(find_national_phones(text, LANG_REGION[lang]))
         if self.lexicon:
-            from mixline.curation.pii.lexicon import find_names_and_places
+            from mixline.curation.pii.lexicon import find_names_and_places, outside_english
 
-            for spans, text in zip(out, texts, strict=True):
-                spans.extend(Span(a, b, t, "lexicon") for a, b, t in find_names_and_places(text) if t in self.entities)
+            for k, (spans, text) in enumerate(zip(out, texts, strict=True)):
+                found = find_names_and_places(text)
+                lang = langs[k] if langs is not None else None
+                if found and lang not in (None, "en"):
+                    found = outside_english(text, found, _frequent_words(lang))
+                spans.extend(Span(a, b, t, "lexicon") for a, b, t in found if t in self.entities)
         if self.ner:
             nlp = self._load_ner()
             labels = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION"}

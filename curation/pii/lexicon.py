@@ -409,3 +409,29 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
         spans.append((t.start, toks[j - 1].end, "PERSON"))
         i = j
     return sorted(spans)
+
+
+def outside_english(text: str, spans: list[tuple[int, int, str]], stop_words: frozenset[str] = frozenset()) -> list[tuple[int, int, str]]:
+    """The spans that hold in a text in another language, where "not an English word" is no sign of a name.
+
+    German capitalises every noun, and a capitalised word at a sentence start ("Como", "Los")
+    may be a town's name in English lexicons: outside English a person needs a first name and
+    another capitalised word after it ("Renato Santini"), not at a sentence start unless both
+    are names; a one-word place must be inside a sentence, four letters or more, and not one of
+    the language's frequent words.
+    """
+    lx = lexicons()
+    out = []
+    for a, b, kind in spans:
+        words = [w.rstrip(".").lower() for w in WORD.findall(text[a:b])]
+        before = text[:a].rstrip()
+        initial = not before or before[-1] in SENTENCE_END
+        if kind == "PERSON":
+            if len(words) < 2 or words[0] not in lx.first or not text[a:b].split()[-1][:1].isupper():
+                continue
+            if initial and not (words[1] in lx.first or words[1] in lx.last):
+                continue
+        elif kind == "LOCATION" and len(words) == 1 and (initial or len(words[0]) < 4 or words[0] in stop_words):
+            continue
+        out.append((a, b, kind))
+    return out
