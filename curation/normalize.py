@@ -24,6 +24,22 @@ _MIX = [np.uint64(x) for x in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B
                                0x52DCE729DA3ED4BB)]
 
 
+def _more_mix(n: int) -> list[np.uint64]:
+    """Further odd multipliers (splitmix64), for n-grams of characters longer than 13."""
+    out, x = [], 0x243F6A8885A308D3
+    mask = (1 << 64) - 1
+    while len(out) < n:
+        x = (x + 0x9E3779B97F4A7C15) & mask
+        z = x
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append(np.uint64((z ^ (z >> 31)) | 1))
+    return out
+
+
+_MIX += _more_mix(64 - len(_MIX))  # the first 13 stay: hashes of n <= 13 are unchanged
+
+
 def words(text: str) -> list[bytes]:
     """Lowercased words with punctuation and whitespace removed, as UTF-8 bytes.
 

@@ -42,6 +42,7 @@ def overview(store: Store) -> dict[str, Any]:
     return {
         "samples": int(store.scalar("SELECT count(*) FROM samples")),
         "by_kind": grouped("kind"), "by_source": grouped("source"), "by_domain": grouped("coalesce(domain, '(none)')"),
+        "by_lang": grouped("coalesce(lang, '(not identified)')"),
         "synth_depth": store.rows("SELECT synth_depth AS depth, count(*) AS samples FROM samples GROUP BY 1 ORDER BY 1"),
         "counts": {t: int(store.scalar(f"SELECT count(*) FROM {t}"))
                    for t in ("runs", "mixes", "models", "quarantine", "drift")},

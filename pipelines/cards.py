@@ -108,6 +108,9 @@ def croissant(m: dict[str, Any], facts: dict[str, Any], folder: Path) -> dict[st
         "mixline:generatorModels": [{"model_id": g["model_id"], "samples": g["samples"]} for g in facts["generators"]],
         "mixline:syntheticDepth": {str(d["depth"]): d["samples"] for d in facts["depths"]},
         "mixline:sources": [{"source": r["key"], "docs": r["docs"], "tokens": r["tokens"]} for r in m["by_source"]],
+        "inLanguage": [r["key"] for r in m.get("by_lang", []) if r["key"] not in ("und", "zxx")],
+        "mixline:languages": [{"lang": r["key"], "docs": r["docs"], "tokens": r["tokens"],
+                               "share": (r["tokens"] or 0) / max(1, m["counts"]["tokens"])} for r in m.get("by_lang", [])],
         "mixline:recipe": m["recipe"],
     }
 
@@ -119,6 +122,7 @@ def dataset_card(m: dict[str, Any], facts: dict[str, Any]) -> str:
     licenses = sorted({(r["license"] or "other").lower() for r in m["licenses"]})
     data = DatasetCardData(
         license=licenses[0] if len(licenses) == 1 else licenses, pretty_name=m["name"],
+        language=[r["key"] for r in m.get("by_lang", []) if r["key"] not in ("und", "zxx")] or None,
         tags=["mixline", "training-mix"] + (["synthetic"] if any(d["depth"] for d in facts["depths"]) else []),
         configs=[{"config_name": "default",
                   "data_files": [{"split": s, "path": fs[0]} for s, fs in m["files"].items()]}])
@@ -143,6 +147,13 @@ describes the same files in Croissant 1.1, with the Responsible AI fields.
 ## Provenance by source
 
 {table(("source", "docs", "tokens"), [(r["key"], f"{r['docs']:,}", f"{r['tokens']:,}") for r in m["by_source"]])}
+
+## Languages
+
+Identified per sample by the `language` curation step (ISO 639-1/3; `und`: not identified,
+`zxx`: code or no linguistic content); shares of train tokens.
+
+{table(("language", "docs", "tokens", "share"), [(r["key"], f"{r['docs']:,}", f"{r['tokens']:,}", f"{(r['tokens'] or 0) / max(1, m['counts']['tokens']):.1%}") for r in m.get("by_lang", [])]) if m.get("by_lang") else "Not identified."}
 
 ## Licences
 

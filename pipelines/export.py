@@ -93,7 +93,7 @@ def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str,
         "mix_id": mix_id, "name": mix["name"], "recipe": json.loads(mix["recipe"]), "format": fmt, "files": files,
         "created_at": str(mix["created_at"]),
         "code_version": code_version(), "counts": {k: summary[k] for k in ("members", "tokens", "heldout", "synthetic_share")},
-        "by_source": summary["by_source"], "by_kind": summary["by_kind"], "licenses": licenses,
+        "by_source": summary["by_source"], "by_kind": summary["by_kind"], "by_lang": summary["by_lang"], "licenses": licenses,
         "curation_steps": steps,
     }
     head = json.dumps(manifest, default=str, ensure_ascii=False)

@@ -59,6 +59,11 @@ class MixRecipe:
     max_synth_depth: int | None = None
     max_docs_per_source: int | None = None
     max_tokens_per_source: int | None = None
+    # Caps per language (samples.lang, `und` when not identified), over all groups: documents,
+    # tokens, or tokens per language as a share of the eligible train tokens; a table caps some:
+    # max_tokens_per_lang = { en = 2000000 }. Per-language weights are groups with `where = "lang = 'de'"`.
+    max_docs_per_lang: int | dict[str, int] | None = None
+    max_tokens_per_lang: int | dict[str, int] | None = None
     where: str = "TRUE"
     status: tuple[str, ...] = ("kept",)
     tokenizer: str = "estimate"
@@ -207,7 +212,7 @@ def _build(store: Store, recipe: MixRecipe, at: str | None, snapshot: int | None
         store.execute(f"""
             CREATE OR REPLACE TEMP TABLE _eligible AS
             SELECT s.sample_id, s.source, s.kind, s.domain, s.synth_depth, s.content_hash,
-                   {group_case} AS grp,
+                   coalesce(s.lang, 'und') AS lang, {group_case} AS grp,
                    md5(s.sample_id || ':{seed}') AS draw,
                    md5('holdout:' || s.sample_id || ':{seed}') AS hdraw
             FROM samples s LEFT JOIN sample_status st USING (sample_id)
@@ -228,6 +233,7 @@ def _build(store: Store, recipe: MixRecipe, at: str | None, snapshot: int | None
             FROM _eligible e JOIN samples s USING (sample_id)""")
         _holdout(store, recipe)
         _source_caps(store, recipe)
+        _lang_caps(store, recipe)
         members = _select(store, recipe)
         store.con.register("_members", members)
         try:
@@ -290,6 +296,23 @@ def _source_caps(store: Store, recipe: MixRecipe) -> None:
             SELECT sample_id FROM (SELECT sample_id, sum(tokens) OVER (PARTITION BY source ORDER BY draw
                                    ROWS UNBOUNDED PRECEDING) AS c FROM _eligible WHERE split = 'train')
             WHERE c > {int(recipe.max_tokens_per_source)})""")
+
+
+def _lang_caps(store: Store, recipe: MixRecipe) -> None:
+    """Per-language caps, in each language's draw order: one number for every language, or a table of some."""
+    for cap, measure in ((recipe.max_docs_per_lang, "1"), (recipe.max_tokens_per_lang, "tokens")):
+        if cap is None:
+            continue
+        limits = cap if isinstance(cap, dict) else None
+        for lang, value in (limits or {}).items():
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"mix {recipe.name}: per-language cap for {lang!r} is {value!r}; give a whole number >= 0")
+        limit_sql = ("CASE lang " + " ".join(f"WHEN '{str(k).replace(chr(39), chr(39) * 2)}' THEN {int(v)}" for k, v in limits.items())
+                     + " ELSE NULL END") if limits else str(int(cap))  # type: ignore[arg-type]
+        store.execute(f"""DELETE FROM _eligible WHERE split = 'train' AND sample_id IN (
+            SELECT sample_id FROM (SELECT sample_id, lang, sum({measure}) OVER (PARTITION BY lang ORDER BY draw
+                                   ROWS UNBOUNDED PRECEDING) AS c FROM _eligible WHERE split = 'train')
+            WHERE c > {limit_sql})""")
 
 
 def _select(store: Store, recipe: MixRecipe) -> pa.Table:
@@ -362,7 +385,7 @@ def resolve_mix(store: Store, ref: str) -> str:
 
 
 def describe(store: Store, mix_id: str) -> dict[str, Any]:
-    """Counts and tokens by split, kind, source and domain; synthetic share and depth."""
+    """Counts and tokens by split, kind, source, domain and language; synthetic share and depth."""
     tok = TOKENS_SQL
 
     def by(col: str) -> list[dict[str, Any]]:
@@ -380,6 +403,7 @@ def describe(store: Store, mix_id: str) -> dict[str, Any]:
         "members": int(totals[0]), "tokens": int(totals[1]),
         "synthetic_share": float(totals[2]) / float(totals[1] or 1), "heldout": int(held),
         "by_kind": by("s.kind"), "by_source": by("s.source"), "by_domain": by("coalesce(s.domain, '(none)')"),
+        "by_lang": by("coalesce(s.lang, 'und')"),
         "synth_depth": store.rows("""SELECT s.synth_depth AS depth, count(*) AS docs FROM mix_members m JOIN samples s USING (sample_id)
                                      WHERE m.mix_id = ? AND m.split = 'train' GROUP BY 1 ORDER BY 1""", [mix_id]),
         "token_counts": "estimate (characters / 4) unless the recipe names a tokenizer",

@@ -32,6 +32,7 @@ def _mix_facts(store: Store, mix_ids: list[str]) -> dict[str, dict[str, Any]]:
     members = "SELECT mix_id, sample_id FROM mix_members WHERE mix_id IN (SELECT unnest($1::VARCHAR[])) AND split = 'train'"
     rows = store.rows(f"""
         SELECT mm.mix_id, s.kind, s.source, coalesce(src.license, '(unknown)') AS license, s.synth_depth AS depth,
+               coalesce(s.lang, 'und') AS lang,
                count(*) AS docs, sum(mm.repeats) AS docs_with_repeats, sum({TOKENS_SQL} * mm.repeats) AS tokens
         FROM mix_members mm JOIN samples s USING (sample_id) LEFT JOIN sources src ON src.source_id = s.source_id
         WHERE mm.mix_id IN (SELECT unnest($1::VARCHAR[])) AND mm.split = 'train' GROUP BY ALL""", [mix_ids])
@@ -66,7 +67,7 @@ def _mix_facts(store: Store, mix_ids: list[str]) -> dict[str, dict[str, Any]]:
         scanned, toxic = tags.get(mix_id, (0, 0))
         n_scrubbed = int(scrubbed.get(mix_id, 0))
         out[mix_id] = {
-            "mix_id": mix_id, "members": n, "tokens": total if mine else 0, "by_kind": by("kind"), "by_source": by("source"),
+            "mix_id": mix_id, "members": n, "tokens": total if mine else 0, "by_kind": by("kind"), "by_source": by("source"), "by_lang": by("lang"),
             "by_license": by("license"), "synthetic_share": sum(x["tokens"] for x in depth if x["key"] != "0") / total,
             "synth_depth": [{"depth": int(x["key"]), "tokens": x["tokens"], "share": x["share"]}
                             for x in sorted(depth, key=lambda x: int(x["key"]))],
@@ -165,6 +166,7 @@ def render_md(c: dict[str, Any]) -> str:
             out.append(f"- data: mix `{mix['mix_id']}`, {mix['members']:,} documents, {mix['tokens']:,} tokens; "
                        f"synthetic share {_pct(mix['synthetic_share'])}; toxicity-tagged {_pct(mix['toxicity_tagged_share'])}")
             out.append("  - by kind: " + ", ".join(f"{x['key']} {_pct(x['share'])}" for x in mix["by_kind"]))
+            out.append("  - by language: " + ", ".join(f"{x['key']} {_pct(x['share'])}" for x in mix["by_lang"][:15]))
             out.append("  - by source: " + ", ".join(f"{x['key']} {_pct(x['share'])}" for x in mix["by_source"][:10]))
             out.append("  - by licence: " + ", ".join(f"{x['key']} {_pct(x['share'])}" for x in mix["by_license"]))
             out.append("  - synthetic depth: " + ", ".join(f"{x['depth']}: {_pct(x['share'])}" for x in mix["synth_depth"]))

@@ -66,7 +66,7 @@ def test_overview_counts_and_funnel(client: TestClient, built: tuple[Path, dict[
     chats = next(r for (_, k), r in funnel.items() if k == "conversation")
     assert chats["rewritten"] == 30  # every chat had PII scrubbed
     html = client.get("/").text
-    assert 'class="chart-spec"' in html and html.count('class="chart"') == 5
+    assert 'class="chart-spec"' in html and html.count('class="chart"') == 6
 
 
 def test_gen3_sample_lineage_graph(client: TestClient, built: tuple[Path, dict[str, str]]) -> None:

@@ -86,7 +86,7 @@ def charts_drawn(dom: str) -> int:
 def test_overview_renders_charts(server: tuple[str, dict[str, str]], tmp_path: Path) -> None:
     base, _ = server
     dom, log = browse(base + "/", "overview.png", tmp_path)
-    assert charts_drawn(dom) == 5 and dom.count('class="main-svg"') >= 5  # plotly draws SVG
+    assert charts_drawn(dom) == 6 and dom.count('class="main-svg"') >= 6  # plotly draws SVG
     assert console_errors(dom, log) == []
 
 

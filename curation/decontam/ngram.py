@@ -24,6 +24,16 @@ class DecontamParams(StepParams):
     min_item_words: int = 8
 
 
+def _scale(text: str) -> int:
+    from mixline.curation.lang import scripts
+    from mixline.curation.lang.text import CHARS_PER_WORD
+
+    if text.isascii():
+        return 1
+    script = scripts.script_of(text[:500])
+    return int(round(CHARS_PER_WORD.get(script, 1.0))) if script in ("Thai", "Laoo", "Khmr", "Mymr", "Tibt") else 1
+
+
 class Decontaminate(Filter):
     """n-gram overlap (13 by default) with eval items."""
 
@@ -52,12 +62,15 @@ class Decontaminate(Filter):
         docs = [words(t) for _, t in items]
         wh, counts = WordHasher()(docs)
         by_len: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-        lengths = np.minimum(counts, p.n)
+        # In Thai, Lao, Khmer and Burmese every letter is a token: n words are n times the
+        # script's letters per word, so a common phrase is not taken for a copied item.
+        scale = np.array([_scale(t) for _, t in items], dtype=np.int64)
+        lengths = np.minimum(counts, p.n * scale)
         for size in sorted(set(lengths.tolist())):
             if size < p.min_item_words:
                 continue
             h, d = ngram_hashes(wh, counts, size)
-            sel = lengths[d] == size
+            sel = (lengths[d] == size) & (counts[d] >= p.min_item_words * scale[d])
             hs, ds = by_len.setdefault(size, ([], []))
             hs.append(h[sel])
             ds.append(d[sel])

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import regex
 from mixline.curation.base import Filter, StepParams, Verdicts
 from mixline.curation.filters.text import (
     TOKEN,
@@ -29,12 +28,11 @@ from mixline.curation.filters.text import (
 )
 from mixline.curation.lang import scripts
 from mixline.curation.lang.rules import GOPHER_KEYS, column, merged
-from mixline.curation.lang.text import CHARS_PER_WORD, WORD, stop_hits, units
+from mixline.curation.lang.text import CHARS_PER_WORD, WORD, alpha_ratio, stop_hits, units
 
 NO_LETTER = re.compile(r"[\d\W_]+")
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 BULLETS = ("•", "-")
-LONE_SYMBOL = regex.compile(r"(?<!\S)[^\p{L}\p{M}\p{N}\s]+(?!\S)")
 ENGLISH = (None, "en")
 
 
@@ -118,12 +116,10 @@ class GopherQuality(Filter):
         if p.max_ellipsis_lines_ratio is not None and ends / len(lines) > p.max_ellipsis_lines_ratio:
             return "too_many_end_ellipsis"
         if p.min_alpha_words_ratio is not None:
-            # Words with a letter, over words and stand-alone symbols ("|", "»", "•"); punctuation
-            # attached to a word is not a word (Gopher's English tokens count it, which fits English).
-            alpha = sum(1 for w in words if not w.isdigit() and any(c.isalpha() for c in w))
-            if unspaced:
-                alpha = int(n - (len(words) - alpha))
-            if alpha / max(1.0, n + len(LONE_SYMBOL.findall(text))) < p.min_alpha_words_ratio:
+            # Gopher's ratio, punctuation characters counted as tokens as datatrove does; the bar is
+            # the language's (derived from its reference text) where punctuation is denser than English's.
+            bar = min(p.min_alpha_words_ratio, (prof or {}).get("min_alpha_words_ratio") or p.min_alpha_words_ratio)
+            if alpha_ratio(text, script) < bar:
                 return "few_alpha_words"
         if prof is not None and p.min_stop_words is not None and prof.get("stop_words"):
             need = prof.get("min_stop_words", p.min_stop_words)

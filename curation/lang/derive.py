@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mixline.curation.lang import scripts
-from mixline.curation.lang.text import line_punct_share, stop_hits, units, word_tokens
+from mixline.curation.lang.text import alpha_ratio, line_punct_share, stop_hits, units, word_tokens
 
 HERE = Path(__file__).parent
 PROFILES = HERE / "profiles.json"
@@ -130,6 +130,9 @@ def derive_one(lang: str, sentences: list[str], en_median: float) -> dict[str, A
         "min_line_punct_ratio": 0.12 if q05 >= 0.3 else None,
         "lid_words": lid,
     }
+    # Gopher's 0.8, or lower where the reference's punctuation is denser (Urdu, Chinese): 0.05 under its 1st percentile.
+    alphas = sorted(alpha_ratio(d, script) for d in docs)
+    profile["min_alpha_words_ratio"] = round(min(0.8, alphas[max(0, int(0.01 * len(alphas)) - 1)] - 0.05), 2) if alphas else 0.8
     hits = [stop_hits(d, profile["stop_words"], substrings) for d in docs]
     profile["reference"] = {
         "docs": len(docs), "median_avg_word_length": round(med, 2) if med else None,

@@ -10,7 +10,8 @@ from mixline.curation.lang.identify import profiles
 
 from mixline.errors import ConfigError
 
-GOPHER_KEYS = ("stop_words", "stop_words_as_substrings", "min_stop_words", "min_avg_word_length", "max_avg_word_length")
+GOPHER_KEYS = ("stop_words", "stop_words_as_substrings", "min_stop_words", "min_avg_word_length", "max_avg_word_length",
+               "min_alpha_words_ratio")
 FINEWEB_KEYS = ("min_line_punct_ratio",)
 
 

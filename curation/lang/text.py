@@ -29,6 +29,21 @@ def units(text: str, script: str | None) -> float:
     return own / CHARS_PER_WORD.get(script or "", 2.0) + rest
 
 
+PUNCT_CHAR = regex.compile(r"[^\p{L}\p{M}\p{N}\s]")
+
+
+def alpha_ratio(text: str, script: str | None) -> float:
+    """Gopher's share of words with a letter among all tokens, where each punctuation character is a
+    token as in datatrove's (spaCy's) English tokens; words are counted in every script."""
+    words = WORD.findall(text)
+    alpha = sum(1 for w in words if any(c.isalpha() for c in w))
+    n = float(len(words))
+    if scripts.is_unspaced(script):
+        n = units(text, script)
+        alpha = int(n - (len(words) - alpha))
+    return alpha / max(1.0, n + len(PUNCT_CHAR.findall(text)))
+
+
 def stop_hits(text: str, stop_words: list[str] | tuple[str, ...] | frozenset[str], unspaced: bool) -> int:
     """Occurrences of the function words: as words, or as substrings in a script without spaces."""
     if unspaced:

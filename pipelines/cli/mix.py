@@ -48,8 +48,12 @@ def mix_show(ctx: Ctx, as_json: bool, mix_id: str) -> None:
     click.echo(f"{out['mix_id']}  {out['name']}  built {out['created_at']} by run {out['run_id']}"
                + (f" at snapshot {out['snapshot_id']}" if out.get("snapshot_id") is not None else ""))
     click.echo(f"  {out['members']:,} members, {out['tokens']:,} tokens, synthetic share {out['synthetic_share']:.3f}, {out['heldout']:,} held out")
-    for title in ("by_kind", "by_source", "by_domain"):
-        click.echo(f"  {title.replace('_', ' ')}: " + ", ".join(f"{r['key']} {r['tokens']:,}" for r in out[title]))
+    for title in ("by_kind", "by_source", "by_domain", "by_lang"):
+        rows = out.get(title, [])
+        total = sum(int(r["tokens"] or 0) for r in rows) or 1
+        label = "by language" if title == "by_lang" else title.replace("_", " ")
+        click.echo(f"  {label}: " + ", ".join(f"{r['key']} {r['tokens']:,} ({int(r['tokens'] or 0) / total:.1%})" for r in rows[:20])
+                   + (f", and {len(rows) - 20} more" if len(rows) > 20 else ""))
     for m in out["models"]:
         click.echo(f"  trained: model {m['model_id']} ({m['name']})")
 
