@@ -26,7 +26,8 @@ _MIX = [np.uint64(x) for x in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B
 
 def _more_mix(n: int) -> list[np.uint64]:
     """Further odd multipliers (splitmix64), for n-grams of characters longer than 13."""
-    out, x = [], 0x243F6A8885A308D3
+    out: list[np.uint64] = []
+    x = 0x243F6A8885A308D3
     mask = (1 << 64) - 1
     while len(out) < n:
         x = (x + 0x9E3779B97F4A7C15) & mask

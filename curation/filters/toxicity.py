@@ -158,7 +158,8 @@ class Toxicity(Filter):
         keep = np.ones(len(texts), dtype=bool)
         reasons: list[str | None] = [None if ok else "unscored" for ok in fits]
         for i, s in zip(idx, scored.tolist(), strict=True):
-            if s >= p.thresholds.get(kinds[i], p.threshold):
+            kind = kinds[i] or ""
+            if s >= p.thresholds.get(kind, p.threshold):
                 reasons[i] = "toxic"
-                keep[i] = p.modes.get(kinds[i], p.mode) == "tag"
+                keep[i] = p.modes.get(kind, p.mode) == "tag"
         return Verdicts(keep, reasons, np.round(scores, 4))
