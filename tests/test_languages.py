@@ -126,6 +126,20 @@ def test_a_recipe_changes_a_language_s_values(tmp_path: Path, sentences: dict[st
     st.close()
 
 
+def test_english_keeps_datatrove_rules_unless_a_recipe_gives_it_a_table() -> None:
+    import pyarrow as pa
+
+    from mixline.curation.filters.gopher import GopherQuality
+
+    # Numbers and quotes: under datatrove's 0.8 alphabetic-word bar, over 0.6.
+    text = " ".join(f'"In {1990 + i}, {123456 + i} residents of the city voted, and {98765 + i} households '
+                    f'agreed," officials reported on {20240101 + i}.' for i in range(12))
+    batch = pa.table({"text": [text], "lang": ["en"], "script": ["Latn"]})
+    assert GopherQuality().decide(batch).reasons == ["few_alpha_words"]
+    own = GopherQuality(languages={"en": {"min_alpha_words_ratio": 0.3, "stop_words": ["the", "of", "to"]}})
+    assert own.decide(batch).reasons == [None]
+
+
 def test_a_language_without_a_profile_is_not_judged_by_english_stop_words() -> None:
     from mixline.curation.filters.gopher import GopherQuality
 

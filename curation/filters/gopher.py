@@ -79,7 +79,9 @@ class GopherQuality(Filter):
         texts = batch.column("text").to_pylist()
         if not p.per_language:
             return Verdicts.from_reasons([self.reason(t) for t in texts])
-        return Verdicts.from_reasons([self.reason(t) if lang in ENGLISH else self.reason_in(t, lang, script)
+        # English keeps datatrove's rules unless a recipe gives it a table of its own.
+        return Verdicts.from_reasons([self.reason(t) if lang in ENGLISH and lang not in self.profiles
+                                      else self.reason_in(t, lang, script)
                                       for t, lang, script in zip(texts, column(batch, "lang"), column(batch, "script"),
                                                                  strict=True)])
 
