@@ -128,7 +128,6 @@ def test_a_recipe_changes_a_language_s_values(tmp_path: Path, sentences: dict[st
 
 def test_english_keeps_datatrove_rules_unless_a_recipe_gives_it_a_table() -> None:
     import pyarrow as pa
-
     from mixline.curation.filters.gopher import GopherQuality
 
     # Numbers and quotes: under datatrove's 0.8 alphabetic-word bar, over 0.6.
