@@ -8,6 +8,7 @@ Counters are derived from the decision rows, never kept alongside them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -223,15 +224,35 @@ class BatchResult:
 POP_COLUMNS = ["sample_id", "rank", "anchor", "kind", "synth_depth"]
 
 
-def process_batch(plan: Plan, batch: pa.Table, rec: _Decisions) -> BatchResult:
+class Timer:
+    """Seconds per step of a run (decide, or map and reduce for a global step), summed over
+    batches, and for the run's own work: reading batches, writing rows, the final update."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.docs: dict[str, int] = {}
+
+    def add(self, name: str, t0: float, docs: int = 0) -> float:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - t0
+        self.docs[name] = self.docs.get(name, 0) + docs
+        return now
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        return {k: {"seconds": round(v, 4), "docs": self.docs[k]} for k, v in self.seconds.items()}
+
+
+def process_batch(plan: Plan, batch: pa.Table, rec: _Decisions, timer: Timer | None = None) -> BatchResult:
     """Filters and rewriters over one batch, then the global steps' map phase. Every row it
     writes goes through `rec` and its sink, so it runs the same in-process and on a worker."""
+    timer = timer or Timer()
     anchor = batch.column("anchor").to_numpy(zero_copy_only=False)
     new = batch.filter(pc.invert(batch.column("anchor")))
     selected = new.num_rows
     for f in plan.filters:
         if new.num_rows == 0:
             break
+        t0 = time.perf_counter()
         mask = f.in_scope(new, plan.where_col.get(id(f)))
         if not mask.any():
             continue
@@ -239,8 +260,10 @@ def process_batch(plan: Plan, batch: pa.Table, rec: _Decisions) -> BatchResult:
         outside = None if mask.all() else new.filter(pa.array(~mask))
         if isinstance(f, Rewriter):
             inside = _apply_rewriter(f, inside, rec)
+            timer.add(f.step_name, t0, len(mask))
         else:
             v = f.decide(inside)
+            t0 = timer.add(f.step_name, t0, inside.num_rows)
             rec.add(f.step_name, inside.column("sample_id"), v)
             if "lang" in v.annotations:
                 rec.sink("langs", lang_table(inside.column("sample_id"), v.annotations))
@@ -250,13 +273,16 @@ def process_batch(plan: Plan, batch: pa.Table, rec: _Decisions) -> BatchResult:
                         inside = inside.set_column(inside.column_names.index(col), col,
                                                    pa.array(v.annotations[col], pa.string()))
             inside = inside.filter(pa.array(v.keep))
+            timer.add("(decision rows)", t0)
         new = inside if outside is None else pa.concat_tables([outside, inside])
     alive = pa.concat_tables([batch.filter(pa.array(anchor)), new]) if anchor.any() else new
     positions, features = [], []
     for g in plan.globals_:
+        t0 = time.perf_counter()
         gmask = g.in_scope(alive, plan.where_col.get(id(g)))
         positions.append(np.flatnonzero(gmask))
         features.append(g.features(alive if gmask.all() else alive.filter(pa.array(gmask))))
+        timer.add(g.step_name, t0, int(gmask.sum()))
     return BatchResult(selected, alive.select(POP_COLUMNS), positions, features, batch.num_rows)
 
 
@@ -292,14 +318,17 @@ class Population:
 PairSearch = Callable[[int, GlobalStep, pa.Table, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def reduce_globals(plan: Plan, pop: Population, rec: _Decisions, pairs: PairSearch | None = None) -> None:
+def reduce_globals(plan: Plan, pop: Population, rec: _Decisions, pairs: PairSearch | None = None,
+                   timer: Timer | None = None) -> None:
     """The global steps' reduce, in recipe order; a sample one step drops is not seen by the next.
 
     `pairs(i, step, sub, rows, alive_rows)` may search candidate pairs elsewhere (Ray);
     by default each step searches its features in-process.
     """
+    timer = timer or Timer()
     live = np.ones(len(pop.ids), dtype=bool)
     for i, g in enumerate(plan.globals_):
+        t0 = time.perf_counter()
         table = pop.features[i]
         if table is None or table.num_rows == 0:
             continue
@@ -313,9 +342,11 @@ def reduce_globals(plan: Plan, pop: Population, rec: _Decisions, pairs: PairSear
         else:
             a, b = pairs(i, g, sub, alive_rows, idx)
             v, clusters = g.resolve_pairs(sub, a, b, pop.rank[idx], pop.anchors[idx], kinds, pop.depths[idx])
+        t0 = timer.add(g.step_name, t0)
         rec.add(g.step_name, sub.column("sample_id"), v, only=~pop.anchors[idx])
         rec.clusters(g.name.removesuffix("_dedup"), clusters)
         live[idx[~v.keep]] = False
+        timer.add("(decision rows)", t0)
 
 
 def finish(store: Store, plan: Plan, run: Any, selected: int, langs: pa.Table | None,
@@ -376,7 +407,10 @@ def _curate(store: Store, recipe: Recipe | None, where: str | None, new_only: bo
         ctx = Context(store, run.run_id)
         for s in steps:
             s.prepare(ctx)
+        timer = Timer()
+        t0 = time.perf_counter()
         plan = select(store, recipe, steps, where, new_only)
+        timer.add("(select)", t0)
         if executor is not None:
             selected, langs, prints = executor.run(store, plan, run.run_id, progress)
         else:
@@ -386,12 +420,17 @@ def _curate(store: Store, recipe: Recipe | None, where: str | None, new_only: bo
             rec.sink = lambda t, d: langs_parts.append(d) if t == "langs" else sink(t, d)
             results = []
             for lo in plan.batches():
+                t0 = time.perf_counter()
                 batch = read_batch(store, plan, lo)
-                results.append(process_batch(plan, batch, rec))
+                timer.add("(read batches)", t0)
+                results.append(process_batch(plan, batch, rec, timer))
                 if progress is not None:
                     progress(batch.num_rows)
             selected = sum(r.selected for r in results)
-            reduce_globals(plan, Population.gather(results, len(plan.globals_)), rec)
+            t0 = time.perf_counter()
+            pop = Population.gather(results, len(plan.globals_))
+            timer.add("(gather)", t0)
+            reduce_globals(plan, pop, rec, timer=timer)
             langs = pa.concat_tables(langs_parts) if langs_parts else None
             prints = [p for f in plan.filters for p in (getattr(f, "fingerprints", None) or [])]
         if executor is not None:
@@ -400,7 +439,11 @@ def _curate(store: Store, recipe: Recipe | None, where: str | None, new_only: bo
             if executor is not None:
                 executor.cleanup()
             raise Rollback(dry_run_report(store, run.run_id, selected, examples))
+        t0 = time.perf_counter()
         result = finish(store, plan, run, selected, langs, prints)
+        timer.add("(finish)", t0)
+        # Where the run's time went, per step (in-process runs), for `mixline runs` and bench_recipe.py.
+        run.stats["timings"] = timer.as_dict()
     if executor is not None:
         executor.cleanup()  # only after the commit: a failed run keeps its shards to resume from
     return result

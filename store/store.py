@@ -139,6 +139,9 @@ class Store:
         config: dict[str, Any] = {"autoinstall_known_extensions": False}
         if memory_limit or os.environ.get("MIXLINE_MEMORY_LIMIT"):
             config["memory_limit"] = memory_limit or os.environ["MIXLINE_MEMORY_LIMIT"]
+        if os.environ.get("MIXLINE_THREADS"):
+            # DuckDB's threads for this process (one worker per core when several share a machine).
+            config["threads"] = int(os.environ["MIXLINE_THREADS"])
         # A DuckLake store: the catalog URL names it (see store/lake.py).
         self.lake: lake.LakeTarget | None = lake.parse(self.path) if lake.is_lake(self.path) else None
         # When a reader falls back to the read snapshot: which run it reflects, and when.

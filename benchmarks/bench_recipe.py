@@ -1,0 +1,173 @@
+"""The default recipe, step by step, on a fixed mixed corpus, against a baseline commit in one run.
+
+Corpus (about 11,000 docs): bench_profiles.py's mixed real input (Common Crawl, MedQuAD,
+LegalBench, GSM8K, hh-rlhf, pythia outputs) plus 1,000 documents of 10-20 Leipzig web
+sentences in 20 languages and 8 scripts. Each side ingests the same files into its own
+store and runs its default recipe, best of BENCH_RUNS runs, on one core
+(`MIXLINE_THREADS=1`, BLAS and DuckDB on one thread).
+
+It prints:
+- the profile: seconds per step (from the run's own `timings`), the docs each step saw,
+  microseconds per doc and MB/s of the text it saw, and its share of the run;
+- the baseline commit's total (checked out as a git worktree under benchmarks/_work), and
+  the ratio of docs/s per core; peak RSS of each side;
+- whether every decision (step, verdict, reason, score) and every scrubbed text is the same
+  as the baseline's, by hash.
+
+    python benchmarks/bench_recipe.py [--before COMMIT] [--profile-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, RUNS, WORK, machine, realdata, table  # noqa: E402
+from bench_profiles import input_files  # noqa: E402
+
+BASELINE = "2ee47da"  # the commit after the language work (#26), before this speed work
+LANGS = ("de", "fr", "es", "ru", "zh", "ja", "ar", "hi", "th", "ko", "el", "he", "tr", "vi", "pl", "uk", "fa",
+         "bn", "id", "sw")
+ONE_CORE = {"MIXLINE_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1"}
+
+
+def multilingual(data: Path, work: Path, per_lang: int = 50) -> tuple[Path, dict]:
+    from mixline.curation.lang.derive import documents, read_sentences, split
+
+    by = read_sentences(data / "multilingual/leipzig_web_sentences_75.jsonl.gz")
+    rows = [{"text": doc} for lang in LANGS for doc in list(documents(split(by[lang], "eval"), seed=3))[:per_lang]]
+    path = work / "multilingual.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path, {"kind": "web", "source": "leipzig"}
+
+
+# Runs in a fresh process, in either tree: ingest, then the default recipe, timed; then the
+# digest of every decision and scrubbed text. Both trees expose mixline as `mixline.*`
+# through the package's own path mapping, or as top-level packages in older trees.
+_RUN = r"""
+import hashlib, json, resource, sys, time
+from pathlib import Path
+try:
+    from mixline.store.store import Store
+    from mixline.pipelines.ingest import IngestOptions, ingest
+    from mixline.curation.pipeline import curate
+except ImportError:
+    from store.store import Store
+    from pipelines.ingest import IngestOptions, ingest
+    from curation.pipeline import curate
+files, db = json.loads(sys.argv[1]), sys.argv[2]
+with Store(db) as st:
+    for p, opts in files:
+        ingest(st, [Path(p)], IngestOptions(**opts))
+    docs, mb = st.execute("SELECT count(*), sum(strlen(text)) / 1e6 FROM samples").fetchone()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    res = curate(st)
+    secs = time.perf_counter() - t0
+    timings = json.loads(st.execute("SELECT stats FROM runs WHERE run_id = ?", [res.run_id]).fetchone()[0]).get("timings")
+    h = hashlib.sha256()
+    for row in st.execute('''SELECT s.content_hash, d.step, d.verdict, coalesce(d.reason, ''), coalesce(round(d.score, 4)::VARCHAR, '')
+                             FROM decisions d JOIN samples s USING (sample_id) ORDER BY ALL''').fetchall():
+        h.update("\x1f".join(map(str, row)).encode() + b"\n")
+    decisions = h.hexdigest()
+    h = hashlib.sha256()
+    for row in st.execute('''SELECT p.content_hash, c.content_hash FROM edges e JOIN samples p ON p.sample_id = e.parent_id
+                             JOIN samples c ON c.sample_id = e.child_id WHERE e.relation = 'scrubbed_from' ORDER BY ALL''').fetchall():
+        h.update("\x1f".join(row).encode() + b"\n")
+    print(json.dumps({"docs": docs, "mb": mb, "seconds": secs, "timings": timings, "decisions": decisions,
+                      "scrubbed": h.hexdigest(), "kept": res.kept,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "rss_before_curate_mb": rss0 / 1024}))
+"""
+
+
+def side(tree: Path, files: list[tuple[Path, dict]], work: Path, name: str) -> dict:
+    best = None
+    for i in range(RUNS):
+        db = work / f"{name}{i}.duckdb"
+        env = {**os.environ, **ONE_CORE}
+        if tree != ROOT:
+            env["PYTHONPATH"] = str(tree)
+        out = subprocess.run([sys.executable, "-c", _RUN, json.dumps([[str(p), o] for p, o in files]), str(db)],
+                             cwd=tree, env=env, capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        for f in work.glob(f"{name}{i}.duckdb*"):
+            shutil.rmtree(f) if f.is_dir() else f.unlink()
+        best = res if best is None or res["seconds"] < best["seconds"] else best
+    assert best is not None
+    return best
+
+
+def worktree(commit: str) -> Path | None:
+    tree = WORK / f"baseline-{commit}"
+    if not tree.exists():
+        made = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
+                              capture_output=True, text=True)
+        if made.returncode:
+            print(f"baseline {commit} not measured: {made.stderr.strip()}")
+            return None
+    return tree
+
+
+def profile_rows(res: dict) -> list[dict]:
+    timings = res.get("timings") or {}
+    total = res["seconds"]
+    mb_per_doc = res["mb"] / res["docs"]
+    rows = []
+    for step, t in sorted(timings.items(), key=lambda kv: -kv[1]["seconds"]):
+        docs = t["docs"] or res["docs"]
+        rows.append({"step": step, "seconds": round(t["seconds"], 3), "share": round(t["seconds"] / total, 3),
+                     "docs seen": t["docs"] or "", "us/doc": round(t["seconds"] / docs * 1e6, 1),
+                     "MB/s": round(docs * mb_per_doc / t["seconds"], 1) if t["seconds"] else ""})
+    rows.append({"step": "(whole run)", "seconds": round(total, 3), "share": 1.0, "docs seen": res["docs"],
+                 "us/doc": round(total / res["docs"] * 1e6, 1), "MB/s": round(res["mb"] / total, 2)})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--before", default=BASELINE, help="the baseline commit (default %(default)s)")
+    ap.add_argument("--profile-only", action="store_true", help="profile today's code only")
+    args = ap.parse_args()
+    data = realdata()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        files = [*input_files(data, work), multilingual(data, work)]
+        now = side(ROOT, files, work, "now")
+        before = None
+        if not args.profile_only:
+            tree = worktree(args.before)
+            before = side(tree, files, work, "before") if tree else None
+    print(f"machine: {machine()}; one core (MIXLINE_THREADS=1); best of {RUNS}\n")
+    print(f"corpus: {now['docs']} docs, {now['mb']:.1f} MB of text\n")
+    if before and before.get("timings"):
+        print(f"## Profile before ({args.before})\n")
+        print(table(profile_rows(before)))
+        print()
+    print("## Profile now\n")
+    print(table(profile_rows(now)))
+    if before:
+        rows = [{"code": label, "docs": r["docs"], "seconds": round(r["seconds"], 2),
+                 "docs/s per core": round(r["docs"] / r["seconds"]), "MB/s": round(r["mb"] / r["seconds"], 2),
+                 "kept": r["kept"], "peak RSS MB": round(r["peak_rss_mb"])}
+                for label, r in ((f"before ({args.before})", before), ("now", now))]
+        print("\n## Before and now\n")
+        print(table(rows))
+        print(f"\nspeed-up (docs/s per core): {before['seconds'] / now['seconds']:.2f}x; "
+              f"peak RSS now / before: {now['peak_rss_mb'] / before['peak_rss_mb']:.2f}")
+        print(f"same decisions (step, verdict, reason, score by content hash): {now['decisions'] == before['decisions']}")
+        print(f"same scrubbed texts: {now['scrubbed'] == before['scrubbed']}")
+
+
+if __name__ == "__main__":
+    main()
