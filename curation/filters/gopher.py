@@ -212,10 +212,10 @@ class GopherRepetition(Filter):
             return "dup_line_char_frac"
         scale = 1.0
         if script is not None and scripts.is_unspaced(script):
-            words = [w for w in tokens(scripts.split_unspaced(text)) if not is_symbol(w)]
+            words = [w for w in tokens(scripts.split_unspaced(text)) if w[0].isalnum() or not is_symbol(w)]
             scale = CHARS_PER_WORD.get(script, 2.0)
         else:
-            words = [w for w in tokens(text) if not is_symbol(w)]
+            words = [w for w in tokens(text) if w[0].isalnum() or not is_symbol(w)]
         for n, limit in p.top_n_grams:
             if top_ngram_char_fraction(words, max(1, round(int(n) * scale))) > limit:
                 return f"top_{int(n)}_gram"

@@ -56,27 +56,34 @@ def duplicate_fraction(items: list[str]) -> tuple[float, float]:
     return dup / len(items), dup_chars / total_chars
 
 
+def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
+    """Every word n-gram in order, built in C (zip over shifted lists)."""
+    return list(zip(*(words[k:] for k in range(n)), strict=False))
+
+
 def top_ngram_char_fraction(words: list[str], n: int) -> float:
     """Characters covered by the most frequent word n-gram, over all word characters."""
     if len(words) < n:
         return 0.0
-    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-    gram, count = grams.most_common(1)[0]
+    gram, count = Counter(ngrams(words, n)).most_common(1)[0]
     if count < 2:
         return 0.0
-    total = sum(len(w) for w in words) or 1
-    return sum(len(w) for w in gram) * count / total
+    total = sum(map(len, words)) or 1
+    return sum(map(len, gram)) * count / total
 
 
 def duplicate_ngram_char_fraction(words: list[str], n: int) -> float:
     """Characters inside word n-grams that occur more than once (each character counted once)."""
     if len(words) < n:
         return 0.0
+    grams = ngrams(words, n)
+    if len(set(grams)) == len(grams):
+        return 0.0  # no n-gram occurs twice
     seen: set[tuple[str, ...]] = set()
     marked = [False] * len(words)
     i = 0
-    while i <= len(words) - n:
-        gram = tuple(words[i : i + n])
+    while i < len(grams):
+        gram = grams[i]
         if gram in seen:
             for j in range(i, i + n):
                 marked[j] = True
@@ -84,5 +91,5 @@ def duplicate_ngram_char_fraction(words: list[str], n: int) -> float:
         else:
             seen.add(gram)
             i += 1
-    total = sum(len(w) for w in words) or 1
+    total = sum(map(len, words)) or 1
     return sum(len(w) for w, m in zip(words, marked, strict=True) if m) / total

@@ -49,6 +49,29 @@ CODE_LINE = re.compile(
     r"|(?:if|for|while|switch|catch)\s*\(.*\)\s*\{?$|(?:else|try|finally)\s*:?\{?$"
     r"|[{}\[\]();]+$|.*[;{]$|.*\)\s*:$|[\w.\[\]]+\s*(?:[-+*/|&]?=|:=)\s*\S.*$|.*(?:==|!=|=>|->|&&|\|\|).*$"
     r"|(?://|/\*|\*/|#!|#\s|\"\"\"|\'\'\'|@\w+)|\s{4,}.*[,(\[:]$).*")
+# CODE_LINE without its alternatives of the form `.*X$`, which backtrack over long lines (and over
+# runs of leading spaces); `code_line` tests those with string methods, with the same result.
+_CODE_REST = re.compile(
+    r"^\s*(?:(?:def|class|import|from|return|elif|var|let|const|function|public|private|static|void|package|"
+    r"#include|#define|using|namespace|fn|impl|struct|enum)\s+[\w.<>*:\"]+"
+    r"|(?:if|for|while|switch|catch)\s*\(.*\)\s*\{?$|(?:else|try|finally)\s*:?\{?$"
+    r"|[{}\[\]();]+$|[\w.\[\]]+\s*(?:[-+*/|&]?=|:=)\s*\S.*$"
+    r"|(?://|/\*|\*/|#!|#\s|\"\"\"|\'\'\'|@\w+))")
+_OPERATORS = ("==", "!=", "=>", "->", "&&", "||")
+
+
+def code_line(line: str) -> bool:
+    """Whether a line (without line breaks, not blank) matches CODE_LINE."""
+    last = line[-1]
+    if last in ";{" or any(op in line for op in _OPERATORS):
+        return True
+    if last in ",([:" and len(line) - len(line.lstrip()) >= 4:
+        return True
+    if last == ":" and line[:-1].rstrip().endswith(")"):
+        return True
+    return _CODE_REST.match(line) is not None
+
+
 # Words in Latin and Cyrillic text, where Python's \w is enough (and faster than Unicode properties).
 _SIMPLE_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 # Languages close enough that a paragraph's guess between them is noise, not a second language.
@@ -79,7 +102,7 @@ def code_share(text: str, min_lines: int = 4) -> float:
     lines = [ln for ln in text[:8000].splitlines() if ln.strip()]
     if len(lines) < min_lines:
         return 0.0
-    code = [ln for ln in lines if CODE_LINE.match(ln)]
+    code = [ln for ln in lines if code_line(ln)]
     if len(code) < 0.2 * len(lines):
         return 0.0
     return sum(map(len, code)) / max(1, sum(map(len, lines)))
@@ -125,11 +148,13 @@ class Identifier:
         toks = (_SIMPLE_WORD if script in ("Latn", "Cyrl") else WORD).findall(text.lower())
         if len(toks) < 8:
             return None, 0.0
+        # Counted per distinct word (in order of first occurrence, so ties break as a pass over the tokens would).
         c: Counter[str] = Counter()
-        for w in toks:
+        for w, k in Counter(toks).items():
             hit = index.get(w)
             if hit:
-                c.update(hit)
+                for lang in hit:
+                    c[lang] += k
         if not c:
             return None, 0.0
         top = c.most_common(2)

@@ -76,10 +76,14 @@ def _deleter() -> _Deleter:
     return _Deleter(_table())
 
 
+# Every ASCII byte that is not a letter, for counting letters with bytes.translate (C speed).
+_ASCII_NON_LETTERS = bytes(b for b in range(128) if not chr(b).isalpha())
+
+
 def script_counts(text: str) -> Counter[str]:
     """Letters per script (ISO 15924) in the text."""
     if text.isascii():
-        n = sum(1 for c in text if c.isalpha())
+        n = len(text.encode("ascii").translate(None, _ASCII_NON_LETTERS))
         return Counter({"Latn": n}) if n else Counter()
     tags = _tags()
     return Counter({tags[t]: n for t, n in Counter(text.translate(_deleter())).items()})

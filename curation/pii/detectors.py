@@ -312,6 +312,48 @@ PRIORITY = {t: i for i, t in enumerate(("SECRET", "URL_CREDENTIALS", "EMAIL", "I
                                         "IP_ADDRESS", "STREET_ADDRESS", "PHONE", "PERSON", "LOCATION"))}
 
 
+_ANY_DIGIT = re.compile(r"\d")
+_IBAN_HINT = re.compile(r"[A-Za-z]{2}\d{2}")
+
+
+class Hints:
+    """Cheap facts about a text, computed once, that rule detectors out: a pattern that needs an
+    '@' or 13 digits cannot match a text without them. Each test is implied by its detector's
+    pattern, so skipping a detector never changes what is found; most text holds no PII."""
+
+    __slots__ = ("text", "_digits")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._digits: int | None = None
+
+    @property
+    def digits(self) -> int:
+        """Decimal digits in the text (\\d: ASCII, or any Unicode digit in other text)."""
+        if self._digits is None:
+            t = self.text
+            self._digits = sum(map(t.count, "0123456789")) if t.isascii() else len(_ANY_DIGIT.findall(t))
+        return self._digits
+
+    def may_hold(self, entity: str) -> bool:
+        t = self.text
+        if entity == "EMAIL":
+            return "@" in t
+        if entity == "URL_CREDENTIALS":
+            return "@" in t and "://" in t
+        if entity == "CREDIT_CARD":
+            return self.digits >= 13
+        if entity == "US_SSN":
+            return self.digits >= 9
+        if entity == "PHONE":  # a pattern match needs 7 digits, a bare number 10
+            return self.digits >= 7
+        if entity == "IBAN":
+            return self.digits >= 2 and _IBAN_HINT.search(t) is not None
+        if entity == "IP_ADDRESS":  # IPv4 needs 4 digits and 3 dots, IPv6 two colons
+            return (self.digits >= 4 and t.count(".") >= 3) or t.count(":") >= 2
+        return True
+
+
 NAME_DETECTORS = ("lexicon", "spacy", "both", "none")
 
 
@@ -355,9 +397,10 @@ class Detector:
         """Spans per text. With `langs`, phone numbers are also found in the national formats of
         the region the language suggests ("030 12345678" in German text), by phonenumbers."""
         out: list[list[Span]] = []
-        finders = [PATTERN_DETECTORS[t] for t in self.entities if t in PATTERN_DETECTORS]
+        finders = [(t, PATTERN_DETECTORS[t]) for t in self.entities if t in PATTERN_DETECTORS]
         for text in texts:
-            out.append([s for f in finders for s in f(text)])
+            hints = Hints(text)
+            out.append([s for t, f in finders if hints.may_hold(t) for s in f(text)])
         if langs is not None and "PHONE" in self.entities:
             for spans, text, lang in zip(out, texts, langs, strict=True):
                 if lang in LANG_REGION and lang != "en":
