@@ -308,3 +308,23 @@ def test_phone_precision_and_recall_on_the_labelled_set(realdata):
     assert rows["ALL"]["precision"] >= 0.97 and rows["ALL"]["recall"] >= 0.9
     for source in ("domain_legal", "web", "code"):
         assert rows[source]["predicted"] == rows[source]["right"], f"false phones in {source}"
+
+
+def test_cheap_hints_never_skip_a_detector_that_would_find_something() -> None:
+    """Detector skips a pattern where a hint (an '@', enough digits, the pattern's core) rules it
+    out; on texts dense with near-PII, every finder run unconditionally finds nothing more."""
+    import random
+
+    from mixline.curation.pii import detectors as d
+
+    rng = random.Random(11)
+    parts = ["call", "+49", "(030)", "555-0100", "123-45-6789", "4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00",
+             "10.0.0.1", "fe80::1", "a@b.io", "https://u:p@h.io/", "key=", "'AbCdEf0123456789'", "ext 12", "x",
+             "٣٤٥٦٧٨٩", "12.5", "::", "\n    ", "Rua do Sol 12", "token: ", "0" * 32, ".", "-", " ", "(", ")", "7"]
+    texts = ["".join(rng.choice(parts) + rng.choice(["", " ", ", "]) for _ in range(rng.randint(1, 12)))
+             for _ in range(4000)]
+    for text in texts:
+        hints = d.Hints(text)
+        for entity, finder in d.PATTERN_DETECTORS.items():
+            if not hints.may_hold(entity):
+                assert list(finder(text)) == [], (entity, text)

@@ -260,6 +260,10 @@ _SECRET_HINTS = ((AWS_KEY, "aws_access_key", ("AKIA", "ASIA", "AGPA", "AIDA", "A
                  (GITHUB, "github_token", ("gho_", "ghp_", "ghu_", "ghs_", "ghr_", "github_pat_")),
                  (SLACK, "slack_token", ("xox", "hooks.slack.com")),
                  (PRIVATE_KEY, "private_key_block", ("PRIVATE KEY",)), (JWT, "jwt", ("eyJ",)))
+# What QUOTED and CONFIG_VALUE need, as patterns that start with a character class (which the
+# regex engine scans for quickly); their own leading lookbehinds and anchors make every position a try.
+_QUOTED_HINT = re.compile(r"[\"'][A-Za-z0-9+/=_\-]{10,}[\"']|[A-Za-z0-9+/]{32}")
+_CONFIG_HINT = re.compile(r"[:=][ \t]*(?:!!\w+[ \t]+)?[A-Za-z0-9+/=_\-]{10}|[ \t][A-Za-z0-9+/=]{12}")
 _SECRET_WORD = re.compile(r"(?i)key|secret|token|pass|pwd|auth|credential|api")
 
 
@@ -270,7 +274,9 @@ def find_secrets(text: str) -> Iterator[Span]:
                 yield Span(m.start(), m.end(), "SECRET", name)
     if ("=" in text or ":" in text) and _SECRET_WORD.search(text):
         yield from _key_values(text)
-    for rx in (QUOTED, CONFIG_VALUE):
+    for rx, hint in ((QUOTED, _QUOTED_HINT), (CONFIG_VALUE, _CONFIG_HINT)):
+        if not hint.search(text):
+            continue
         for m in rx.finditer(text):
             g = 1 if m.group(1) else 2
             value = m.group(g)
@@ -313,7 +319,12 @@ PRIORITY = {t: i for i, t in enumerate(("SECRET", "URL_CREDENTIALS", "EMAIL", "I
 
 
 _ANY_DIGIT = re.compile(r"\d")
+# Each pattern's core without its lookarounds: implied by a match, and quick to search for.
 _IBAN_HINT = re.compile(r"[A-Za-z]{2}\d{2}")
+_CARD_HINT = re.compile(r"(?:\d[ -]?){12,18}\d")
+_SSN_HINT = re.compile(r"\d{3}[- ]\d{2}[- ]\d{4}")
+_PHONE_HINT = re.compile(r"\d[\d .()\-]{5,}\d")
+_IPV4_HINT = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d")
 
 
 class Hints:
@@ -342,15 +353,15 @@ class Hints:
         if entity == "URL_CREDENTIALS":
             return "@" in t and "://" in t
         if entity == "CREDIT_CARD":
-            return self.digits >= 13
+            return self.digits >= 13 and _CARD_HINT.search(t) is not None
         if entity == "US_SSN":
-            return self.digits >= 9
-        if entity == "PHONE":  # a pattern match needs 7 digits, a bare number 10
-            return self.digits >= 7
+            return self.digits >= 9 and _SSN_HINT.search(t) is not None
+        if entity == "PHONE":  # 7 digits in a run of digits, spaces, dots, dashes and brackets
+            return self.digits >= 7 and _PHONE_HINT.search(t) is not None
         if entity == "IBAN":
             return self.digits >= 2 and _IBAN_HINT.search(t) is not None
-        if entity == "IP_ADDRESS":  # IPv4 needs 4 digits and 3 dots, IPv6 two colons
-            return (self.digits >= 4 and t.count(".") >= 3) or t.count(":") >= 2
+        if entity == "IP_ADDRESS":  # IPv4 needs four dotted groups of digits, IPv6 two colons
+            return (self.digits >= 4 and t.count(".") >= 3 and _IPV4_HINT.search(t) is not None) or t.count(":") >= 2
         return True
 
 
