@@ -1,9 +1,9 @@
 """The default recipe, step by step, on a fixed mixed corpus, against a baseline commit in one run.
 
-Corpus (about 11,000 docs): bench_profiles.py's mixed real input (Common Crawl, MedQuAD,
+Corpus (about 10,300 docs): bench_profiles.py's mixed real input (Common Crawl, MedQuAD,
 LegalBench, GSM8K, hh-rlhf, pythia outputs) plus 1,000 documents of 10-20 Leipzig web
-sentences in 20 languages and 8 scripts. Each side ingests the same files into its own
-store and runs its default recipe, best of BENCH_RUNS runs, on one core
+sentences in 20 languages and 8 scripts, ingested once by today's code. Each side curates its
+own copy of that store (same samples, ids and pseudonym key) with its default recipe, best of BENCH_RUNS runs, on one core
 (`MIXLINE_THREADS=1`, BLAS and DuckDB on one thread).
 
 It prints:
@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, RUNS, WORK, machine, realdata, table  # noqa: E402
 from bench_profiles import input_files  # noqa: E402
 
+DUMP: Path | None = None  # --dump DIR
 BASELINE = "2ee47da"  # the commit after the language work (#26), before this speed work
 LANGS = ("de", "fr", "es", "ru", "zh", "ja", "ar", "hi", "th", "ko", "el", "he", "tr", "vi", "pl", "uk", "fa",
          "bn", "id", "sw")
@@ -50,37 +51,34 @@ def multilingual(data: Path, work: Path, per_lang: int = 50) -> tuple[Path, dict
 
 
 # Runs in a fresh process, in either tree: ingest, then the default recipe, timed; then the
-# digest of every decision and scrubbed text. Both trees expose mixline as `mixline.*`
-# through the package's own path mapping, or as top-level packages in older trees.
+# digest of every decision and scrubbed text. The baseline's code is `mixline.*` through
+# `package()`; older trees had top-level packages.
 _RUN = r"""
 import hashlib, json, resource, sys, time
 from pathlib import Path
-try:
-    from mixline.store.store import Store
-    from mixline.pipelines.ingest import IngestOptions, ingest
-    from mixline.curation.pipeline import curate
-except ImportError:
-    from store.store import Store
-    from pipelines.ingest import IngestOptions, ingest
-    from curation.pipeline import curate
-files, db = json.loads(sys.argv[1]), sys.argv[2]
+from mixline.store.store import Store
+from mixline.curation.pipeline import curate
+db = sys.argv[2]
 with Store(db) as st:
-    for p, opts in files:
-        ingest(st, [Path(p)], IngestOptions(**opts))
     docs, mb = st.execute("SELECT count(*), sum(strlen(text)) / 1e6 FROM samples").fetchone()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     res = curate(st)
     secs = time.perf_counter() - t0
     timings = json.loads(st.execute("SELECT stats FROM runs WHERE run_id = ?", [res.run_id]).fetchone()[0]).get("timings")
+    # Samples named by their text with the store's salted pseudonym suffixes (<EMAIL_3f2a>) cut.
+    key = "md5(regexp_replace(coalesce(s.text, '') || coalesce(s.messages::VARCHAR, ''), '<([A-Z_]+)_[0-9a-f]+>', '<\\1>', 'g'))"
     h = hashlib.sha256()
-    for row in st.execute('''SELECT s.content_hash, d.step, d.verdict, coalesce(d.reason, ''), coalesce(round(d.score, 4)::VARCHAR, '')
-                             FROM decisions d JOIN samples s USING (sample_id) ORDER BY ALL''').fetchall():
+    for row in st.execute(f'''SELECT {key}, d.step, d.verdict, coalesce(d.reason, ''), coalesce(round(d.score, 4)::VARCHAR, '')
+                              FROM decisions d JOIN samples s USING (sample_id) ORDER BY ALL''').fetchall():
         h.update("\x1f".join(map(str, row)).encode() + b"\n")
     decisions = h.hexdigest()
+    if len(sys.argv) > 3:  # --dump: every decision row, to compare two trees
+        st.execute(f"COPY (SELECT {key} AS sample, d.step, d.verdict, d.reason, round(d.score, 4) AS score, s.kind "
+                   f"FROM decisions d JOIN samples s USING (sample_id) ORDER BY ALL) TO '{sys.argv[3]}' (FORMAT parquet)")
     h = hashlib.sha256()
-    for row in st.execute('''SELECT p.content_hash, c.content_hash FROM edges e JOIN samples p ON p.sample_id = e.parent_id
-                             JOIN samples c ON c.sample_id = e.child_id WHERE e.relation = 'scrubbed_from' ORDER BY ALL''').fetchall():
+    for row in st.execute(f'''SELECT p.content_hash, {key} FROM edges e JOIN samples p ON p.sample_id = e.parent_id
+                              JOIN samples s ON s.sample_id = e.child_id WHERE e.relation = 'scrubbed_from' ORDER BY ALL''').fetchall():
         h.update("\x1f".join(row).encode() + b"\n")
     print(json.dumps({"docs": docs, "mb": mb, "seconds": secs, "timings": timings, "decisions": decisions,
                       "scrubbed": h.hexdigest(), "kept": res.kept,
@@ -89,14 +87,30 @@ with Store(db) as st:
 """
 
 
-def side(tree: Path, files: list[tuple[Path, dict]], work: Path, name: str) -> dict:
+def ingested(files: list[tuple[Path, dict]], path: Path) -> Path:
+    """One store both sides curate copies of (the same samples, ids and store key)."""
+    from mixline.curation.pii.scrub import store_key
+    from mixline.pipelines.ingest import IngestOptions, ingest
+    from mixline.store import Store
+
+    with Store(path) as st:
+        for p, opts in files:
+            ingest(st, [p], IngestOptions(**opts))
+        # The pseudonym key is made on first use: made here, both copies scrub to the same children.
+        store_key(st)
+    return path
+
+
+def side(tree: Path, base: Path, work: Path, name: str) -> dict:
     best = None
     for i in range(RUNS):
         db = work / f"{name}{i}.duckdb"
+        shutil.copy(base, db)
         env = {**os.environ, **ONE_CORE}
         if tree != ROOT:
-            env["PYTHONPATH"] = str(tree)
-        out = subprocess.run([sys.executable, "-c", _RUN, json.dumps([[str(p), o] for p, o in files]), str(db)],
+            env["PYTHONPATH"] = str(package(tree))
+        dump = [str(DUMP / f"{name}.parquet")] if DUMP else []
+        out = subprocess.run([sys.executable, "-c", _RUN, "-", str(db), *dump],
                              cwd=tree, env=env, capture_output=True, text=True)
         if out.returncode:
             raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
@@ -106,6 +120,19 @@ def side(tree: Path, files: list[tuple[Path, dict]], work: Path, name: str) -> d
         best = res if best is None or res["seconds"] < best["seconds"] else best
     assert best is not None
     return best
+
+
+def package(tree: Path) -> Path:
+    """A folder where `mixline.*` is the tree's code: the installed (editable) finder would
+    otherwise map mixline.store and the others to today's folders."""
+    pkg = tree.parent / f"{tree.name}-pkg" / "mixline"
+    if not pkg.exists():
+        pkg.mkdir(parents=True)
+        for f in (tree / "mixline").iterdir():
+            (pkg / f.name).symlink_to(f)
+        for d in ("store", "curation", "pipelines", "dashboards"):
+            (pkg / d).symlink_to(tree / d)
+    return pkg.parent
 
 
 def worktree(commit: str) -> Path | None:
@@ -138,16 +165,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", default=BASELINE, help="the baseline commit (default %(default)s)")
     ap.add_argument("--profile-only", action="store_true", help="profile today's code only")
+    ap.add_argument("--dump", type=Path, help="write each side's decision rows to DIR/{before,now}.parquet")
     args = ap.parse_args()
+    global DUMP
+    DUMP = args.dump
+    if DUMP:
+        DUMP.mkdir(parents=True, exist_ok=True)
     data = realdata()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        files = [*input_files(data, work), multilingual(data, work)]
-        now = side(ROOT, files, work, "now")
+        base = ingested([*input_files(data, work), multilingual(data, work)], work / "base.duckdb")
+        now = side(ROOT, base, work, "now")
         before = None
         if not args.profile_only:
             tree = worktree(args.before)
-            before = side(tree, files, work, "before") if tree else None
+            before = side(tree, base, work, "before") if tree else None
     print(f"machine: {machine()}; one core (MIXLINE_THREADS=1); best of {RUNS}\n")
     print(f"corpus: {now['docs']} docs, {now['mb']:.1f} MB of text\n")
     if before and before.get("timings"):

@@ -57,6 +57,17 @@ _TOKEN = re.compile(r"[^\W\d_][\w'’.-]*")
 # postcodes that are strong without one: five digits, British and Canadian codes.
 _PART_WORDS = frozenset(["apt", "apartment", "suite", "ste", "flat", "box", "psc", "cmr", "apo", "fpo", "dpo", "usns", "usnv", "uss", "uscgc", "zip", "postal", "post"])
 _STRONG_CODE = re.compile(r"(?<!\d)\d{5}(?!\d)|[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}|[A-Z]\d[A-Z]\s?\d[A-Z]\d")
+# The same test, an alternative at a time: patterns that start with a character class are
+# searched quickly; the five digits are looked for without the lookarounds first.
+_FIVE_DIGITS = re.compile(r"\d{5}")
+_STRONG_PARTS = (re.compile(r"(?<!\d)\d{5}(?!\d)"), re.compile(r"[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}"),
+                 re.compile(r"[A-Z]\d[A-Z]\s?\d[A-Z]\d"))
+
+
+def _strong_code(text: str) -> bool:
+    """Whether _STRONG_CODE finds anything in the text."""
+    five, uk, ca = _STRONG_PARTS
+    return bool((_FIVE_DIGITS.search(text) and five.search(text)) or uk.search(text) or ca.search(text))
 _THEN_NUMBER = re.compile(r"[ \t]+\d")
 UNIT = re.compile(r"(?<![\w])(?:Apt|Apartment|Suite|Ste|Flat)\.?\s*#?\s*\d{1,5}[A-Za-z]?(?![\w])", re.IGNORECASE)
 WEAK_UNIT = re.compile(r"(?<![\w])(?:Unit|Floor|Fl|Room|Rm|Bldg|Building|Block|Door)\.?\s*#?\s*\d{1,5}[A-Za-z]?(?![\w])",
@@ -232,7 +243,7 @@ def find_addresses(text: str) -> list[tuple[int, int]]:
     if not _DIGIT.search(text):
         return []
     windows, part_word = _scan(text)
-    if not (windows or part_word or _STRONG_CODE.search(text)):
+    if not (windows or part_word or _strong_code(text)):
         return []  # no part that could make an address: most text with numbers ends here
     for m in _street_lines(text, windows):
         if _street_ok(m.group()):

@@ -262,9 +262,11 @@ _SECRET_HINTS = ((AWS_KEY, "aws_access_key", ("AKIA", "ASIA", "AGPA", "AIDA", "A
                  (PRIVATE_KEY, "private_key_block", ("PRIVATE KEY",)), (JWT, "jwt", ("eyJ",)))
 # What QUOTED and CONFIG_VALUE need, as patterns that start with a character class (which the
 # regex engine scans for quickly); their own leading lookbehinds and anchors make every position a try.
-_QUOTED_HINT = re.compile(r"[\"'][A-Za-z0-9+/=_\-]{10,}[\"']|[A-Za-z0-9+/]{32}")
+_QUOTED_HINT = re.compile(r"[\"'][A-Za-z0-9+/=_\-]{10,}[\"']")
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/]{32}")
 _CONFIG_HINT = re.compile(r"[:=][ \t]*(?:!!\w+[ \t]+)?[A-Za-z0-9+/=_\-]{10}|[ \t][A-Za-z0-9+/=]{12}")
-_SECRET_WORD = re.compile(r"(?i)key|secret|token|pass|pwd|auth|credential|api")
+# KEY_VALUE's key word and separator, without its leading context: implied by a match.
+_KEY_HINT = re.compile(r"(?i)(?:key|secret|token|passw(?:or)?d|pwd|pass|auth|credential|api)[\w.-]*[\"']?[ \t]*[:=]")
 
 
 def find_secrets(text: str) -> Iterator[Span]:
@@ -272,10 +274,10 @@ def find_secrets(text: str) -> Iterator[Span]:
         if any(h in text for h in hints):
             for m in rx.finditer(text):
                 yield Span(m.start(), m.end(), "SECRET", name)
-    if ("=" in text or ":" in text) and _SECRET_WORD.search(text):
+    if ("=" in text or ":" in text) and _KEY_HINT.search(text):
         yield from _key_values(text)
-    for rx, hint in ((QUOTED, _QUOTED_HINT), (CONFIG_VALUE, _CONFIG_HINT)):
-        if not hint.search(text):
+    for rx, hints in ((QUOTED, (_QUOTED_HINT, _LONG_RUN)), (CONFIG_VALUE, (_CONFIG_HINT,))):
+        if not any(h.search(text) for h in hints):
             continue
         for m in rx.finditer(text):
             g = 1 if m.group(1) else 2
@@ -325,6 +327,7 @@ _CARD_HINT = re.compile(r"(?:\d[ -]?){12,18}\d")
 _SSN_HINT = re.compile(r"\d{3}[- ]\d{2}[- ]\d{4}")
 _PHONE_HINT = re.compile(r"\d[\d .()\-]{5,}\d")
 _IPV4_HINT = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d")
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 
 
 class Hints:
@@ -361,7 +364,8 @@ class Hints:
         if entity == "IBAN":
             return self.digits >= 2 and _IBAN_HINT.search(t) is not None
         if entity == "IP_ADDRESS":  # IPv4 needs four dotted groups of digits, IPv6 two colons
-            return (self.digits >= 4 and t.count(".") >= 3 and _IPV4_HINT.search(t) is not None) or t.count(":") >= 2
+            return (self.digits >= 4 and t.count(".") >= 3 and _IPV4_HINT.search(t) is not None) \
+                or (t.count(":") >= 2 and _IPV6_HINT.search(t) is not None)
         return True
 
 
