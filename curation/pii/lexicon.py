@@ -159,6 +159,8 @@ class Token(NamedTuple):
 
 def tokenize(text: str) -> list[Token]:
     out: list[Token] = []
+    append = out.append
+    make = tuple.__new__  # Token(...) without the NamedTuple constructor's Python frame
     prev_end = 0
     for m in WORD.finditer(text):
         start, end = m.span()
@@ -171,10 +173,13 @@ def tokenize(text: str) -> list[Token]:
             w = w[:-2]
         shape = "upper" if len(w) > 1 and w.isupper() else "cap" if w[0].isupper() else "lower"
         # Starts a sentence or line: the last character before it, past spaces, quotes and
-        # brackets, ends one (or there is none).
-        gap = text[prev_end:start].rstrip(" \t\"'“‘([")
-        initial = gap[-1] in SENTENCE_END if gap else not out
-        out.append(Token(start, end, w.lower() if w.isascii() else fold(w), shape, initial))
+        # brackets, ends one (or there is none). A single space between words is the common case.
+        if start - prev_end == 1 and text[prev_end] == " ":
+            initial = not out
+        else:
+            gap = text[prev_end:start].rstrip(" \t\"'“‘([")
+            initial = gap[-1] in SENTENCE_END if gap else not out
+        append(make(Token, (start, end, w.lower() if w.isascii() else fold(w), shape, initial)))
         prev_end = end
     return out
 
@@ -226,6 +231,9 @@ def address_towns(text: str, lx: Lexicons) -> list[tuple[int, int]]:
     return out
 
 
+_INFLECTIONS = (("s", ""), ("es", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""), ("ies", "y"), ("d", ""))
+
+
 def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
     """(start, end, "PERSON" | "LOCATION") spans in text."""
     lx = lexicons()
@@ -247,26 +255,30 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
         for u in line_toks:
             titled[u.start] = heading
 
-    prev_end = 0
+    # A new line starts when the gap since the previous token holds a newline: `nl` is the
+    # first newline at or after the previous token's end (one pass over the text in all).
+    nl = text.find("\n")
     for t in toks:
-        # A new line starts when the gap since the previous token holds a newline (one
-        # pass over the text in all, however long it is).
-        if line_toks and "\n" in text[prev_end:t.start]:
+        if line_toks and 0 <= nl < t.start:
             flush()
             line_toks = []
         line_toks.append(t)
-        prev_end = t.end
+        if 0 <= nl < t.end:
+            nl = text.find("\n", t.end)
     if line_toks:
         flush()
+
+    known: dict[str, bool] = {}
 
     def word(low: str) -> bool:
         """An English word, or an inflection of one (web2 lists lemmas)."""
         if low in lx.words:
             return True
-        for suf, rep in (("s", ""), ("es", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""), ("ies", "y"), ("d", "")):
-            if low.endswith(suf) and len(low) - len(suf) > 3 and low[:-len(suf)] + rep in lx.words:
-                return True
-        return False
+        hit = known.get(low)
+        if hit is None:
+            hit = known[low] = any(low.endswith(suf) and len(low) - len(suf) > 3 and low[:-len(suf)] + rep in lx.words
+                                   for suf, rep in _INFLECTIONS)
+        return hit
 
     def proper(t: Token) -> bool:
         """Could this token be part of a proper name?"""
@@ -319,9 +331,11 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
     # Places: the longest gazetteer match; a one-word place that is also a first name
     # needs a locative cue, and never one that a surname follows ("Sydney Gladu").
     i = 0
+    place_len = lx.place_len
     while i < n:
         hit = 0
-        for k in range(min(lx.place_len.get(toks[i].low, 0), n - i), 0, -1):
+        longest = place_len.get(toks[i].low)
+        for k in range(min(longest, n - i), 0, -1) if longest else ():
             if tuple(t.low for t in toks[i:i + k]) in lx.places:
                 hit = k
                 break
@@ -356,7 +370,7 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
             i += 1
             continue
         title = i > 0 and toks[i - 1].low in TITLES and not used[i - 1]
-        cue = _cue(toks, i, PERSON_INDEX)
+        cue = _cue(toks, i, PERSON_INDEX) if i and toks[i - 1].low in PERSON_INDEX else None
         strong_cue = cue is not None and cue not in WEAK_CUES
         start = False
         if title or strong_cue:
