@@ -146,6 +146,28 @@ def worktree(commit: str) -> Path | None:
     return tree
 
 
+PEERS_PY = WORK / "peers" / "bin" / "python"  # `make benchmarks/_work/peers/.installed`
+
+
+def datatrove(base: Path, work: Path) -> dict | None:
+    """datatrove's closest pipeline (benchmarks/peers/datatrove_pipeline.py) on the same samples, one worker."""
+    if not PEERS_PY.exists():
+        print(f"datatrove not measured: no peers venv at {PEERS_PY} (make benchmarks/_work/peers/.installed)")
+        return None
+    from mixline.store import Store
+
+    docs = work / "datatrove_docs.jsonl"
+    with Store(base, read_only=True) as st, open(docs, "w", encoding="utf-8") as fh:
+        for sid, text in st.execute("SELECT sample_id, text FROM samples WHERE kind <> 'eval' ORDER BY sample_id").fetchall():
+            fh.write(json.dumps({"id": sid, "text": text}) + "\n")
+    out = subprocess.run([str(PEERS_PY), str(ROOT / "benchmarks" / "peers" / "datatrove_pipeline.py"), str(docs),
+                          str(work / "datatrove")], env={**os.environ, **ONE_CORE}, capture_output=True, text=True)
+    if out.returncode:
+        print(f"datatrove failed: {out.stderr[-2000:]}")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def profile_rows(res: dict) -> list[dict]:
     timings = res.get("timings") or {}
     total = res["seconds"]
@@ -176,10 +198,11 @@ def main() -> None:
         work = Path(tmp)
         base = ingested([*input_files(data, work), multilingual(data, work)], work / "base.duckdb")
         now = side(ROOT, base, work, "now")
-        before = None
+        before = peer = None
         if not args.profile_only:
             tree = worktree(args.before)
             before = side(tree, base, work, "before") if tree else None
+            peer = datatrove(base, work)
     print(f"machine: {machine()}; one core (MIXLINE_THREADS=1); best of {RUNS}\n")
     print(f"corpus: {now['docs']} docs, {now['mb']:.1f} MB of text\n")
     if before and before.get("timings"):
@@ -199,6 +222,19 @@ def main() -> None:
               f"peak RSS now / before: {now['peak_rss_mb'] / before['peak_rss_mb']:.2f}")
         print(f"same decisions (step, verdict, reason, score by content hash): {now['decisions'] == before['decisions']}")
         print(f"same scrubbed texts: {now['scrubbed'] == before['scrubbed']}")
+    if peer:
+        print("\n## Against datatrove's closest pipeline (same samples, one worker)\n")
+        print(table([
+            {"tool": "mixline default recipe (now)", "seconds": round(now["seconds"], 2),
+             "docs/s per core": round(now["docs"] / now["seconds"]), "peak RSS MB": round(now["peak_rss_mb"]),
+             "kept": now["kept"]},
+            {"tool": "datatrove: Gopher rep. + quality, C4, FineWeb, PII formatter, MinHash (4 stages)",
+             "seconds": round(peer["seconds"], 2), "docs/s per core": round(peer["docs"] / peer["seconds"]),
+             "peak RSS MB": round(peer["peak_rss_mb"]), "kept": peer["kept"]}]))
+        print(f"\nmixline / datatrove docs/s: {peer['seconds'] / now['seconds']:.2f}x (target 10x); "
+              f"peak RSS mixline / datatrove: {now['peak_rss_mb'] / peer['peak_rss_mb']:.2f}. mixline also identifies "
+              "languages, scores toxicity, finds names, phones, addresses and secrets, decontaminates against "
+              "benchmarks and records every decision in the store; datatrove writes JSONL.")
 
 
 if __name__ == "__main__":

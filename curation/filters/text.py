@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from itertools import compress
 
 # Close to spaCy's English tokenizer (which datatrove's Gopher filter uses): URLs, dotted
 # names and numbers such as 3.5 or 10,000 stay whole, as do initials and "e.g."; so do "HTLV-1", "48,XXYY" and 12:30,
@@ -73,23 +74,33 @@ def top_ngram_char_fraction(words: list[str], n: int) -> float:
 
 
 def duplicate_ngram_char_fraction(words: list[str], n: int) -> float:
-    """Characters inside word n-grams that occur more than once (each character counted once)."""
+    """Characters inside word n-grams that occur more than once (each character counted once).
+
+    A pass from the left: an n-gram seen before marks its n words and the pass jumps past
+    them; the n-grams it jumps over are not remembered. Each n-gram is named by the position
+    where it first occurs, so the pass compares integers, and it walks only between the
+    positions whose n-gram occurred earlier (any other one is new).
+    """
     if len(words) < n:
         return 0.0
     grams = ngrams(words, n)
-    if len(set(grams)) == len(grams):
+    first: dict[tuple[str, ...], int] = {}
+    gid = [first.setdefault(g, i) for i, g in enumerate(grams)]
+    if len(first) == len(grams):
         return 0.0  # no n-gram occurs twice
-    seen: set[tuple[str, ...]] = set()
-    marked = [False] * len(words)
+    repeats = [i for i, g in enumerate(gid) if g != i]
+    seen = bytearray(len(grams))
+    marked = bytearray(len(words))
     i = 0
-    while i < len(grams):
-        gram = grams[i]
-        if gram in seen:
-            for j in range(i, i + n):
-                marked[j] = True
-            i += n
+    for c in repeats:
+        if c < i:
+            continue  # jumped over
+        seen[i:c] = b"\x01" * (c - i)  # new n-grams, remembered
+        if seen[gid[c]]:
+            marked[c:c + n] = b"\x01" * n
+            i = c + n
         else:
-            seen.add(gram)
-            i += 1
+            seen[gid[c]] = 1
+            i = c + 1
     total = sum(map(len, words)) or 1
-    return sum(len(w) for w, m in zip(words, marked, strict=True) if m) / total
+    return sum(map(len, compress(words, marked))) / total
