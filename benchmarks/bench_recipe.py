@@ -80,7 +80,7 @@ with Store(db) as st:
     for row in st.execute(f'''SELECT p.content_hash, {key} FROM edges e JOIN samples p ON p.sample_id = e.parent_id
                               JOIN samples s ON s.sample_id = e.child_id WHERE e.relation = 'scrubbed_from' ORDER BY ALL''').fetchall():
         h.update("\x1f".join(row).encode() + b"\n")
-    print(json.dumps({"docs": docs, "mb": mb, "seconds": secs, "timings": timings, "decisions": decisions,
+    print(json.dumps({"code": curate.__code__.co_filename, "docs": docs, "mb": mb, "seconds": secs, "timings": timings, "decisions": decisions,
                       "scrubbed": h.hexdigest(), "kept": res.kept,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "rss_before_curate_mb": rss0 / 1024}))
@@ -108,10 +108,12 @@ def side(tree: Path, base: Path, work: Path, name: str) -> dict:
         shutil.copy(base, db)
         env = {**os.environ, **ONE_CORE}
         if tree != ROOT:
+            # Run from `work`: from the tree itself, its own mixline/ would shadow package() and
+            # the editable install would then map mixline.store and the rest to today's code.
             env["PYTHONPATH"] = str(package(tree))
         dump = [str(DUMP / f"{name}.parquet")] if DUMP else []
         out = subprocess.run([sys.executable, "-c", _RUN, "-", str(db), *dump],
-                             cwd=tree, env=env, capture_output=True, text=True)
+                             cwd=work, env=env, capture_output=True, text=True)
         if out.returncode:
             raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
         res = json.loads(out.stdout.strip().splitlines()[-1])
@@ -204,7 +206,8 @@ def main() -> None:
             before = side(tree, base, work, "before") if tree else None
             peer = datatrove(base, work)
     print(f"machine: {machine()}; one core (MIXLINE_THREADS=1); best of {RUNS}\n")
-    print(f"corpus: {now['docs']} docs, {now['mb']:.1f} MB of text\n")
+    print(f"corpus: {now['docs']} docs, {now['mb']:.1f} MB of text; now runs {now['code']}"
+          + (f", before runs {before['code']}" if before else "") + "\n")
     if before and before.get("timings"):
         print(f"## Profile before ({args.before})\n")
         print(table(profile_rows(before)))
