@@ -33,7 +33,7 @@ from _common import ROOT, RUNS, WORK, machine, realdata, table  # noqa: E402
 from bench_profiles import input_files  # noqa: E402
 
 DUMP: Path | None = None  # --dump DIR
-BASELINE = "2ee47da"  # the commit after the language work (#26), before this speed work
+BASELINE = "13e7537"  # the language work (#26) plus per-step timings only: the code this speed work started from
 LANGS = ("de", "fr", "es", "ru", "zh", "ja", "ar", "hi", "th", "ko", "el", "he", "tr", "vi", "pl", "uk", "fa",
          "bn", "id", "sw")
 ONE_CORE = {"MIXLINE_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",

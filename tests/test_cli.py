@@ -41,6 +41,18 @@ def test_ingest_trace_impact_sql_json_interfaces(mixline, tmp_path):
     assert mixline.json("runs")[0]["run_id"] == read["sample"]["read"]["run_id"]
 
 
+def test_runs_names_a_curate_run_s_slowest_steps(mixline, tmp_path):
+    src = tmp_path / "d.jsonl"
+    src.write_text("".join(json.dumps({"text": f"Sentence number {i} is about lineage and curation."}) + "\n"
+                           for i in range(5)))
+    mixline("ingest", str(src), "--kind", "web", "--source", "fixture")
+    mixline("curate")
+    run = mixline.json("runs")[0]
+    assert run["kind"] == "curate" and run["stats"]["timings"]["language_v2"]["docs"] == 5
+    line = next(ln for ln in mixline("runs").stdout.splitlines() if run["run_id"] in ln)
+    assert "slowest: " in line and "_v" in line.split("slowest: ")[1]
+
+
 def test_sql_is_read_only(mixline):
     mixline("init")
     r = mixline("sql", "DELETE FROM samples", ok=False)

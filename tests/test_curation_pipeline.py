@@ -129,3 +129,14 @@ def test_every_batch_is_processed_when_the_selection_spans_many(store):
     res = curate(store, recipe([{"type": "length", "min_chars": 20}, {"type": "exact_dedup"}], batch_size=2))
     assert (res.selected, res.dropped) == (8, 1)
     assert store.scalar("SELECT count(DISTINCT sample_id) FROM decisions") == 8
+
+
+def test_a_run_records_where_its_time_went(store):
+    add(store, [(GOOD, "web", 0, "s"), (VARIANT, "web", 0, "s"), ("tiny", "web", 0, "s")])
+    res = curate(store, recipe([{"type": "length", "min_chars": 20}, {"type": "gopher_quality"}, {"type": "exact_dedup"}]))
+    timings = json.loads(store.scalar("SELECT stats FROM runs WHERE run_id = ?", [res.run_id]))["timings"]
+    # Each step with the samples it saw (the length rule all three, the next ones the two it kept).
+    assert timings["length_v1"]["docs"] == 3 and timings["gopher_quality_v2"]["docs"] == 2
+    assert timings["exact_dedup_v1"]["docs"] == 2
+    assert {"(select)", "(read batches)", "(decision rows)", "(finish)"} <= set(timings)
+    assert all(t["seconds"] >= 0 for t in timings.values())

@@ -147,7 +147,15 @@ def runs(ctx: Ctx, as_json: bool, limit: int, abort_run: str | None) -> None:
                    + (f"  snapshot {r['snapshot_id']}" if r["snapshot_id"] is not None else "")
                    + (f"  on {r['owner']} since {r['started_at']:%Y-%m-%d %H:%M:%S}"
                       if r["status"] == "running" and r["owner"] else "")
-                   + (f"  {r['error']}" if r["error"] else ""))
+                   + (f"  {r['error']}" if r["error"] else "")
+                   + _slowest(r["stats"]))
+
+
+def _slowest(stats: dict | None, n: int = 3) -> str:
+    """A curate run's slowest steps ("  slowest: pii_v3 5.9s, language_v2 4.2s"), from its timings."""
+    timings = (stats or {}).get("timings") or {}
+    top = sorted(((k, v["seconds"]) for k, v in timings.items() if not k.startswith("(")), key=lambda kv: -kv[1])[:n]
+    return ("  slowest: " + ", ".join(f"{k} {secs:.1f}s" for k, secs in top)) if top else ""
 
 
 @command(cli)
