@@ -98,3 +98,28 @@ def _fmt(v: object) -> str:
 
 def self_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def package(tree: Path) -> Path:
+    """A folder where `mixline.*` is the tree's code: the installed (editable) finder would
+    otherwise map mixline.store and the others to today's folders."""
+    pkg = tree.parent / f"{tree.name}-pkg" / "mixline"
+    if not pkg.exists():
+        pkg.mkdir(parents=True)
+        for f in (tree / "mixline").iterdir():
+            (pkg / f.name).symlink_to(f)
+        for d in ("store", "curation", "pipelines", "dashboards"):
+            (pkg / d).symlink_to(tree / d)
+    return pkg.parent
+
+
+def worktree(commit: str) -> Path | None:
+    """The commit checked out as a git worktree under benchmarks/_work, or None (with a line why)."""
+    tree = WORK / f"baseline-{commit}"
+    if not tree.exists():
+        made = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
+                              capture_output=True, text=True)
+        if made.returncode:
+            print(f"baseline {commit} not measured: {made.stderr.strip()}")
+            return None
+    return tree

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, RUNS, WORK, machine, realdata, table  # noqa: E402
+from _common import ROOT, RUNS, machine, realdata, table, worktree  # noqa: E402
 
 BASELINE = "8805ea9"  # the last commit before the per-kind profiles
 
@@ -117,13 +117,9 @@ with Store(db) as st:
 
 def baseline(files: list[tuple[Path, dict]], work: Path) -> dict | None:
     """Seconds for the baseline commit's default recipe, best of RUNS; None where git cannot check it out."""
-    tree = WORK / f"baseline-{BASELINE}"
-    if not tree.exists():
-        made = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), BASELINE],
-                              capture_output=True, text=True)
-        if made.returncode:
-            print(f"baseline {BASELINE} not measured: {made.stderr.strip()}")
-            return None
+    tree = worktree(BASELINE)
+    if tree is None:
+        return None
     best = None
     for i in range(RUNS):
         db = work / f"baseline{i}.duckdb"

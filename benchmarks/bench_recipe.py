@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, RUNS, WORK, machine, realdata, table  # noqa: E402
+from _common import ROOT, RUNS, WORK, machine, package, realdata, table, worktree  # noqa: E402
 from bench_profiles import input_files  # noqa: E402
 
 DUMP: Path | None = None  # --dump DIR
@@ -122,30 +122,6 @@ def side(tree: Path, base: Path, work: Path, name: str) -> dict:
         best = res if best is None or res["seconds"] < best["seconds"] else best
     assert best is not None
     return best
-
-
-def package(tree: Path) -> Path:
-    """A folder where `mixline.*` is the tree's code: the installed (editable) finder would
-    otherwise map mixline.store and the others to today's folders."""
-    pkg = tree.parent / f"{tree.name}-pkg" / "mixline"
-    if not pkg.exists():
-        pkg.mkdir(parents=True)
-        for f in (tree / "mixline").iterdir():
-            (pkg / f.name).symlink_to(f)
-        for d in ("store", "curation", "pipelines", "dashboards"):
-            (pkg / d).symlink_to(tree / d)
-    return pkg.parent
-
-
-def worktree(commit: str) -> Path | None:
-    tree = WORK / f"baseline-{commit}"
-    if not tree.exists():
-        made = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
-                              capture_output=True, text=True)
-        if made.returncode:
-            print(f"baseline {commit} not measured: {made.stderr.strip()}")
-            return None
-    return tree
 
 
 PEERS_PY = WORK / "peers" / "bin" / "python"  # `make benchmarks/_work/peers/.installed`

@@ -56,6 +56,25 @@ class GopherQualityParams(StepParams):
     per_language: bool = True  # False: every sample gets the English rules, as before languages
 
 
+def symbol_and_line_reason(p: GopherQualityParams, text: str, n_words: float) -> str | None:
+    """Gopher's rules on '#' and ellipses per word, and on bullet and ellipsis-ended lines."""
+    if p.max_symbol_word_ratio is not None:
+        if text.count("#") / n_words > p.max_symbol_word_ratio:
+            return "too_many_hashes"
+        if (text.count("...") + text.count("…")) / n_words > p.max_symbol_word_ratio:
+            return "too_many_ellipsis"
+    lines = text.splitlines() or [text]
+    if p.max_bullet_lines_ratio is not None:
+        bullets = sum(1 for ln in lines if ln.lstrip().startswith(BULLETS))
+        if bullets / len(lines) > p.max_bullet_lines_ratio:
+            return "too_many_bullets"
+    if p.max_ellipsis_lines_ratio is not None:
+        ends = sum(1 for ln in lines if ln.rstrip().endswith(("...", "…")))
+        if ends / len(lines) > p.max_ellipsis_lines_ratio:
+            return "too_many_end_ellipsis"
+    return None
+
+
 class GopherQuality(Filter):
     """Word count, word length, symbols, bullets, ellipses, alphabetic words, stop words; per language."""
 
@@ -104,19 +123,9 @@ class GopherQuality(Filter):
                 return "short_avg_word"
             if hi is not None and avg > hi:
                 return "long_avg_word"
-        n_words = n or 1.0
-        if p.max_symbol_word_ratio is not None:
-            if text.count("#") / n_words > p.max_symbol_word_ratio:
-                return "too_many_hashes"
-            if (text.count("...") + text.count("…")) / n_words > p.max_symbol_word_ratio:
-                return "too_many_ellipsis"
-        lines = text.splitlines() or [text]
-        bullets = sum(1 for ln in lines if ln.lstrip().startswith(BULLETS))
-        if p.max_bullet_lines_ratio is not None and bullets / len(lines) > p.max_bullet_lines_ratio:
-            return "too_many_bullets"
-        ends = sum(1 for ln in lines if ln.rstrip().endswith(("...", "…")))
-        if p.max_ellipsis_lines_ratio is not None and ends / len(lines) > p.max_ellipsis_lines_ratio:
-            return "too_many_end_ellipsis"
+        symbols = symbol_and_line_reason(p, text, n or 1.0)
+        if symbols:
+            return symbols
         if p.min_alpha_words_ratio is not None:
             # Gopher's ratio, punctuation characters counted as tokens as datatrove does; the bar is
             # the language's (derived from its reference text) where punctuation is denser than English's.
@@ -146,20 +155,9 @@ class GopherQuality(Filter):
             return "short_avg_word"
         if p.max_avg_word_length is not None and avg > p.max_avg_word_length:
             return "long_avg_word"
-        if p.max_symbol_word_ratio is not None:
-            if text.count("#") / n_words > p.max_symbol_word_ratio:
-                return "too_many_hashes"
-            if (text.count("...") + text.count("…")) / n_words > p.max_symbol_word_ratio:
-                return "too_many_ellipsis"
-        lines = text.splitlines() or [text]
-        if p.max_bullet_lines_ratio is not None:
-            bullets = sum(1 for ln in lines if ln.lstrip().startswith(BULLETS))
-            if bullets / len(lines) > p.max_bullet_lines_ratio:
-                return "too_many_bullets"
-        if p.max_ellipsis_lines_ratio is not None:
-            ell = sum(1 for ln in lines if ln.rstrip().endswith(("...", "…")))
-            if ell / len(lines) > p.max_ellipsis_lines_ratio:
-                return "too_many_end_ellipsis"
+        symbols = symbol_and_line_reason(p, text, n_words)
+        if symbols:
+            return symbols
         if p.min_alpha_words_ratio is not None:
             # A word counts as alphabetic when it holds at least one letter ("3rd" does, "12:30" does not).
             # Most words are all letters; only the others need the regex.
