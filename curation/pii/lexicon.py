@@ -22,8 +22,10 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 from importlib import resources
+from operator import itemgetter
 from typing import NamedTuple
 
 WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*\.?")
@@ -231,6 +233,7 @@ def address_towns(text: str, lx: Lexicons) -> list[tuple[int, int]]:
     return out
 
 
+_LOW, _SHAPE = itemgetter(2), itemgetter(3)  # Token.low, Token.shape, at C speed
 _INFLECTIONS = (("s", ""), ("es", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""), ("ies", "y"), ("d", ""))
 
 
@@ -243,7 +246,9 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
         return []
     # Text with almost no capitals (chat, forms typed in lowercase) or in capitals: case
     # says nothing there, so only tokens that are not English words can be names.
-    cased = sum(1 for t in toks if t.shape == "cap") >= max(1, sum(1 for t in toks if t.shape == "lower") // 12)
+    lows, shapes = list(map(_LOW, toks)), list(map(_SHAPE, toks))
+    shape_counts = Counter(shapes)
+    cased = shape_counts["cap"] >= max(1, shape_counts["lower"] // 12)
 
     # Lines where most words are capitalised (headings, titles): capitals are no evidence there.
     titled: dict[int, bool] = {}
@@ -330,12 +335,16 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
                 used[j] = True
     # Places: the longest gazetteer match; a one-word place that is also a first name
     # needs a locative cue, and never one that a surname follows ("Sydney Gladu").
-    i = 0
+    # Only tokens that start some place are tried (the others move the scan on by one).
     place_len = lx.place_len
-    while i < n:
+    i = 0
+    for c in [k for k, low in enumerate(lows) if low in place_len]:
+        if c < i:
+            continue
+        i = c
         hit = 0
-        longest = place_len.get(toks[i].low)
-        for k in range(min(longest, n - i), 0, -1) if longest else ():
+        longest = place_len[lows[i]]
+        for k in range(min(longest, n - i), 0, -1):
             if tuple(t.low for t in toks[i:i + k]) in lx.places:
                 hit = k
                 break
@@ -362,12 +371,19 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
                 i += hit
                 continue
         i += 1
-    # People.
+    # People. A name can start only at a capitalised word, a first name, a surname not in
+    # lowercase, or after a title or a cue: only those tokens are tried.
+    first, last = lx.first, lx.last
+    starts = [k for k in range(n) if shapes[k] == "cap" or lows[k] in first
+              or (lows[k] in last and shapes[k] != "lower")
+              or (k and (lows[k - 1] in TITLES or lows[k - 1] in PERSON_INDEX))]
     i = 0
-    while i < n:
+    for c in starts:
+        if c < i:
+            continue
+        i = c
         t = toks[i]
         if used[i]:
-            i += 1
             continue
         title = i > 0 and toks[i - 1].low in TITLES and not used[i - 1]
         cue = _cue(toks, i, PERSON_INDEX) if i and toks[i - 1].low in PERSON_INDEX else None
@@ -396,7 +412,6 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
         if start and in_address(i):
             start = False
         if not start:
-            i += 1
             continue
         j = i + 1
         while j < n and j - i < 5 and not used[j]:
