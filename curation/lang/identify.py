@@ -74,6 +74,7 @@ def code_line(line: str) -> bool:
 
 # Words in Latin and Cyrillic text, where Python's \w is enough (and faster than Unicode properties).
 _SIMPLE_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+_ASCII_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")  # the same on lowercased ASCII text, by ranges
 # Languages close enough that a paragraph's guess between them is noise, not a second language.
 CLOSE = ({"ms", "id"}, {"bs", "hr", "sr"}, {"nb", "nn", "da"})
 
@@ -145,7 +146,9 @@ class Identifier:
         index = self._words.get(script)
         if not index:
             return None, 0.0
-        toks = (_SIMPLE_WORD if script in ("Latn", "Cyrl") else WORD).findall(text.lower())
+        low = text.lower()
+        rx = (_ASCII_WORD if low.isascii() else _SIMPLE_WORD) if script in ("Latn", "Cyrl") else WORD
+        toks = rx.findall(low)
         if len(toks) < 8:
             return None, 0.0
         # Counted per distinct word (in order of first occurrence, so ties break as a pass over the tokens would).
