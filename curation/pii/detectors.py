@@ -276,8 +276,8 @@ def find_secrets(text: str) -> Iterator[Span]:
                 yield Span(m.start(), m.end(), "SECRET", name)
     if ("=" in text or ":" in text) and _KEY_HINT.search(text):
         yield from _key_values(text)
-    for rx, hints in ((QUOTED, (_QUOTED_HINT, _LONG_RUN)), (CONFIG_VALUE, (_CONFIG_HINT,))):
-        if not any(h.search(text) for h in hints):
+    for rx, cores in ((QUOTED, (_QUOTED_HINT, _LONG_RUN)), (CONFIG_VALUE, (_CONFIG_HINT,))):
+        if not any(core.search(text) for core in cores):
             continue
         for m in rx.finditer(text):
             g = 1 if m.group(1) else 2

@@ -373,9 +373,9 @@ def find_names_and_places(text: str) -> list[tuple[int, int, str]]:
         i += 1
     # People. A name can start only at a capitalised word, a first name, a surname not in
     # lowercase, or after a title or a cue: only those tokens are tried.
-    first, last = lx.first, lx.last
-    starts = [k for k in range(n) if shapes[k] == "cap" or lows[k] in first
-              or (lows[k] in last and shapes[k] != "lower")
+    first_names, surnames = lx.first, lx.last
+    starts = [k for k in range(n) if shapes[k] == "cap" or lows[k] in first_names
+              or (lows[k] in surnames and shapes[k] != "lower")
               or (k and (lows[k - 1] in TITLES or lows[k - 1] in PERSON_INDEX))]
     i = 0
     for c in starts:
