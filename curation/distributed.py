@@ -57,7 +57,7 @@ from mixline.store.store import Store
 from mixline.errors import ConfigError
 
 # Shards a map task writes, in the order the driver registers them.
-ROW_SHARDS = ("children", "edges", "redactions", "decisions", "clusters")
+ROW_SHARDS = ("children", "edges", "redactions", "decisions", "clusters", "classifier_scores")
 SIDE_SHARDS = ("langs", "pii_fingerprints")
 
 
@@ -419,6 +419,12 @@ def _register(store: Store, folder: Path, n_parts: int, run_id: str) -> None:
         src = f"read_parquet({_sql_list(files)})"
         if name == "children":
             store.execute(CHILDREN_SQL.format(src=src), [run_id])
+        elif name == "classifier_scores":
+            # Workers score without the cache: only scores the store does not hold yet are added.
+            store.execute(f"""INSERT INTO classifier_scores BY NAME
+                              SELECT * REPLACE (?::VARCHAR AS run_id) FROM {src} n
+                              WHERE NOT EXISTS (SELECT 1 FROM classifier_scores c WHERE c.classifier_id = n.classifier_id
+                                                AND c.sample_id = n.sample_id AND c.label = n.label)""", [run_id])
         elif name == "edges":
             store.execute(f"""INSERT INTO edges (child_id, parent_id, relation, run_id, step, child_key, parent_key)
                               SELECT child_id, parent_id, relation, ?, step, {id_key('child_id')}, {id_key('parent_id')}

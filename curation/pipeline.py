@@ -263,6 +263,7 @@ def process_batch(plan: Plan, batch: pa.Table, rec: _Decisions, timer: Timer | N
             timer.add(f.step_name, t0, len(mask))
         else:
             v = f.decide(inside)
+            _drain(f, rec)
             t0 = timer.add(f.step_name, t0, inside.num_rows)
             rec.add(f.step_name, inside.column("sample_id"), v)
             if "lang" in v.annotations:
@@ -282,8 +283,17 @@ def process_batch(plan: Plan, batch: pa.Table, rec: _Decisions, timer: Timer | N
         gmask = g.in_scope(alive, plan.where_col.get(id(g)))
         positions.append(np.flatnonzero(gmask))
         features.append(g.features(alive if gmask.all() else alive.filter(pa.array(gmask))))
+        _drain(g, rec)
         timer.add(g.step_name, t0, int(gmask.sum()))
     return BatchResult(selected, alive.select(POP_COLUMNS), positions, features, batch.num_rows)
+
+
+def _drain(step: Any, rec: _Decisions) -> None:
+    """Rows a step made for side tables (a classifier's score cache) go to the run's sink."""
+    drain = getattr(step, "drain_side_rows", None)
+    if drain is not None:
+        for table, rows in drain():
+            rec.sink(table, rows)
 
 
 @dataclass
@@ -570,9 +580,9 @@ def why(store: Store, sample_id: str) -> dict[str, Any]:
         cfg = json.loads(store.scalar("SELECT config FROM runs WHERE run_id = ?", [last]) or "{}")
         decided = {d["step"]: d["verdict"] for d in decisions if d["run_id"] == last}
         dropped_at = next((i for i, st in enumerate(cfg.get("recipe", {}).get("steps", []))
-                           if decided.get(f"{st['type']}_v{st['version']}") == "dropped"), None)
+                           if decided.get(st.get("step_name") or f"{st['type']}_v{st['version']}") == "dropped"), None)
         for i, st in enumerate(cfg.get("recipe", {}).get("steps", [])):
-            name = f"{st['type']}_v{st['version']}"
+            name = st.get("step_name") or f"{st['type']}_v{st['version']}"
             scope_ = {k: st[k] for k in ("kinds", "where") if k in st}
             applied = "applied" if name in decided else (
                 "not reached (dropped earlier)" if dropped_at is not None and i > dropped_at else "out of scope")

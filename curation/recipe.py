@@ -13,6 +13,7 @@ from mixline.curation.decontam.urls import BannedUrls
 from mixline.curation.dedup.exact import ExactDedup
 from mixline.curation.dedup.minhash import MinHashDedup
 from mixline.curation.dedup.semantic import SemanticDedup
+from mixline.curation.filters.classifier import ClassifierFilter
 from mixline.curation.filters.code import CodeQuality
 from mixline.curation.filters.conversation import ConversationQuality
 from mixline.curation.filters.domain import DomainQuality
@@ -30,7 +31,8 @@ from mixline.errors import ConfigError
 STEP_TYPES: dict[str, type[Step]] = {
     cls.name: cls
     for cls in (Length, GopherQuality, GopherRepetition, C4Quality, FineWebQuality, Boilerplate,
-                LanguageId, DomainQuality, CodeQuality, ConversationQuality, SyntheticQuality, Toxicity, Decontaminate, BannedUrls, PiiScrub, Memorisation, ExactDedup, MinHashDedup, SemanticDedup)
+                LanguageId, DomainQuality, CodeQuality, ConversationQuality, SyntheticQuality, Toxicity, Decontaminate, BannedUrls, PiiScrub, Memorisation, ExactDedup, MinHashDedup, SemanticDedup,
+                ClassifierFilter)
 }
 KINDS = ("web", "domain", "conversation", "synthetic", "eval")
 KEEP_RULES = ("human", "older", "longer", "shorter", "newer", "source_order")
@@ -218,8 +220,11 @@ class Recipe:
                                   f"of {', '.join(KINDS)}; got {kinds!r}")
             if where is not None and not isinstance(where, str):
                 raise ConfigError(f"recipe {self.origin}: steps[{i}] ({spec['type']}): `where` must be a predicate string")
+            cls: Any = STEP_TYPES[spec["type"]]
+            # A type may build a different class for some parameters (classifier with keep_top).
+            cls = getattr(cls, "variant", lambda _p, c=cls: c)(params)
             try:
-                step = STEP_TYPES[spec["type"]](None, **params).scoped(tuple(kinds) if kinds else None, where)
+                step = cls(None, **params).scoped(tuple(kinds) if kinds else None, where)
             except ConfigError as exc:
                 raise ConfigError(f"recipe {self.origin}: steps[{i}]: {exc}") from exc
             if isinstance(step, GlobalStep):

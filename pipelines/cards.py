@@ -54,8 +54,11 @@ def rai_facts(store: Store, mix_id: str) -> dict[str, Any]:
                             GROUP BY 1 ORDER BY 1""", [mix_id])
     toxic = store.one(f"""SELECT count(*) FILTER (WHERE reason = 'toxic'), count(*) FROM sample_scores
                           WHERE step = 'toxicity' AND sample_id IN ({members})""", [mix_id])
+    from mixline.curation.classifier import mix_classifiers
+
     return {"pii": pii, "generators": generators, "depths": depths,
-            "toxicity": {"tagged_toxic": int(toxic[0] or 0), "scored": int(toxic[1] or 0)}}
+            "toxicity": {"tagged_toxic": int(toxic[0] or 0), "scored": int(toxic[1] or 0)},
+            "classifiers": mix_classifiers(store, mix_id)}
 
 
 def _sha256(path: Path) -> str:
@@ -112,6 +115,9 @@ def croissant(m: dict[str, Any], facts: dict[str, Any], folder: Path) -> dict[st
         "mixline:languages": [{"lang": r["key"], "docs": r["docs"], "tokens": r["tokens"],
                                "share": (r["tokens"] or 0) / max(1, m["counts"]["tokens"])} for r in m.get("by_lang", [])],
         "mixline:recipe": m["recipe"],
+        "mixline:classifiers": [{"classifier_id": c["classifier_id"], "name": c["name"], "version": c["version"],
+                                 "method": c["method"], "trainedOnMix": c["trained_on"], "weightHash": c["weight_hash"],
+                                 "heldOutMetrics": c["metrics"]} for c in facts.get("classifiers", [])],
     }
 
 
@@ -131,6 +137,12 @@ def dataset_card(m: dict[str, Any], facts: dict[str, Any]) -> str:
     pii = table(("entity", "policy", "spans", "samples"),
                 [(p["entity_type"], p["policy"], f"{p['spans']:,}", f"{p['samples']:,}") for p in facts["pii"]]) \
         if facts["pii"] else "No personal data was detected in these samples."
+    from mixline.curation.classifier import describe_metrics
+
+    clfs = table(("classifier", "id", "method", "trained on mix", "metrics"),
+                 [(f"{c['name']}@v{c['version']}", f"`{c['classifier_id']}`", c["method"], f"`{c['trained_on']}`",
+                   describe_metrics(c["metrics"])) for c in facts.get("classifiers", [])]) \
+        if facts.get("classifiers") else "None: the mix was drawn without learned scores."
     gens = table(("generator model", "samples"), [(g["model_id"], f"{g['samples']:,}") for g in facts["generators"]]) \
         if facts["generators"] else "No member was written by a model."
     body = f"""# {m['name']}
@@ -176,6 +188,13 @@ Depth (generations of model output between a sample and human text):
 ## Toxicity
 
 {facts["toxicity"]["tagged_toxic"]:,} of {facts["toxicity"]["scored"]:,} scored samples are tagged toxic.
+
+## Learned classifiers
+
+Classifiers whose scores chose or ranked members of this mix (`rank_by`, `score()` or
+`label()` in the recipe); each was trained in the store on the mix it names.
+
+{clfs}
 
 ## Curation steps applied to these sources
 

@@ -41,6 +41,19 @@ class Group:
     tokens: int | None = None
     docs: int | None = None
     max_repeats: int = 1
+    # At most this many documents of the group are eligible (in draw order), without the
+    # error a `docs` quota gives when fewer exist.
+    max_docs: int | None = None
+    # A learned classifier (`mixline classifier train`): the group's samples are drawn by its
+    # score, highest first, instead of at random; `top_share` keeps only that share of them.
+    # NAME scores a binary classifier's positive class; NAME:LABEL one class of a multi-class one.
+    rank_by: str | None = None
+    top_share: float | None = None
+
+
+# Group settings added after mix ids were first published: left out of the resolved recipe
+# while unset, so that a recipe without them keeps its mix id.
+NEW_GROUP_FIELDS = ("max_docs", "rank_by", "top_share")
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,15 @@ class MixRecipe:
                 raise ConfigError(f"mix recipe {origin}: group {grp.name!r} has a weight but the recipe has no total_tokens")
             if grp.max_repeats < 1:
                 raise ConfigError(f"mix recipe {origin}: group {grp.name!r}: max_repeats must be at least 1")
+            if grp.max_docs is not None and (not isinstance(grp.max_docs, int) or grp.max_docs < 1):
+                raise ConfigError(f"mix recipe {origin}: group {grp.name!r}: max_docs must be a whole number of at least 1")
+            if grp.top_share is not None:
+                if grp.rank_by is None:
+                    raise ConfigError(f"mix recipe {origin}: group {grp.name!r} sets top_share but no rank_by; "
+                                      "name the classifier whose score ranks it, e.g. rank_by = \"med\"")
+                if not isinstance(grp.top_share, int | float) or not 0 < grp.top_share <= 1:
+                    raise ConfigError(f"mix recipe {origin}: group {grp.name!r}: top_share must be a share in (0, 1]; "
+                                      f"got {grp.top_share!r}")
             groups.append(grp)
         status = tuple(data.get("status", ("kept",)))
         for s in status:
@@ -110,7 +132,12 @@ class MixRecipe:
         return cls(groups=tuple(groups), holdout=Holdout(float(hold.get("fraction", 0.0)), tuple(hold.get("sources", ()))), **kw)
 
     def resolved(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for g in out["groups"]:
+            for k in NEW_GROUP_FIELDS:
+                if g.get(k) is None:
+                    g.pop(k, None)
+        return out
 
 
 @dataclass
@@ -195,8 +222,65 @@ def build(store: Store, recipe: MixRecipe, snapshot: int | None = None) -> MixRe
             store.execute(f"DETACH DATABASE IF EXISTS {at}")
 
 
+def _classifiers(store: Store, recipe: MixRecipe) -> dict[str, Any]:
+    """The classifiers a recipe reads (rank_by and score()/label() in its predicates), by the
+    reference it uses; each resolves to one recorded version."""
+    from mixline.curation.classifier import load
+    from mixline.store.select import referenced_classifiers
+
+    out: dict[str, Any] = {}
+    for g in recipe.groups:
+        if g.rank_by is not None:
+            ref, _, label = g.rank_by.partition(":")
+            c = load(store, ref)
+            if label and label not in c.labels:
+                raise ConfigError(f"mix {recipe.name}: group {g.name!r}: rank_by {g.rank_by!r}: classifier {c.ref} has no "
+                                  f"label {label!r}; its labels are {', '.join(c.labels)}")
+            if not label and c.labels != ["negative", "positive"]:
+                raise ConfigError(f"mix {recipe.name}: group {g.name!r}: classifier {c.ref} has several classes; "
+                                  f"rank by one of them, e.g. rank_by = \"{ref}:{c.labels[0]}\"")
+            out[g.rank_by] = c
+    for pred in [recipe.where, *(g.where for g in recipe.groups)]:
+        for cid in referenced_classifiers(store, pred):
+            c = load(store, cid)
+            out.setdefault(cid, c)
+    return out
+
+
+def _rank_groups(store: Store, recipe: MixRecipe, used: dict[str, Any]) -> None:
+    """Groups ranked by a classifier draw highest score first; `top_share` keeps only the top."""
+    for i, g in enumerate(recipe.groups):
+        if g.rank_by is None:
+            continue
+        c = used[g.rank_by]
+        label = g.rank_by.partition(":")[2] or "positive"
+        store.execute(f"""CREATE OR REPLACE TEMP TABLE _ranked AS
+            SELECT e.sample_id, row_number() OVER (ORDER BY cs.score DESC NULLS LAST, e.draw) AS r, count(*) OVER () AS n
+            FROM _eligible e LEFT JOIN (SELECT sample_id, any_value(score) AS score FROM classifier_scores
+                                        WHERE classifier_id = ? AND label = ? GROUP BY 1) cs USING (sample_id)
+            WHERE e.grp = {int(i)}""", [c.classifier_id, label])
+        if g.top_share is not None:
+            store.execute(f"""DELETE FROM _eligible WHERE grp = {int(i)} AND sample_id IN (
+                SELECT sample_id FROM _ranked WHERE r > greatest(1, CAST(ceil(n * {float(g.top_share)}) AS BIGINT)))""")
+        store.execute("UPDATE _eligible SET draw = printf('%012d', r._r) FROM (SELECT sample_id, r AS _r FROM _ranked) r "
+                      "WHERE _eligible.sample_id = r.sample_id")
+        store.execute("DROP TABLE IF EXISTS _ranked")
+
+
+def _cap_groups(store: Store, recipe: MixRecipe) -> None:
+    for i, g in enumerate(recipe.groups):
+        if g.max_docs is not None:
+            store.execute(f"""DELETE FROM _eligible WHERE grp = {int(i)} AND sample_id IN (
+                SELECT sample_id FROM (SELECT sample_id, row_number() OVER (ORDER BY draw) AS n FROM _eligible
+                                       WHERE grp = {int(i)}) WHERE n > {int(g.max_docs)})""")
+
+
 def _build(store: Store, recipe: MixRecipe, at: str | None, snapshot: int | None) -> MixResult:
     resolved = recipe.resolved()
+    used = _classifiers(store, recipe)
+    if used:
+        # The mix id depends on the classifier versions whose scores shaped it.
+        resolved["classifiers"] = {ref: c.classifier_id for ref, c in sorted(used.items())}
     base = scope(store, recipe.where, "s")
     status_sql = []
     if "kept" in recipe.status:
@@ -209,6 +293,14 @@ def _build(store: Store, recipe: MixRecipe, at: str | None, snapshot: int | None
     seed = int(recipe.seed)
     with store.run("mix", "mix_build_v1", {**resolved, **({"snapshot": int(snapshot)} if snapshot is not None else {})}) as run, \
             _reading_at(store, at):
+        if used and at is None:
+            # Every sample the mix could draw gets each classifier's score first (cached ones are kept).
+            from mixline.curation.classifier import ensure_scores
+
+            candidates = (f"""SELECT s.sample_id FROM samples s LEFT JOIN sample_status st USING (sample_id)
+                              WHERE s.kind <> 'eval' AND ({' OR '.join(status_sql)}) {depth_sql} AND {not_raw_parent("s")}""")
+            for c in {c.classifier_id: c for c in used.values()}.values():
+                ensure_scores(store, c, candidates, run.run_id)
         store.execute(f"""
             CREATE OR REPLACE TEMP TABLE _eligible AS
             SELECT s.sample_id, s.source, s.kind, s.domain, s.synth_depth, s.content_hash,
@@ -219,6 +311,8 @@ def _build(store: Store, recipe: MixRecipe, at: str | None, snapshot: int | None
             WHERE s.kind <> 'eval' AND {base} AND ({' OR '.join(status_sql)}) {depth_sql}
               AND {not_raw_parent("s")}""")
         store.execute("DELETE FROM _eligible WHERE grp IS NULL")
+        _rank_groups(store, recipe, used)
+        _cap_groups(store, recipe)
         if not store.scalar("SELECT count(*) FROM _eligible"):
             raise ConfigError(
                 f"mix {recipe.name}: no eligible samples. Only samples that curation kept can enter a mix "
@@ -249,6 +343,8 @@ def _build(store: Store, recipe: MixRecipe, at: str | None, snapshot: int | None
         if created:
             store.append_rows("mixes", [{"mix_id": mix_id, "name": recipe.name, "recipe": canonical_json(resolved),
                                          "recipe_hash": config_hash(resolved), "run_id": run.run_id}])
+            store.append_rows("classifier_uses", [{"classifier_id": cid, "run_id": run.run_id, "mix_id": mix_id, "step": None}
+                                                  for cid in sorted({c.classifier_id for c in used.values()})])
         summary = describe(store, mix_id)
         run.stats.update({"mix_id": mix_id, "members": summary["members"], "tokens": summary["tokens"],
                           "synthetic_share": summary["synthetic_share"]})
@@ -418,8 +514,13 @@ def show(store: Store, ref: str) -> dict[str, Any]:
     import json
 
     row["recipe"] = json.loads(row["recipe"])
+    from mixline.curation.classifier import mix_classifiers
+
     return {**row, **describe(store, mix_id),
-            "models": store.rows("SELECT model_id, name FROM models WHERE mix_id = ?", [mix_id])}
+            "models": store.rows("SELECT model_id, name FROM models WHERE mix_id = ?", [mix_id]),
+            "classifiers": mix_classifiers(store, mix_id),
+            "trained_classifiers": store.rows("SELECT classifier_id, name, version FROM classifiers WHERE mix_id = ? "
+                                              "ORDER BY name, version", [mix_id])}
 
 
 def diff(store: Store, a_ref: str, b_ref: str) -> dict[str, Any]:

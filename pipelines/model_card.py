@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mixline.curation.classifier import describe_metrics, mix_classifiers
 from mixline.store.lineage import model_chain
 from mixline.store.refs import require_ref
 from mixline.store.store import Store
@@ -74,7 +75,10 @@ def _mix_facts(store: Store, mix_ids: list[str]) -> dict[str, dict[str, Any]]:
             "pii": {"members_scanned": scanned, "members_scrubbed": n_scrubbed, "redactions": redactions.get(mix_id, {}),
                     "unscanned": max(0, n - scanned - n_scrubbed),
                     "handling": "detected values replaced with type placeholders; raw text stays in the store"},
-            "toxicity_tagged_share": toxic / n if n else 0.0}
+            "toxicity_tagged_share": toxic / n if n else 0.0,
+            # Learned classifiers whose scores chose or ranked the mix's members.
+            "classifiers": [{k: c[k] for k in ("classifier_id", "name", "version", "method", "trained_on", "metrics")}
+                            for c in mix_classifiers(store, mix_id)]}
     return out
 
 
@@ -174,6 +178,9 @@ def render_md(c: dict[str, Any]) -> str:
             out.append(f"  - PII: {p['members_scrubbed']:,} scrubbed documents, {p['members_scanned']:,} scanned, "
                        f"{p['unscanned']:,} not scanned; redactions " + (", ".join(f"{k} {v}" for k, v in p["redactions"].items()) or "none")
                        + f" ({p['handling']})")
+            for c in mix.get("classifiers", []):
+                out.append(f"  - shaped by classifier {c['name']}@v{c['version']} (`{c['classifier_id']}`, {c['method']}, "
+                           f"trained on mix `{c['trained_on']}`; {describe_metrics(c['metrics'])})")
             for ch in mix["checks"]:
                 out.append(f"  - {ch['check']}: {ch['verdict']}" + (f" ({', '.join(ch['moved'])})" if ch.get("moved") else ""))
             if not mix["checks"]:

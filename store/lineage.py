@@ -143,6 +143,9 @@ class Trace:
     mixes: list[dict[str, Any]] = field(default_factory=list)
     redactions: dict[str, int] = field(default_factory=dict)
     scrubbed_into: list[str] = field(default_factory=list)
+    # Learned classifiers: the scores they gave this sample, and those it helped train.
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    trained: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return self.as_dict()
@@ -152,7 +155,7 @@ class Trace:
             "sample": self.sample, "sources": self.origins, "ancestors": self.ancestors,
             "decisions": self.decisions, "generated_by": self.generated_by,
             "clusters": self.clusters, "mixes": self.mixes, "redactions": self.redactions,
-            "scrubbed_into": self.scrubbed_into,
+            "scrubbed_into": self.scrubbed_into, "scores": self.scores, "trained_classifiers": self.trained,
         }
 
 
@@ -173,6 +176,10 @@ _BUNDLE = [
                  LEFT JOIN mixes m USING (mix_id) WHERE mm.sample_id = $1"""),
     ("redactions", "SELECT entity_type, count(*) AS n FROM redactions WHERE sample_id = $1 GROUP BY 1"),
     ("edges", "SELECT count(*) AS n FROM edges"),
+    ("scores", """SELECT c.name, c.version, cs.classifier_id, cs.label, cs.score, cs.run_id
+                  FROM classifier_scores cs JOIN classifiers c USING (classifier_id) WHERE cs.sample_id = $1"""),
+    ("trained", """SELECT c.classifier_id, c.name, c.version, mm.split FROM mix_members mm
+                   JOIN classifiers c USING (mix_id) WHERE mm.sample_id = $1"""),
 ]
 _BUNDLE_SQL = " UNION ALL ".join(f"SELECT {i} AS part, to_json(t)::VARCHAR AS row FROM ({q}) t" for i, (_, q) in enumerate(_BUNDLE))
 # Rows are ordered here, not in SQL: sorting a few rows in Python is cheaper than a sort
@@ -183,6 +190,8 @@ _ORDER: dict[str, Callable[[dict[str, Any]], Any]] = {
     "clusters": lambda r: r["run_id"],
     "mixes": lambda r: r["mix_id"],
     "redactions": lambda r: r["entity_type"],
+    "scores": lambda r: (r["name"], r["version"], r["label"]),
+    "trained": lambda r: (r["name"], r["version"]),
 }
 
 
@@ -250,7 +259,8 @@ def trace(store: Store, ref: str) -> Trace:
         sample["text"] = f"[{withheld}]"
         sample["messages"] = None
         sample["withheld"] = True
-    return Trace(sample, origins, ancestors, decisions, generated_by, clusters, mixes, redactions, scrubbed)
+    return Trace(sample, origins, ancestors, decisions, generated_by, clusters, mixes, redactions, scrubbed,
+                 own["scores"], own["trained"])
 
 
 def _step(name: str) -> str:
@@ -302,12 +312,17 @@ class Impact:
     mixes: list[dict[str, Any]]
     models: list[dict[str, Any]]
     truncated: bool = False  # the walk stopped at max_samples (only when one was given)
+    # Classifiers trained on a reached mix, and the curation runs whose decisions they made
+    # (their mixes are in `mixes`, with `via_classifier`).
+    classifiers: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return self.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"roots": self.roots, "samples": self.samples, "mixes": self.mixes, "models": self.models}
+        out = {"roots": self.roots, "samples": self.samples, "mixes": self.mixes, "models": self.models,
+               "classifiers": self.classifiers, "runs": self.runs}
         if self.truncated:
             out["truncated"] = True
         return out
@@ -328,6 +343,8 @@ def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True
     seen = set(roots)
     mixes: dict[str, dict[str, Any]] = {}
     models: dict[str, dict[str, Any]] = {}
+    classifiers: dict[str, dict[str, Any]] = {}
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
     frontier = list(roots)
     mix_probe = list(roots) if include_roots_in_mixes else []
     depth = 0
@@ -352,6 +369,7 @@ def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True
                      if m not in mixes] if probe else []
         for m in new_mixes:
             mixes[m] = {"mix_id": m, "distance": depth}
+        _classifier_reach(store, new_mixes, mixes, classifiers, runs, depth)
         new_models = [m for (m,) in _frontier_rows(store, "SELECT DISTINCT model_id FROM models WHERE mix_id IN {ids}", new_mixes)
                       if m not in models] if new_mixes else []
         # Models fine-tuned from a reached model inherit what it saw.
@@ -376,9 +394,39 @@ def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True
         frontier = nxt
     _annotate(store, mixes, "SELECT mix_id, name, recipe_hash, run_id FROM mixes WHERE mix_id IN {ids}")
     _annotate(store, models, "SELECT model_id, name, mix_id, parent_model_id, method, checkpoint_uri FROM models WHERE model_id IN {ids}")
+    _annotate(store, classifiers, "SELECT classifier_id, name, version, method, mix_id FROM classifiers WHERE classifier_id IN {ids}")
     samples = sorted(reached.values(), key=lambda r: (r["distance"], r["sample_id"]))
     return Impact(roots, samples, sorted(mixes.values(), key=lambda r: r["mix_id"]),
-                  sorted(models.values(), key=lambda r: r["model_id"]), truncated)
+                  sorted(models.values(), key=lambda r: r["model_id"]), truncated,
+                  sorted(classifiers.values(), key=lambda r: (r.get("name") or "", r.get("version") or 0)),
+                  sorted(runs.values(), key=lambda r: (r["run_id"], r["step"] or "")))
+
+
+def _classifier_reach(store: Store, new_mixes: list[str], mixes: dict[str, dict[str, Any]],
+                      classifiers: dict[str, dict[str, Any]], runs: dict[tuple[str, str], dict[str, Any]],
+                      depth: int) -> None:
+    """A reached mix that trained a classifier reaches it, and through `classifier_uses` the
+    mixes its scores shaped (appended to `new_mixes`, so their models follow) and the runs
+    whose decisions it made."""
+    todo = list(new_mixes)
+    while todo:
+        found = [c for (c,) in _frontier_rows(store, "SELECT DISTINCT classifier_id FROM classifiers WHERE mix_id IN {ids}", todo)
+                 if c not in classifiers]
+        todo = []
+        for c in found:
+            classifiers[c] = {"classifier_id": c, "distance": depth}
+        if not found:
+            return
+        for cid, run_id, mix_id, step in _frontier_rows(
+                store, "SELECT classifier_id, run_id, mix_id, step FROM classifier_uses WHERE classifier_id IN {ids}", found):
+            if mix_id is not None:
+                if mix_id not in mixes:
+                    mixes[mix_id] = {"mix_id": mix_id, "distance": depth, "via_classifier": cid}
+                    new_mixes.append(mix_id)
+                    todo.append(mix_id)
+            elif (run_id, step) not in runs:
+                n = store.scalar("SELECT count(*) FROM decisions WHERE run_id = ? AND step = ?", [run_id, step]) if step else 0
+                runs[(run_id, step)] = {"run_id": run_id, "step": step, "classifier_id": cid, "decisions": int(n or 0)}
 
 
 def _annotate(store: Store, found: dict[str, dict[str, Any]], sql: str) -> None:

@@ -267,3 +267,25 @@ def _languages(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE samples ADD COLUMN script VARCHAR")
     con.execute("ALTER TABLE samples ADD COLUMN lang_score DOUBLE")
     con.execute("ALTER TABLE samples ADD COLUMN lang_mix JSON")
+
+
+@migration(14, "classifiers")
+def _classifiers(con: duckdb.DuckDBPyConnection) -> None:
+    """Learned classifiers as lineage: each one's training mix, parameters, weights and their hash,
+    and held-out metrics; the scores it gave (one row per sample and class, cached); and every run
+    and mix that used it, so that `impact` of a training sample reaches what the classifier shaped."""
+    con.execute(
+        """
+        CREATE TABLE classifiers (
+            classifier_id VARCHAR NOT NULL, name VARCHAR NOT NULL, version INTEGER NOT NULL,
+            method VARCHAR NOT NULL, labels JSON NOT NULL, params JSON NOT NULL, mix_id VARCHAR NOT NULL,
+            weight_hash VARCHAR NOT NULL, weights BLOB NOT NULL, metrics JSON, run_id VARCHAR NOT NULL,
+            created_at TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE classifier_scores (
+            classifier_id VARCHAR NOT NULL, sample_id VARCHAR NOT NULL, label VARCHAR NOT NULL,
+            score DOUBLE NOT NULL, run_id VARCHAR NOT NULL);
+        CREATE TABLE classifier_uses (
+            classifier_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, mix_id VARCHAR, step VARCHAR,
+            created_at TIMESTAMP DEFAULT current_timestamp);
+        """
+    )

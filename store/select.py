@@ -25,7 +25,10 @@ from mixline.errors import MixlineError, NotFoundError, PredicateError, ReadOnly
 _PREFIX = "SELECT * FROM samples WHERE "
 # Lineage tables and views a predicate may read, as `sample_id IN (SELECT sample_id FROM <t> ...)`.
 PREDICATE_VIEWS = frozenset({"sample_status", "sample_scores", "mix_members", "decisions", "sample_origins", "edges",
-                             "generations", "clusters", "redactions"})
+                             "generations", "clusters", "redactions", "classifier_scores"})
+# `score('NAME')`, `score('NAME', 'LABEL')` and `label('NAME')`: a learned classifier's cached
+# score or predicted label of the row's sample (NAME is a classifier name, NAME@vN, or an id).
+CLASSIFIER_FUNCTIONS = ("score", "label")
 # Tables no user query may read: the PII pseudonym key never leaves the store.
 HIDDEN_TABLES = frozenset({"store_secrets"})
 # Expression node classes a predicate may contain.
@@ -141,6 +144,7 @@ def validate_where(store: Store, predicate: str | None) -> str:
             "add clauses (GROUP BY, ORDER BY, LIMIT, UNION) or a second statement")
     where = stmts[0]["node"]["where_clause"]
     _check_expression(where, predicate)
+    stmts[0]["node"]["where_clause"] = _classifier_calls(store, where, predicate)
     rebuilt = str(store.con.execute("SELECT json_deserialize_sql(?)", [json.dumps(tree)]).fetchone()[0])  # type: ignore[index]
     if not rebuilt.startswith(_PREFIX):
         raise PredicateError(f"--where {predicate!r}: could not rebuild the predicate from its parse tree")
@@ -155,6 +159,67 @@ def validate_where(store: Store, predicate: str | None) -> str:
     except duckdb.Error as exc:
         raise PredicateError(f"--where {predicate!r} is not a valid SQL predicate: {_first_line(exc)}") from exc
     return expr
+
+
+def _classifier_call(node: dict[str, Any], predicate: str) -> tuple[str, str, str | None]:
+    """(function, classifier ref, label or None) of a `score(...)` / `label(...)` call."""
+    fn = node["function_name"].lower()
+    args = node.get("children") or []
+    consts = [a.get("value", {}).get("value") for a in args if a.get("class") == "CONSTANT"]
+    if len(consts) != len(args) or not 1 <= len(args) <= (2 if fn == "score" else 1) \
+            or not all(isinstance(c, str) for c in consts):
+        usage = "score('NAME') or score('NAME', 'LABEL')" if fn == "score" else "label('NAME')"
+        raise PredicateError(f"--where {predicate!r}: write {usage}, with the classifier's name in quotes")
+    return fn, consts[0], consts[1] if len(consts) > 1 else None
+
+
+def referenced_classifiers(store: Store, predicate: str | None) -> list[str]:
+    """The ids of the classifiers a predicate's score() and label() calls read."""
+    if predicate is None or not predicate.strip():
+        return []
+    from mixline.curation.classifier import load
+
+    tree = _parse(store.con, _PREFIX + predicate)
+    out: list[str] = []
+    for node in _walk(tree.get("statements")):
+        if node.get("class") == "FUNCTION" and node.get("function_name", "").lower() in CLASSIFIER_FUNCTIONS:
+            cid = load(store, _classifier_call(node, predicate)[1]).classifier_id
+            if cid not in out:
+                out.append(cid)
+    return out
+
+
+def _classifier_calls(store: Store, node: Any, predicate: str) -> Any:
+    """The tree with each score()/label() call replaced by a correlated read of classifier_scores."""
+    if isinstance(node, list):
+        return [_classifier_calls(store, v, predicate) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("class") == "FUNCTION" and node.get("function_name", "").lower() in CLASSIFIER_FUNCTIONS:
+        from mixline.curation.classifier import load
+
+        fn, ref, label = _classifier_call(node, predicate)
+        try:
+            c = load(store, ref)
+        except MixlineError as exc:
+            raise PredicateError(f"--where {predicate!r}: {exc}") from None
+        binary = c.labels == ["negative", "positive"]
+        if label is not None and label not in c.labels:
+            raise PredicateError(f"--where {predicate!r}: classifier {c.ref} has no label {label!r}; its labels are "
+                                 f"{', '.join(c.labels)}")
+        rows = f"FROM classifier_scores cs WHERE cs.classifier_id = '{c.classifier_id}' AND cs.sample_id = samples.sample_id"
+        if fn == "label":
+            sql = (f"(SELECT CASE WHEN any_value(cs.score) IS NULL THEN NULL WHEN any_value(cs.score) >= 0.5 "
+                   f"THEN 'positive' ELSE 'negative' END {rows})") if binary else f"(SELECT arg_max(cs.label, cs.score) {rows})"
+        elif binary:
+            sql = f"(SELECT {'1 - ' if label == 'negative' else ''}any_value(cs.score) {rows})"
+        elif label is None:
+            sql = f"(SELECT max(cs.score) {rows})"
+        else:
+            sql = f"(SELECT any_value(cs.score) {rows} AND cs.label = '{label.replace(chr(39), chr(39) * 2)}')"
+        tree = _parse(store.con, _PREFIX + sql)
+        return tree["statements"][0]["node"]["where_clause"]
+    return {k: _classifier_calls(store, v, predicate) for k, v in node.items()}
 
 
 def scope(store: Store, predicate: str | None, alias: str = "s") -> str:

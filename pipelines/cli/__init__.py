@@ -3,7 +3,17 @@
 Only this package turns MixlineErrors into messages and exit codes.
 """
 
-from mixline.pipelines.cli import curate, dashboard, drift, ingest, lineage, mix, model, store  # noqa: F401  (register commands)
+from mixline.pipelines.cli import (  # noqa: F401  (register commands)
+    classifier,
+    curate,
+    dashboard,
+    drift,
+    ingest,
+    lineage,
+    mix,
+    model,
+    store,
+)
 from mixline.pipelines.cli.app import cli
 
 

@@ -53,6 +53,10 @@ def trace(ctx: Ctx, as_json: bool, sample_id: str, full: bool, scan_pii: bool) -
         click.echo("redactions: " + ", ".join(f"{k} {v}" for k, v in t["redactions"].items()))
     for c in t["scrubbed_into"]:
         click.echo(f"scrubbed into {c}")
+    for c in t["trained_classifiers"]:
+        click.echo(f"trained classifier {c['name']}@v{c['version']} ({c['classifier_id']}) [{c['split']}]")
+    for sc in t["scores"]:
+        click.echo(f"score {sc['name']}@v{sc['version']} {sc['label']} {sc['score']:.4f} (run {sc['run_id']})")
 
 
 @command(cli)
@@ -66,12 +70,17 @@ def impact(ctx: Ctx, as_json: bool, sample_ids: tuple[str, ...]) -> None:
     if emit(as_json, out):
         return
     click.echo(f"{len(out['roots'])} root(s) reached {len(out['samples'])} samples, "
-               f"{len(out['mixes'])} mixes, {len(out['models'])} models")
+               f"{len(out['mixes'])} mixes, {len(out['models'])} models, {len(out['classifiers'])} classifiers")
     for s in out["samples"][:50]:
         click.echo(f"  sample {s['sample_id']} via {s['relation']} (distance {s['distance']})")
     if len(out["samples"]) > 50:
         click.echo(f"  ... {len(out['samples']) - 50} more (use --json)")
     for m in out["mixes"]:
-        click.echo(f"  mix {m['mix_id']} {m.get('name') or ''}")
+        click.echo(f"  mix {m['mix_id']} {m.get('name') or ''}"
+                   + (f" (shaped by classifier {m['via_classifier']})" if m.get("via_classifier") else ""))
+    for c in out["classifiers"]:
+        click.echo(f"  classifier {c['classifier_id']} {c.get('name')}@v{c.get('version')} (trained on mix {c.get('mix_id')})")
+    for r in out["runs"]:
+        click.echo(f"  run {r['run_id']} step {r['step']}: {r['decisions']:,} decisions by classifier {r['classifier_id']}")
     for m in out["models"]:
         click.echo(f"  model {m['model_id']} {m.get('name') or ''} (trained on mix {m.get('mix_id')})")

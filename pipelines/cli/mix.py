@@ -56,6 +56,13 @@ def mix_show(ctx: Ctx, as_json: bool, mix_id: str) -> None:
                    + (f", and {len(rows) - 20} more" if len(rows) > 20 else ""))
     for m in out["models"]:
         click.echo(f"  trained: model {m['model_id']} ({m['name']})")
+    from mixline.curation.classifier import describe_metrics
+
+    for c in out.get("classifiers", []):
+        click.echo(f"  shaped by classifier {c['name']}@v{c['version']} ({c['classifier_id']}, {c['method']}, trained on mix "
+                   f"{c['trained_on']}; {describe_metrics(c['metrics'])})")
+    for c in out.get("trained_classifiers", []):
+        click.echo(f"  trained: classifier {c['name']}@v{c['version']} ({c['classifier_id']})")
 
 
 @command(mix, "diff")
