@@ -177,13 +177,13 @@ def referenced_classifiers(store: Store, predicate: str | None) -> list[str]:
     """The ids of the classifiers a predicate's score() and label() calls read."""
     if predicate is None or not predicate.strip():
         return []
-    from mixline.curation.classifier import load
+    from mixline.store.classifiers import lookup
 
     tree = _parse(store.con, _PREFIX + predicate)
     out: list[str] = []
     for node in _walk(tree.get("statements")):
         if node.get("class") == "FUNCTION" and node.get("function_name", "").lower() in CLASSIFIER_FUNCTIONS:
-            cid = load(store, _classifier_call(node, predicate)[1]).classifier_id
+            cid = lookup(store, _classifier_call(node, predicate)[1])["classifier_id"]
             if cid not in out:
                 out.append(cid)
     return out
@@ -196,18 +196,19 @@ def _classifier_calls(store: Store, node: Any, predicate: str) -> Any:
     if not isinstance(node, dict):
         return node
     if node.get("class") == "FUNCTION" and node.get("function_name", "").lower() in CLASSIFIER_FUNCTIONS:
-        from mixline.curation.classifier import load
+        from mixline.store.classifiers import lookup
 
         fn, ref, label = _classifier_call(node, predicate)
         try:
-            c = load(store, ref)
+            c = lookup(store, ref)
         except MixlineError as exc:
             raise PredicateError(f"--where {predicate!r}: {exc}") from None
-        binary = c.labels == ["negative", "positive"]
-        if label is not None and label not in c.labels:
-            raise PredicateError(f"--where {predicate!r}: classifier {c.ref} has no label {label!r}; its labels are "
-                                 f"{', '.join(c.labels)}")
-        rows = f"FROM classifier_scores cs WHERE cs.classifier_id = '{c.classifier_id}' AND cs.sample_id = samples.sample_id"
+        labels = json.loads(c["labels"])
+        binary = labels == ["negative", "positive"]
+        if label is not None and label not in labels:
+            raise PredicateError(f"--where {predicate!r}: classifier {c['name']}@v{c['version']} has no label {label!r}; "
+                                 f"its labels are {', '.join(labels)}")
+        rows = f"FROM classifier_scores cs WHERE cs.classifier_id = '{c['classifier_id']}' AND cs.sample_id = samples.sample_id"
         if fn == "label":
             sql = (f"(SELECT CASE WHEN any_value(cs.score) IS NULL THEN NULL WHEN any_value(cs.score) >= 0.5 "
                    f"THEN 'positive' ELSE 'negative' END {rows})") if binary else f"(SELECT arg_max(cs.label, cs.score) {rows})"

@@ -38,7 +38,7 @@ def classifier_train(ctx: Ctx, as_json: bool, name: str, positive: str | None, n
                      labels: str | None, where: str | None, other: str | None, method: str, max_per_class: int,
                      heldout: float, seed: int, c: float, uncurated: bool) -> None:
     """Train classifier NAME on samples of the store; records it with its training mix and metrics."""
-    from mixline.curation.classifier import TrainSpec, train
+    from mixline.pipelines.classifiers import TrainSpec, train
 
     spec = TrainSpec(name, positive, negative, labels, where, other, method, max_per_class, seed, heldout, uncurated, c)
     with ctx.open() as st:
