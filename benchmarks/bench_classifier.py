@@ -36,12 +36,12 @@ from _common import WORK, machine, realdata  # noqa: E402
 CC = "web/dolma_CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 
 
-def _texts(data: Path) -> list[str]:
-    out = [json.loads(line)["text"] for line in gzip.open(data / CC, "rt")]
-    for line in gzip.open(data / "domain_medical/medquad_qa.jsonl.gz", "rt"):
-        r = json.loads(line)
-        out.append(f"{r.get('question', '')}\n{r.get('answer', '')}")
-    return out
+def _texts(data: Path) -> tuple[list[str], np.ndarray]:
+    """Web pages (label 0) then MedQuAD questions and answers (label 1)."""
+    web = [json.loads(line)["text"] for line in gzip.open(data / CC, "rt")]
+    med = [f"{r.get('question', '')}\n{r.get('answer', '')}"
+           for r in map(json.loads, gzip.open(data / "domain_medical/medquad_qa.jsonl.gz", "rt"))]
+    return web + med, np.array([0] * len(web) + [1] * len(med))
 
 
 def speed(data: Path) -> list[dict[str, object]]:
@@ -49,8 +49,7 @@ def speed(data: Path) -> list[dict[str, object]]:
     from sklearn.feature_extraction.text import HashingVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    texts = _texts(data)
-    y = np.array([0] * 697 + [1] * (len(texts) - 697))[: len(texts)]
+    texts, y = _texts(data)
     mb = sum(len(t.encode()) for t in texts) / 1e6
     rows = []
     feat = HashedNgrams()

@@ -338,7 +338,7 @@ def show(store: Store, ref: str) -> dict[str, Any]:
 
 
 def _quantiles(store: Store, c: Classifier) -> dict[str, Any]:
-    label = "positive" if c.model.binary else None
+    label = "positive" if c.labels == list(BINARY_LABELS) else None  # no need to load the weights
     row = store.one(f"""SELECT count(*), quantile_cont(score, [0.1, 0.5, 0.9]) FROM (
                           SELECT sample_id, max(score) AS score FROM classifier_scores
                           WHERE classifier_id = ? {"AND label = 'positive'" if label else ""} GROUP BY 1)""",
@@ -410,14 +410,16 @@ def score_batch(store: Store | None, c: Classifier, ids: list[str], texts: list[
 def ensure_scores(store: Store, c: Classifier, candidates_sql: str, run_id: str, batch: int = 10_000) -> int:
     """Score every sample in `candidates_sql` (a query of sample ids) that has no cached score; returns how many."""
     store.execute(f"""CREATE OR REPLACE TEMP TABLE _to_score AS
-        SELECT s.sample_id, s.text, s.content_hash FROM samples s
+        SELECT s.sample_id, s.text, s.content_hash, row_number() OVER (ORDER BY s.sample_id) AS _n FROM samples s
         WHERE s.sample_id IN ({candidates_sql})
-          AND NOT EXISTS (SELECT 1 FROM classifier_scores cs WHERE cs.classifier_id = ? AND cs.sample_id = s.sample_id)
-        ORDER BY s.sample_id""", [c.classifier_id])
+          AND NOT EXISTS (SELECT 1 FROM classifier_scores cs WHERE cs.classifier_id = ? AND cs.sample_id = s.sample_id)""",
+                  [c.classifier_id])
     try:
         n = int(store.scalar("SELECT count(*) FROM _to_score"))
         for lo in range(0, n, batch):
-            rows = store.execute("SELECT sample_id, text, content_hash FROM _to_score LIMIT ? OFFSET ?", [batch, lo]).fetchall()
+            # Pages by row number: LIMIT/OFFSET over an unordered scan could skip or repeat rows.
+            rows = store.execute("SELECT sample_id, text, content_hash FROM _to_score WHERE _n > ? AND _n <= ? ORDER BY _n",
+                                 [lo, lo + batch]).fetchall()
             x = featurize(store, c.model, [r[1] for r in rows], [r[2] for r in rows])
             store.append("classifier_scores", score_rows(c, [r[0] for r in rows], c.model.proba(x), run_id))
     finally:
