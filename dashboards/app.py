@@ -301,6 +301,13 @@ class Dashboard:
             return self.page(request, "card.html", "Provenance card", c, st)
         return self.page(request, "card.html", "Provenance card", {"card": c, "markdown": render_md(c)}, st)
 
+    def classifiers(self, request: Request, st: Store) -> Response:
+        return self.page(request, "classifiers.html", "Classifiers", {"classifiers": data.classifiers(st)}, st)
+
+    def classifier(self, request: Request, st: Store) -> Response:
+        return self.page(request, "classifier.html", "Classifier",
+                         data.classifier(st, str(request.path_params["ref"])[:200]), st)
+
     def loops(self, request: Request, st: Store) -> Response:
         return self.page(request, "loops.html", "Loops", {"loops": data.loops(st)}, st)
 
@@ -326,7 +333,8 @@ def create_app(store_path: str | Path, *, host: str = "127.0.0.1", port: int | N
     pages: list[tuple[str, Callable[[Request, Store], Response]]] = [
         ("/", dash.overview), ("/samples", dash.samples), ("/samples/{sample_id}", dash.sample),
         ("/mixes", dash.mixes), ("/mixes/diff", dash.mix_diff), ("/mixes/{mix_id}", dash.mix),
-        ("/models", dash.models), ("/models/{model_id}/card", dash.card), ("/models/{model_id}", dash.model), ("/loops", dash.loops), ("/loops/{loop_id}", dash.loop),
+        ("/models", dash.models), ("/models/{model_id}/card", dash.card), ("/models/{model_id}", dash.model),
+        ("/classifiers", dash.classifiers), ("/classifiers/{ref}", dash.classifier), ("/loops", dash.loops), ("/loops/{loop_id}", dash.loop),
         ("/drift", dash.drift), ("/runs", dash.runs)]
     routes = []
     for path, fn in pages:

@@ -82,3 +82,16 @@ def drift_metric(metric: str, points: list[dict[str, Any]]) -> dict[str, Any]:
          "marker": {"color": ["#dc2626" if p["alert"] else "#2563eb" for p in points], "size": 8}},
     ], metric, height=240, showlegend=False, xaxis={"title": {"text": "check"}, "dtick": 1},
         margin={"l": 50, "r": 10, "t": 30, "b": 40})
+
+
+def score_histogram(d: dict[str, Any]) -> dict[str, Any]:
+    """Stacked bars: how many samples of each source fell in each score bin."""
+    bins = d["bins"]
+    x = [round((i + 0.5) / bins, 3) for i in range(bins)]
+    by_source: dict[str, list[int]] = {}
+    for r in d["histogram"]:
+        by_source.setdefault(str(r["source"]), [0] * bins)[int(r["bin"])] = int(r["n"])
+    what = "positive-class probability" if d["binary"] else "winning class's probability"
+    return _fig([{"type": "bar", "name": src, "x": x, "y": ys} for src, ys in by_source.items()],
+                f"Scores given ({what}), by source", barmode="stack",
+                xaxis={"title": {"text": "score"}, "range": [0, 1]}, yaxis={"title": {"text": "samples"}})

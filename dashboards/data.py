@@ -332,3 +332,43 @@ def drift(store: Store, subject: str = "") -> dict[str, Any]:
 def runs(store: Store, limit: int = 500) -> list[dict[str, Any]]:
     return store.rows(f"""SELECT run_id, kind, step, step_version, config_hash, status, started_at, finished_at, stats, error
                           FROM {store.runs_sql()} ORDER BY started_at DESC LIMIT {int(limit)}""")
+
+
+def classifiers(store: Store) -> list[dict[str, Any]]:
+    from mixline.curation.classifier import list_all
+
+    return list_all(store)
+
+
+def classifier(store: Store, ref: str, bins: int = 20, examples: int = 8) -> dict[str, Any]:
+    """One classifier: what it learned from, its held-out metrics, the distribution of the scores
+    it gave (by source), the highest- and lowest-scored samples (scrubbed excerpts only), and every
+    run and mix that used it."""
+    from mixline.curation.classifier import BINARY_LABELS, load, show
+
+    c = load(store, ref)
+    d = show(store, c.classifier_id)
+    binary = c.labels == list(BINARY_LABELS)  # read from the record: the weights are not needed here
+    # One score per sample: the positive class (binary) or the winning class's probability.
+    per_sample = """SELECT cs.sample_id, {score} AS score FROM classifier_scores cs
+                    WHERE cs.classifier_id = ? {filt} GROUP BY cs.sample_id"""
+    sql = per_sample.format(score="max(cs.score)", filt="AND cs.label = 'positive'" if binary else "")
+    hist = store.rows(f"""SELECT s.source, least(floor(x.score * {bins}), {bins - 1})::INT AS bin, count(*) AS n
+                          FROM ({sql}) x JOIN samples s USING (sample_id) GROUP BY ALL ORDER BY 1, 2""", [c.classifier_id])
+    ends = []
+    for order in ("DESC", "ASC"):
+        ends.append(store.rows(f"""SELECT x.sample_id, x.score, s.kind, s.source, left(s.text, {EXCERPT}) AS excerpt
+                                   FROM ({sql}) x JOIN samples s USING (sample_id)
+                                   ORDER BY x.score {order}, x.sample_id LIMIT {examples}""", [c.classifier_id]))
+    hidden = _shown_text(store, [r["sample_id"] for rows in ends for r in rows])
+    for rows in ends:
+        for r in rows:
+            if hidden.get(r["sample_id"]):
+                r["excerpt"] = f"[text withheld: {hidden[r['sample_id']]}]"
+                r["withheld"] = True
+    if not binary:
+        d["labelled"] = store.rows("""SELECT label, count(*) AS samples, avg(score) AS mean_confidence FROM (
+                                        SELECT sample_id, arg_max(label, score) AS label, max(score) AS score
+                                        FROM classifier_scores WHERE classifier_id = ? GROUP BY 1)
+                                      GROUP BY 1 ORDER BY 2 DESC""", [c.classifier_id])
+    return {"classifier": d, "binary": binary, "bins": bins, "histogram": hist, "top": ends[0], "bottom": ends[1]}

@@ -8,10 +8,14 @@ import gzip
 import json
 from pathlib import Path
 
+from mixline.curation.classifier import score
 from mixline.curation.pipeline import curate
 from mixline.curation.recipe import Recipe
 from mixline.pipelines.ingest import IngestOptions, ingest
+from mixline.pipelines.classifiers import TrainSpec, train
 from mixline.pipelines.loop import Loop, LoopConfig
+from mixline.pipelines.mix import MixRecipe
+from mixline.pipelines.mix import build as build_mix
 from mixline.store import Store
 
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -49,5 +53,11 @@ def build(path: Path, realdata: Path, work: Path) -> dict[str, str]:
         mixes = [r[0] for r in st.execute("SELECT mix_id FROM mixes ORDER BY created_at, mix_id").fetchall()]
         loop = st.scalar("SELECT DISTINCT loop_id FROM loop_state")
         model = st.scalar("SELECT model_id FROM models WHERE parent_model_id IS NOT NULL ORDER BY created_at DESC LIMIT 1")
+        # A learned classifier, its scores over every sample (raw conversations included: their
+        # text must stay withheld on its page), and a mix it ranked.
+        clf = train(st, TrainSpec("lit", positive="source = 'prose'", negative="source = 'cc'", max_per_class=60))
+        score(st, "lit")
+        build_mix(st, MixRecipe.parse({"name": "top-lit", "seed": 1, "groups": [
+            {"name": "web", "where": "kind = 'web'", "docs": 8, "rank_by": "lit", "top_share": 0.5}]}, "dashboard"))
     return {"gen3": gen3, "hostile": hostile, "raw": raw, "scrubbed": scrubbed, "mix_a": mixes[0], "mix_b": mixes[-1],
-            "model": model, "loop": loop}
+            "model": model, "loop": loop, "classifier": clf["classifier_id"]}

@@ -32,7 +32,8 @@ def pages(ids: dict[str, str]) -> list[str]:
     return ["/", "/samples", "/samples?q=Maria&kind=conversation", f"/samples?q={ids['gen3'][:8]}", "/samples?kind=web&page=2",
             f"/samples/{ids['gen3']}", f"/samples/{ids['hostile']}", f"/samples/{ids['raw']}", f"/samples/{ids['scrubbed']}",
             "/mixes", f"/mixes/{ids['mix_a']}", f"/mixes/diff?a={ids['mix_a']}&b={ids['mix_b']}", "/models",
-            f"/models/{ids['model']}", f"/models/{ids['model']}/card", "/loops", f"/loops/{ids['loop']}", "/drift", "/drift?subject=loop:", "/runs"]
+            f"/models/{ids['model']}", f"/models/{ids['model']}/card", "/classifiers",
+            f"/classifiers/{ids['classifier']}", "/classifiers/lit@v1", "/loops", f"/loops/{ids['loop']}", "/drift", "/drift?subject=loop:", "/runs"]
 
 
 def api(path: str) -> str:
@@ -150,6 +151,27 @@ def test_model_and_loop_pages(client: TestClient, built: tuple[Path, dict[str, s
     assert all(p["threshold"] > 0 for pts in drift["series"].values() for p in pts)
     moved = {m for c in drift["checks"] for m in c["moved"]}
     assert moved == {metric for metric, pts in drift["series"].items() if any(p["alert"] for p in pts)}
+
+
+def test_classifier_pages(client: TestClient, built: tuple[Path, dict[str, str]]) -> None:
+    ids = built[1]
+    listed = client.get("/api/classifiers").json()["classifiers"]
+    assert [(c["name"], c["version"], c["classifier_id"]) for c in listed] == [("lit", 1, ids["classifier"])]
+    d = client.get("/api/classifiers/lit").json()
+    c = d["classifier"]
+    with duckdb.connect(str(built[0]), read_only=True) as con:
+        n = con.execute("SELECT count(*) FROM samples WHERE kind <> 'eval'").fetchone()[0]
+        scored = con.execute("SELECT count(DISTINCT sample_id) FROM classifier_scores").fetchone()[0]
+        top_mix = con.execute("SELECT mix_id FROM mixes WHERE name = 'top-lit'").fetchone()[0]
+    assert c["scored"] == scored == n and sum(r["n"] for r in d["histogram"]) == n
+    assert {t["split"] for t in c["training"]} == {"train", "heldout"} and c["metrics"]["auc"] > 0.9
+    # Shakespeare against web pages: the highest scores are prose, the lowest are not.
+    assert {s["source"] for s in d["top"]} == {"prose"} and "prose" not in {s["source"] for s in d["bottom"]}
+    assert [s["score"] for s in d["top"]] == sorted((s["score"] for s in d["top"]), reverse=True)
+    assert top_mix in {u["mix_id"] for u in c["uses"]} and any(u["step"] == "classifier_score_v1" for u in c["uses"])
+    page = client.get("/classifiers/lit@v1").text
+    assert "Highest scores" in page and f'href="/mixes/{top_mix}"' in page and 'id="scores"' in page
+    assert client.get("/api/classifiers/nope").status_code == 404
 
 
 def test_pages_read_the_snapshot_while_a_writer_holds_the_store(client: TestClient, built: tuple[Path, dict[str, str]]) -> None:

@@ -105,6 +105,13 @@ def test_loop_and_drift_pages(server: tuple[str, dict[str, str]], tmp_path: Path
     assert charts_drawn(dom) >= 5 and 'class="main-svg"' in dom and console_errors(dom, log) == []
 
 
+def test_classifier_page_draws_its_scores(server: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    base, ids = server
+    dom, log = browse(f"{base}/classifiers/{ids['classifier']}", "classifier.png", tmp_path)
+    assert charts_drawn(dom) == 1 and 'class="main-svg"' in dom and console_errors(dom, log) == []
+    assert "Highest scores" in dom and "lit@v1" in dom
+
+
 def test_hostile_text_shows_as_text(server: tuple[str, dict[str, str]], tmp_path: Path) -> None:
     base, ids = server
     dom, log = browse(f"{base}/samples/{ids['hostile']}", "hostile.png", tmp_path)
