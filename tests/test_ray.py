@@ -261,3 +261,42 @@ def test_ray_ingest_keeps_the_same_samples_origins_and_quarantine(local_ray: Non
     summary = results["local"][0]
     assert summary["quarantined"] == 2 and summary["ingested"] > 600
     assert not (tmp_path / "work").exists()
+
+
+def classifier_recipe() -> Recipe:
+    """The default rules, then a learned classifier twice: as a tag on conversations (scores only)
+    and as keep_top on web pages (a global step that ranks every partition's survivors)."""
+    cfg = tomllib.loads(DEFAULT_RECIPE)
+    cfg["batch_size"] = BATCH
+    first_dedup = next(i for i, s in enumerate(cfg["steps"]) if "dedup" in s["type"])
+    cfg["steps"].insert(first_dedup, {"type": "classifier", "name": "med", "threshold": 0.5, "mode": "tag",
+                                      "kinds": ["conversation"]})
+    cfg["steps"].append({"type": "classifier", "name": "med", "keep_top": 0.3, "kinds": ["web"]})
+    return Recipe.parse(cfg, "test")
+
+
+def test_ray_runs_classifier_steps_like_in_process(local_ray: None, seeded: Path, tmp_path: Path) -> None:
+    from mixline.pipelines.classifiers import TrainSpec, train
+
+    base = _copy(seeded, tmp_path / "clf-seed.duckdb")
+    with Store(base) as st:
+        train(st, TrainSpec("med", positive="domain = 'medical' AND source <> 'copies'", negative="kind = 'web'",
+                            uncurated=True, max_per_class=150))
+    queries = {"scores": "SELECT classifier_id, sample_id, label, round(score, 12) FROM classifier_scores ORDER BY ALL",
+               "uses": "SELECT classifier_id, step FROM classifier_uses ORDER BY ALL"}
+    results = []
+    for ex in (None, RayExecutor(workers=2, buckets=3, work_dir=tmp_path / "work")):
+        path = _copy(base, tmp_path / f"clf-{'ray' if ex else 'local'}.duckdb")
+        with Store(path) as st:
+            api.curate(st, classifier_recipe(), executor=ex)
+            extra = {k: st.execute(q).fetchall() for k, q in queries.items()}
+        results.append((outcome(path), extra))
+    (local, local_extra), (got, got_extra) = results
+    assert got == local and got_extra == local_extra
+    # Both steps ran: web pages outside the top 30% were dropped by the classifier, conversations only tagged.
+    steps = {(r[1], r[2]) for r in local["decisions"] if r[1].startswith("classifier_med")}
+    assert ("classifier_med_v1", "dropped") in steps and ("classifier_med_v1", "kept") in steps
+    n_scored = {r[1] for r in local_extra["scores"]}
+    with Store(base, read_only=True) as st:
+        n_train = st.scalar("SELECT count(*) FROM classifier_scores")
+    assert len(n_scored) > n_train  # the step scored samples its training did not
