@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from mixline.curation.base import Clusters, Filter, GlobalStep, Rewrite, Rewriter, Verdicts
 from mixline.curation.recipe import Recipe
-from mixline.store.select import scope
+from mixline.store.select import not_canary_carrier, scope
 from mixline.store.store import Rollback, Store
 
 Progress = Callable[[int], None]
@@ -163,7 +163,7 @@ def select(store: Store, recipe: Recipe, steps: list[Any], where: str | None, ne
     globals_ = [s for s in steps if isinstance(s, GlobalStep)]
     pred = scope(store, where, "s")
     # The guard is outside the user's selection, which is a semi-join (see store/select.py).
-    cond = f"s.kind <> 'eval' AND {pred}"
+    cond = f"s.kind <> 'eval' AND {not_canary_carrier('s')} AND {pred}"
     if new_only:
         cond += " AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.sample_id = s.sample_id)"
     extra = sorted({c for s in steps for c in s.columns} - {"url", "prompt_text", "domain"})
@@ -181,7 +181,7 @@ def select(store: Store, recipe: Recipe, steps: list[Any], where: str | None, ne
     anchors_sql = ""
     if globals_:
         anchors_sql = f"""UNION ALL SELECT st.sample_id, TRUE FROM sample_status st JOIN samples s USING (sample_id)
-            WHERE st.status = 'kept' AND NOT ({cond})"""
+            WHERE st.status = 'kept' AND {not_canary_carrier('s')} AND NOT ({cond})"""
     # Materialised first: a streaming result would be closed by the writes below.
     store.execute(f"""
         CREATE OR REPLACE TEMP TABLE _sel AS

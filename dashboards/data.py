@@ -112,9 +112,14 @@ def _shown_text(store: Store, ids: list[str]) -> dict[str, str | None]:
                                 FROM decisions d LEFT JOIN runs r USING (run_id)
                                 WHERE d.sample_id IN (SELECT unnest(?::VARCHAR[])) AND regexp_matches(d.step, '^pii_v[0-9]+$')
                                 GROUP BY 1""", [ids]).fetchall())
+    from mixline.store.canaries import canary_samples
+
+    canaries = canary_samples(store, ids)
     out: dict[str, str | None] = {}
     for i in ids:
-        if i in raw:
+        if i in canaries:
+            out[i] = "a canary copy: its planted secret is never shown; open it to see the text with the secret masked"
+        elif i in raw:
             out[i] = "raw text that PII scrubbing replaced; open it for its scrubbed child"
         elif i in ok or pii.get(i) in ("kept", "rewritten"):
             out[i] = None

@@ -96,7 +96,7 @@ class ExportResult:
         return asdict(self)
 
 
-def export_mix(store: Store, mix: str, out: str | Path, fmt: str = "parquet") -> ExportResult:
+def export_mix(store: Store, mix: str, out: str | Path, fmt: str = "parquet", *, allow_canaries: bool = False) -> ExportResult:
     """Write a mix (scrubbed text only) with its manifest, dataset card and croissant.json.
 
     >>> export_mix(st, "my-mix", "exports/my-mix", "jsonl").files["train"]
@@ -104,7 +104,7 @@ def export_mix(store: Store, mix: str, out: str | Path, fmt: str = "parquet") ->
     """
     from mixline.pipelines.export import export
 
-    d = export(store, mix, Path(out), fmt)
+    d = export(store, mix, Path(out), fmt, allow_canaries)
     return ExportResult(str(d["mix_id"]), str(d["out"]), fmt, dict(d["files"]), int(d["rows"]))
 
 

@@ -52,10 +52,19 @@ def _write_jsonl(store: Store, sql: str, params: list[Any], path: Path) -> None:
             fh.write("".join(r[0] + "\n" for r in chunk))
 
 
-def export(store: Store, ref: str, out: Path, fmt: str = "parquet") -> dict[str, Any]:
+def export(store: Store, ref: str, out: Path, fmt: str = "parquet", allow_canaries: bool = False) -> dict[str, Any]:
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
     mix_id = resolve_mix(store, ref)
+    from mixline.store.canaries import mix_canaries
+
+    planted = mix_canaries(store, mix_id)
+    if planted["canaries"] and not allow_canaries:
+        # A canary's secret is in its copies' text: an export would carry it out of the store.
+        raise ConfigError(f"mix {mix_id} holds {planted['canaries']} canaries ({planted['copies']} copies); an export would "
+                          "carry their secrets out of the store. Leave them out of the mix (see `mixline canary list`; a group can "
+                          "exclude `sample_id IN (SELECT sample_id FROM canary_copies)` and their scrubbed children), or pass "
+                          "--allow-canaries to export them knowingly")
     target = _check_out(out, mix_id)
     mix = store.rows("SELECT name, recipe, created_at FROM mixes WHERE mix_id = ?", [mix_id])[0]
     summary = describe(store, mix_id)

@@ -22,6 +22,7 @@ from mixline.store import lake
 from mixline.store.ids import canonical_json, config_hash
 from mixline.store.recipes import read_table_file
 from mixline.store.refs import require_ref
+from mixline.store.canaries import CANARY_SAMPLES
 from mixline.store.select import not_raw_parent, scope
 from mixline.store.store import Store
 
@@ -356,11 +357,14 @@ def _holdout(store: Store, recipe: MixRecipe) -> None:
     if h.sources:
         store.execute("UPDATE _eligible SET split = 'heldout' WHERE list_contains(?, source)", [list(h.sources)])
     if h.fraction > 0:
-        # Stratified: the same fraction of every group, by a seeded hash rank.
+        # Stratified: the same fraction of every group, by a seeded hash rank. Canary copies are
+        # there to be trained on and never held out (one held-out copy would exclude the rest as
+        # its near-duplicates).
         store.execute(f"""
             UPDATE _eligible SET split = 'heldout' WHERE sample_id IN (
                 SELECT sample_id FROM (SELECT sample_id, percent_rank() OVER (PARTITION BY grp ORDER BY hdraw) AS r
-                                       FROM _eligible WHERE split = 'train') WHERE r < {float(h.fraction)})""")
+                                       FROM _eligible WHERE split = 'train' AND sample_id NOT IN ({CANARY_SAMPLES}))
+                WHERE r < {float(h.fraction)})""")
     if h.sources or h.fraction > 0:
         _drop_train_near_heldout(store)
 
@@ -515,10 +519,11 @@ def show(store: Store, ref: str) -> dict[str, Any]:
 
     row["recipe"] = json.loads(row["recipe"])
     from mixline.curation.classifier import mix_classifiers
+    from mixline.store.canaries import mix_canaries
 
     return {**row, **describe(store, mix_id),
             "models": store.rows("SELECT model_id, name FROM models WHERE mix_id = ?", [mix_id]),
-            "classifiers": mix_classifiers(store, mix_id),
+            "classifiers": mix_classifiers(store, mix_id), "canaries": mix_canaries(store, mix_id),
             "trained_classifiers": store.rows("SELECT classifier_id, name, version FROM classifiers WHERE mix_id = ? "
                                               "ORDER BY name, version", [mix_id])}
 

@@ -146,6 +146,9 @@ class Trace:
     # Learned classifiers: the scores they gave this sample, and those it helped train.
     scores: list[dict[str, Any]] = field(default_factory=list)
     trained: list[dict[str, Any]] = field(default_factory=list)
+    # A canary copy: its canary (never the secret), and the audits that measured it.
+    canary: list[dict[str, Any]] = field(default_factory=list)
+    audits: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return self.as_dict()
@@ -156,6 +159,7 @@ class Trace:
             "decisions": self.decisions, "generated_by": self.generated_by,
             "clusters": self.clusters, "mixes": self.mixes, "redactions": self.redactions,
             "scrubbed_into": self.scrubbed_into, "scores": self.scores, "trained_classifiers": self.trained,
+            "canary": self.canary, "audits": self.audits,
         }
 
 
@@ -180,6 +184,12 @@ _BUNDLE = [
                   FROM classifier_scores cs JOIN classifiers c USING (classifier_id) WHERE cs.sample_id = $1"""),
     ("trained", """SELECT c.classifier_id, c.name, c.version, mm.split FROM mix_members mm
                    JOIN classifiers c USING (mix_id) WHERE mm.sample_id = $1"""),
+    ("canary", """SELECT cc.canary_id, c.format, c.repeats, cc.copy, c.carrier_id, c.run_id
+                  FROM canary_copies cc JOIN canaries c USING (canary_id) WHERE cc.sample_id = $1"""),
+    ("audits", """SELECT a.audit_id, a.model_id, ac.canary_id, ac.trained_copies, ac.secret_trained, ac.exposure_bits,
+                         ac.extracted, a.created_at
+                  FROM canary_copies cc JOIN audit_canaries ac USING (canary_id) JOIN audits a USING (audit_id)
+                  WHERE cc.sample_id = $1"""),
 ]
 _BUNDLE_SQL = " UNION ALL ".join(f"SELECT {i} AS part, to_json(t)::VARCHAR AS row FROM ({q}) t" for i, (_, q) in enumerate(_BUNDLE))
 # Rows are ordered here, not in SQL: sorting a few rows in Python is cheaper than a sort
@@ -192,6 +202,7 @@ _ORDER: dict[str, Callable[[dict[str, Any]], Any]] = {
     "redactions": lambda r: r["entity_type"],
     "scores": lambda r: (r["name"], r["version"], r["label"]),
     "trained": lambda r: (r["name"], r["version"]),
+    "audits": lambda r: (r["created_at"], r["audit_id"]),
 }
 
 
@@ -259,8 +270,15 @@ def trace(store: Store, ref: str) -> Trace:
         sample["text"] = f"[{withheld}]"
         sample["messages"] = None
         sample["withheld"] = True
+    else:
+        # A canary copy (or a sample derived from one) shows with its secret masked.
+        from mixline.store.canaries import mask
+
+        sample["text"] = mask(store, {sid: sample["text"]})[sid]
+        if sample.get("messages"):
+            sample["messages"] = mask(store, {sid: sample["messages"]})[sid]
     return Trace(sample, origins, ancestors, decisions, generated_by, clusters, mixes, redactions, scrubbed,
-                 own["scores"], own["trained"])
+                 own["scores"], own["trained"], own["canary"], own["audits"])
 
 
 def _step(name: str) -> str:
@@ -316,13 +334,16 @@ class Impact:
     # (their mixes are in `mixes`, with `via_classifier`).
     classifiers: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    # Canaries planted into a root or a reached sample, and the privacy audits of reached models.
+    canaries: list[dict[str, Any]] = field(default_factory=list)
+    audits: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return self.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
         out = {"roots": self.roots, "samples": self.samples, "mixes": self.mixes, "models": self.models,
-               "classifiers": self.classifiers, "runs": self.runs}
+               "classifiers": self.classifiers, "runs": self.runs, "canaries": self.canaries, "audits": self.audits}
         if self.truncated:
             out["truncated"] = True
         return out
@@ -396,10 +417,21 @@ def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True
     _annotate(store, models, "SELECT model_id, name, mix_id, parent_model_id, method, checkpoint_uri FROM models WHERE model_id IN {ids}")
     _annotate(store, classifiers, "SELECT classifier_id, name, version, method, mix_id FROM classifiers WHERE classifier_id IN {ids}")
     samples = sorted(reached.values(), key=lambda r: (r["distance"], r["sample_id"]))
+    from mixline.store.canaries import has_canaries
+
+    canaries, audits = [], []
+    if has_canaries(store):
+        canaries = sorted({r[0]: {"canary_id": r[0], "format": r[1], "carrier_id": r[2]} for r in _frontier_rows(
+            store, "SELECT DISTINCT cc.canary_id, c.format, c.carrier_id FROM canary_copies cc JOIN canaries c USING (canary_id) "
+            "WHERE cc.sample_id IN {ids}", [*roots, *reached])}.values(), key=lambda r: r["canary_id"])
+    if models and store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'audits'"):
+        audits = sorted(({"audit_id": a, "model_id": m, "passed": p} for a, m, p in _frontier_rows(
+            store, "SELECT audit_id, model_id, passed FROM audits WHERE model_id IN {ids}", list(models))),
+            key=lambda r: r["audit_id"])
     return Impact(roots, samples, sorted(mixes.values(), key=lambda r: r["mix_id"]),
                   sorted(models.values(), key=lambda r: r["model_id"]), truncated,
                   sorted(classifiers.values(), key=lambda r: (r.get("name") or "", r.get("version") or 0)),
-                  sorted(runs.values(), key=lambda r: (r["run_id"], r["step"] or "")))
+                  sorted(runs.values(), key=lambda r: (r["run_id"], r["step"] or "")), canaries, audits)
 
 
 def _classifier_reach(store: Store, new_mixes: list[str], mixes: dict[str, dict[str, Any]],

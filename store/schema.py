@@ -289,3 +289,30 @@ def _classifiers(con: duckdb.DuckDBPyConnection) -> None:
             created_at TIMESTAMP DEFAULT current_timestamp);
         """
     )
+
+
+@migration(15, "privacy_audit")
+def _privacy_audit(con: duckdb.DuckDBPyConnection) -> None:
+    """Canaries and model audits. A canary is a random secret planted into copies of a sample
+    (`canary_copies`, each copy a sample `canary_of` its carrier); the secret itself is kept in
+    `store_secrets`, which no reader sees. An audit measures one model: canary exposure,
+    verbatim extraction and membership inference (`audits`, one row each), with each canary's
+    exposure in `audit_canaries`."""
+    con.execute(
+        """
+        CREATE TABLE canaries (
+            canary_id VARCHAR NOT NULL, format VARCHAR NOT NULL, repeats INTEGER NOT NULL,
+            carrier_id VARCHAR NOT NULL, source VARCHAR NOT NULL, space DOUBLE NOT NULL,
+            run_id VARCHAR NOT NULL, created_at TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE canary_copies (canary_id VARCHAR NOT NULL, sample_id VARCHAR NOT NULL, copy INTEGER NOT NULL);
+        CREATE TABLE audits (
+            audit_id VARCHAR NOT NULL, model_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, mix_id VARCHAR,
+            config JSON NOT NULL, results JSON NOT NULL, limits JSON, passed BOOLEAN,
+            created_at TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE audit_canaries (
+            audit_id VARCHAR NOT NULL, canary_id VARCHAR NOT NULL, format VARCHAR NOT NULL,
+            planted_copies INTEGER NOT NULL, trained_copies INTEGER NOT NULL, secret_trained INTEGER NOT NULL,
+            exposure_bits DOUBLE NOT NULL, exposure_fit_bits DOUBLE, rank BIGINT NOT NULL,
+            candidates BIGINT NOT NULL, exact BOOLEAN NOT NULL, extracted BOOLEAN NOT NULL);
+        """
+    )

@@ -25,7 +25,7 @@ from mixline.errors import MixlineError, NotFoundError, PredicateError, ReadOnly
 _PREFIX = "SELECT * FROM samples WHERE "
 # Lineage tables and views a predicate may read, as `sample_id IN (SELECT sample_id FROM <t> ...)`.
 PREDICATE_VIEWS = frozenset({"sample_status", "sample_scores", "mix_members", "decisions", "sample_origins", "edges",
-                             "generations", "clusters", "redactions", "classifier_scores"})
+                             "generations", "clusters", "redactions", "classifier_scores", "canary_copies"})
 # `score('NAME')`, `score('NAME', 'LABEL')` and `label('NAME')`: a learned classifier's cached
 # score or predicted label of the row's sample (NAME is a classifier name, NAME@vN, or an id).
 CLASSIFIER_FUNCTIONS = ("score", "label")
@@ -254,8 +254,8 @@ def check_query(con: duckdb.DuckDBPyConnection, query: str) -> None:
         if kind == "BASE_TABLE" and any(ch in str(node.get("table_name", "")) for ch in "/\\.:"):
             raise ReadOnlyError(f"mixline sql reads the store's tables and views, not files ({node.get('table_name')})")
         if kind == "BASE_TABLE" and node.get("table_name", "").lower() in HIDDEN_TABLES:
-            raise ReadOnlyError(f"table {node['table_name']} is hidden: it holds the store's PII key, "
-                                "which never leaves the store")
+            raise ReadOnlyError(f"table {node['table_name']} is hidden: it holds the store's PII key and canary "
+                                "secrets, which never leave the store")
         if kind == "TABLE_FUNCTION":
             name = str(node.get("function", {}).get("function_name", "")).lower()
             if name not in SQL_TABLE_FUNCTIONS:
@@ -273,6 +273,11 @@ _RAW = "mixline_store"
 _UNSEEN = (f"(EXISTS (SELECT 1 FROM {_RAW}.edges e WHERE e.parent_id = s.sample_id AND e.relation = 'scrubbed_from') "
            f"OR EXISTS (SELECT 1 FROM {_RAW}.decisions d WHERE d.sample_id = s.sample_id AND d.verdict = 'dropped' "
            "AND d.reason LIKE 'pii_drop:%'))")
+# Canary copies and what derives from them hold a planted secret, which never leaves the store.
+_CANARY = (f"(EXISTS (SELECT 1 FROM {_RAW}.canary_copies c WHERE c.sample_id = s.sample_id) "
+           f"OR EXISTS (SELECT 1 FROM {_RAW}.edges e JOIN {_RAW}.canary_copies c ON c.sample_id = e.parent_id "
+           "WHERE e.child_id = s.sample_id))")
+_CANARY_WITHHELD = "'[withheld: a canary copy; its planted secret never leaves the store]'"
 _WITHHELD = ("'[withheld: raw text that PII scrubbing replaced or dropped; read its scrubbed child, "
              "or `mixline trace ID --scan-pii`]'")
 
@@ -320,8 +325,10 @@ def open_sql_connection(path: str) -> duckdb.DuckDBPyConnection:
                 continue
             if name == "samples":
                 cols = [r[0] for r in con.execute(f"DESCRIBE {_RAW}.samples").fetchall()]
-                shown = ", ".join(f"CASE WHEN {_UNSEEN} THEN {_WITHHELD} ELSE s.{c} END AS {c}" if c in ("text", "messages")
-                                  else f"s.{c}" for c in cols)
+                canary = (f"WHEN {_CANARY} THEN {_CANARY_WITHHELD} " if "canary_copies" in {n.lower() for n in names}
+                          else "")
+                shown = ", ".join(f"CASE WHEN {_UNSEEN} THEN {_WITHHELD} {canary}ELSE s.{c} END AS {c}"
+                                  if c in ("text", "messages") else f"s.{c}" for c in cols)
                 con.execute(f"CREATE VIEW samples AS SELECT {shown} FROM {_RAW}.samples s")
             elif name == "sample_origins":
                 cols = [r[0] for r in con.execute(f"DESCRIBE {_RAW}.sample_origins").fetchall()]
@@ -369,6 +376,15 @@ def run_user_query(path: str, query: str) -> list[dict[str, Any]]:
 
 
 def not_raw_parent(alias: str = "s") -> str:
-    """A guard: the sample has no scrubbed child, so it is not raw text that PII scrubbing replaced."""
+    """A guard: the sample has no scrubbed child, so it is not raw text that PII scrubbing replaced,
+    and no canary copy, so it is not a carrier whose place its canary copies took."""
     return (f"NOT EXISTS (SELECT 1 FROM edges e WHERE e.parent_key = ('0x' || substr({alias}.sample_id, 1, 16))::UBIGINT "
-            f"AND e.parent_id = {alias}.sample_id AND e.relation = 'scrubbed_from')")
+            f"AND e.parent_id = {alias}.sample_id AND e.relation IN ('scrubbed_from', 'canary_of'))")
+
+
+def not_canary_carrier(alias: str = "s") -> str:
+    """A guard for curation: the sample is not a canary's carrier. Planting a canary into a sample
+    swaps the sample for its canary copies (as if its author had written the secret), so the
+    carrier is neither curated nor a dedup anchor that its own copies would near-duplicate."""
+    return (f"NOT EXISTS (SELECT 1 FROM edges e WHERE e.parent_key = ('0x' || substr({alias}.sample_id, 1, 16))::UBIGINT "
+            f"AND e.parent_id = {alias}.sample_id AND e.relation = 'canary_of')")

@@ -4,6 +4,7 @@ Only this package turns MixlineErrors into messages and exit codes.
 """
 
 from mixline.pipelines.cli import (  # noqa: F401  (register commands)
+    canary,
     classifier,
     curate,
     dashboard,

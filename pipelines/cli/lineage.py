@@ -57,6 +57,12 @@ def trace(ctx: Ctx, as_json: bool, sample_id: str, full: bool, scan_pii: bool) -
         click.echo(f"trained classifier {c['name']}@v{c['version']} ({c['classifier_id']}) [{c['split']}]")
     for sc in t["scores"]:
         click.echo(f"score {sc['name']}@v{sc['version']} {sc['label']} {sc['score']:.4f} (run {sc['run_id']})")
+    for c in t.get("canary", []):
+        click.echo(f"canary {c['canary_id']} ({c['format']}, copy {c['copy'] + 1} of {c['repeats']}) planted into "
+                   f"{c['carrier_id']} by run {c['run_id']}; its secret is masked")
+    for a in t.get("audits", []):
+        click.echo(f"audited by {a['audit_id']} on model {a['model_id']}: exposure {a['exposure_bits']:.1f} bits, "
+                   f"{a['secret_trained']} copies with the secret trained" + (", EXTRACTED" if a["extracted"] else ""))
 
 
 @command(cli)
@@ -84,3 +90,8 @@ def impact(ctx: Ctx, as_json: bool, sample_ids: tuple[str, ...]) -> None:
         click.echo(f"  run {r['run_id']} step {r['step']}: {r['decisions']:,} decisions by classifier {r['classifier_id']}")
     for m in out["models"]:
         click.echo(f"  model {m['model_id']} {m.get('name') or ''} (trained on mix {m.get('mix_id')})")
+    for c in out.get("canaries", []):
+        click.echo(f"  canary {c['canary_id']} ({c['format']}) planted into {c['carrier_id']}")
+    for a in out.get("audits", []):
+        click.echo(f"  audit {a['audit_id']} of model {a['model_id']}"
+                   + ("" if a["passed"] is None else (" (passed)" if a["passed"] else " (FAILED)")))

@@ -63,6 +63,11 @@ def mix_show(ctx: Ctx, as_json: bool, mix_id: str) -> None:
                    f"{c['trained_on']}; {describe_metrics(c['metrics'])})")
     for c in out.get("trained_classifiers", []):
         click.echo(f"  trained: classifier {c['name']}@v{c['version']} ({c['classifier_id']})")
+    can = out.get("canaries") or {}
+    if can.get("canaries"):
+        click.echo(f"  canaries: {can['canaries']} in {can['copies']} training copies ("
+                   + ", ".join(f"{f} {v['canaries']}" for f, v in can["by_format"].items()) + "); an export refuses them "
+                   "unless --allow-canaries")
 
 
 @command(mix, "diff")
@@ -85,12 +90,13 @@ def mix_diff(ctx: Ctx, as_json: bool, a: str, b: str) -> None:
 @click.argument("mix_id")
 @click.option("--format", "fmt", default="parquet", type=click.Choice(["parquet", "jsonl", "hf"]), show_default=True)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder to write (under the export root).")
-def mix_export(ctx: Ctx, as_json: bool, mix_id: str, fmt: str, out: Path) -> None:
+@click.option("--allow-canaries", is_flag=True, help="Export a mix that holds canaries (their secrets go with it).")
+def mix_export(ctx: Ctx, as_json: bool, mix_id: str, fmt: str, out: Path, allow_canaries: bool) -> None:
     """Export a mix's data with manifest.json and a dataset card."""
     from mixline import api
 
     with ctx.open(read_only=True) as st:
-        r = api.export_mix(st, mix_id, out, fmt)
+        r = api.export_mix(st, mix_id, out, fmt, allow_canaries=allow_canaries)
     res = {"mix_id": r.mix_id, "out": r.folder, "format": r.format, "files": r.files, "rows": r.rows}
     if not emit(as_json, res):
         click.echo(f"exported {res['mix_id']} ({res['rows']:,} rows, {fmt}) to {res['out']}")

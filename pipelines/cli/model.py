@@ -219,6 +219,43 @@ def model_compose(ctx: Ctx, as_json: bool, adapters: tuple[str, ...], weights: s
                        f"(interference {i['interference']:+.1%})")
 
 
+@command(model, "audit")
+@click.argument("model_id")
+@click.option("--candidates", default=10_000, show_default=True, help="Random secrets each canary is ranked against.")
+@click.option("--extraction-samples", default=100, show_default=True, help="Training conversations prompted for extraction.")
+@click.option("--prefix-tokens", default=32, show_default=True, help="Tokens of each sample given as the prompt (k).")
+@click.option("--suffix-tokens", default=32, show_default=True, help="Tokens that must follow exactly (m).")
+@click.option("--mia-docs", default=200, show_default=True, help="Members and held-out samples each, for membership inference.")
+@click.option("--reference", default=None, metavar="MODEL", help="Reference model for membership inference (default: the parent, "
+              "when it is a trained model).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--max-exposure", type=float, default=None, metavar="BITS",
+              help="Fail (exit 6) if a canary whose secret was trained on is exposed more than this.")
+@click.option("--max-extraction", type=float, default=None, metavar="SHARE",
+              help="Fail (exit 6) if more than this share of the sampled conversations is reproduced verbatim.")
+def model_audit(ctx: Ctx, as_json: bool, model_id: str, candidates: int, extraction_samples: int, prefix_tokens: int,
+                suffix_tokens: int, mia_docs: int, reference: str | None, seed: int, max_exposure: float | None,
+                max_extraction: float | None) -> None:
+    """Privacy audit: canary exposure, verbatim extraction, membership inference; recorded with the model."""
+    import sys
+
+    from mixline.pipelines.audit import AuditConfig, audit
+
+    cfg = AuditConfig(candidates=candidates, extraction_samples=extraction_samples, prefix_tokens=prefix_tokens,
+                      suffix_tokens=suffix_tokens, mia_docs=mia_docs, reference=reference, seed=seed,
+                      max_exposure=max_exposure, max_extraction=max_extraction)
+    with ctx.open() as st:
+        out = audit(st, model_id, cfg)
+    if not emit(as_json, {k: v for k, v in out.items() if k != "canaries"} | {"canaries": out["canaries"]}):
+        from mixline.pipelines.audit import describe
+
+        for line in describe(out):
+            click.echo(line)
+    if out["failed"]:
+        click.echo("audit FAILED: " + "; ".join(out["failed"]), err=True)
+        sys.exit(6)
+
+
 @command(model, "card")
 @click.argument("model_id")
 @click.option("--format", "fmt", default="md", type=click.Choice(["md", "json"]), show_default=True)
