@@ -266,7 +266,9 @@ def model(store: Store, ref: str) -> dict[str, Any]:
     evals = store.rows("""SELECT e.eval_set, e.metric, e.value, e.n_docs, r.started_at, e.run_id FROM evals e
                           LEFT JOIN runs r USING (run_id) WHERE e.model_id = ? ORDER BY r.started_at, e.eval_set""", [model_id])
     generated = int(store.scalar("SELECT count(*) FROM generations WHERE model_id = ?", [model_id]))
-    return {"model": chain[0], "chain": chain, "evals": evals, "generated": generated}
+    from mixline.pipelines.audit import latest
+
+    return {"model": chain[0], "chain": chain, "evals": evals, "generated": generated, "audit": latest(store, model_id)}
 
 
 def loops(store: Store) -> list[dict[str, Any]]:

@@ -98,11 +98,14 @@ def sequence_nll(model: Any, tok: Any, texts: list[str], batch_size: int = 512) 
 
 def greedy(model: Any, prompts: list[list[int]], steps: int, batch_size: int = 64) -> list[list[int]]:
     """Greedy continuations of token-id prompts of equal length (no padding needed)."""
+    import warnings
+
     import torch
 
     dev = next(model.parameters()).device
     out: list[list[int]] = []
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # transformers renames past_key_values across versions
         for i in range(0, len(prompts), batch_size):
             ids = torch.tensor(prompts[i:i + batch_size], device=dev)
             res = model(input_ids=ids, use_cache=True)
@@ -367,12 +370,14 @@ def _failed(results: dict[str, Any], limits: dict[str, float]) -> list[str]:
 def latest(store: Store, model_id: str) -> dict[str, Any] | None:
     """The model's newest audit, as the card and the dashboard show it."""
     try:
-        row = store.one("""SELECT a.audit_id, a.run_id, a.mix_id, a.config, a.results, a.limits, a.passed, a.created_at
-                           FROM audits a WHERE a.model_id = ? ORDER BY a.created_at DESC, a.audit_id LIMIT 1""", [model_id])
+        rows = store.execute("""SELECT a.audit_id, a.run_id, a.mix_id, a.config, a.results, a.limits, a.passed, a.created_at
+                                FROM audits a WHERE a.model_id = ? ORDER BY a.created_at DESC, a.audit_id LIMIT 1""",
+                             [model_id]).fetchall()
     except duckdb.CatalogException:  # a store from before audits, opened read-only
         return None
-    if row is None:
+    if not rows:
         return None
+    row = rows[0]
     return {"audit_id": row[0], "run_id": row[1], "mix_id": row[2], "config": json.loads(row[3]), "results": json.loads(row[4]),
             "limits": json.loads(row[5]) if row[5] else {}, "passed": row[6], "created_at": str(row[7])}
 

@@ -107,8 +107,7 @@ def plant(store: Store, spec: PlantSpec) -> dict[str, Any]:
     from mixline.store.select import scope
 
     spec.check()
-    src = store.one("SELECT source_id, kind FROM sources WHERE name = ?", [spec.source])
-    if src is None:
+    if not store.rows("SELECT source_id FROM sources WHERE name = ?", [spec.source]):
         raise NotFoundError(f"source {spec.source!r} is not in the store; `mixline stats` lists the sources")
     pred = scope(store, spec.where, "s")
     need = spec.n * len(spec.repeats) * len(spec.formats)
@@ -169,7 +168,7 @@ def plant(store: Store, spec: PlantSpec) -> dict[str, Any]:
         store.append_rows("canaries", canaries)
         store.append_rows("store_secrets", secret_rows)
         run.stats.update({"canaries": len(canaries), "copies": len(copies)})
-    by = {}
+    by: dict[str, int] = {}
     for c in canaries:
         key = f"{c['format']} x{c['repeats']}"
         by[key] = by.get(key, 0) + 1

@@ -45,6 +45,10 @@ class LoopConfig:
     gate: str = "none"
     seed: int = 0
     tiny: dict[str, Any] = field(default_factory=dict)
+    # A privacy audit of every trained model: `mixline model audit` settings, e.g.
+    # { max_exposure = 8.0, max_extraction = 0.01, candidates = 2000 }. With gate = "stop", a
+    # model past the limits stops its strategy before it generates the next round.
+    audit: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: str | Path) -> LoopConfig:
@@ -87,8 +91,31 @@ class Loop:
         from mixline.store.ids import config_hash
 
         self.store, self.cfg, self.workdir = store, cfg, workdir
-        # Resumption is keyed by the config: an edited config starts a new loop.
-        self.loop_id = f"{cfg.name}-{config_hash(asdict(cfg))[:8]}"
+        # Resumption is keyed by the config: an edited config starts a new loop. (No audit
+        # leaves the hash as it was before loops could audit.)
+        keyed = asdict(cfg)
+        if not keyed["audit"]:
+            del keyed["audit"]
+        self.loop_id = f"{cfg.name}-{config_hash(keyed)[:8]}"
+        if cfg.audit:
+            from mixline.pipelines.audit import AuditConfig
+
+            unknown = set(cfg.audit) - set(AuditConfig.__dataclass_fields__)
+            if unknown:
+                raise ConfigError(f"loop {cfg.name}: audit has unknown settings {sorted(unknown)}; "
+                                  f"allowed: {sorted(AuditConfig.__dataclass_fields__)}")
+
+    def audit(self, generation: int, strategy: str, model_id: str) -> dict[str, Any] | None:
+        """The privacy audit of a model the loop trained (None when the loop does not audit)."""
+        if not self.cfg.audit:
+            return None
+        from mixline.pipelines.audit import AuditConfig, audit
+
+        def run() -> dict[str, Any]:
+            a = audit(self.store, model_id, AuditConfig(**self.cfg.audit))
+            return {k: a[k] for k in ("audit_id", "run_id", "passed", "failed")}
+
+        return self.stage(generation, strategy, "audit", run)
 
     def stage(self, generation: int, strategy: str, stage: str, fn: Any) -> dict[str, Any]:
         """Run a stage once; a rerun returns the recorded output instead."""
@@ -121,6 +148,12 @@ class Loop:
         results = [{"generation": 0, "strategy": "real", "model_id": gen0["model_id"], "mix_id": real_mix,
                     "bits_per_char": ev0["sets"]["real_heldout"]["bits_per_char"],
                     "tail_token_share": ev0["sets"]["real_heldout"].get("tail_token_share"), "drift_alert": None, "moved": []}]
+        audit0 = self.audit(0, "real", gen0["model_id"])
+        if audit0 is not None:
+            results[0]["audit"] = audit0
+            if audit0["failed"] and c.gate == "stop":
+                results[0]["gate"] = "stopped: the privacy audit failed (" + "; ".join(audit0["failed"]) + ")"
+                return results
         from mixline.curation.drift import DriftConfig, check_store
         from mixline.curation.drift_gate import check_mix, loop_subject, parse_gate
 
@@ -188,6 +221,12 @@ class Loop:
                                 "drift_alert": drift.get("alert"), "moved": drift.get("moved", []),
                                 "diversity": {m["metric"]: {"value": m["value"], "reference": m["reference_value"]}
                                               for m in drift.get("metrics", []) if m["metric"] in DIVERSITY}})
+                audited = self.audit(g, strategy, model["model_id"])
+                if audited is not None:
+                    results[-1]["audit"] = audited
+                    if audited["failed"] and c.gate == "stop":
+                        results[-1]["gate"] = "stopped: the privacy audit failed (" + "; ".join(audited["failed"]) + ")"
+                        break
                 prev = model["model_id"]
         return results
 

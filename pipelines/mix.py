@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from mixline.store import lake
+from mixline.store.canaries import CANARY_SAMPLES
 from mixline.store.ids import canonical_json, config_hash
 from mixline.store.recipes import read_table_file
 from mixline.store.refs import require_ref
-from mixline.store.canaries import CANARY_SAMPLES
 from mixline.store.select import not_raw_parent, scope
 from mixline.store.store import Store
 

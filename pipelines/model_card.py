@@ -146,7 +146,21 @@ def card(store: Store, ref: str) -> dict[str, Any]:
                                JOIN models md ON md.mix_id = mm.mix_id WHERE g.model_id = ? ORDER BY 1""", [model_id])
     return {"schema": "mixline.model_card/1", "model_id": model_id, "name": chain[-1]["name"] if chain else None,
             "stages": stages, "generated": gen, "trained_on_its_output": downstream,
-            "adversarial_evaluation": adversarial or "no adversarial evaluation recorded"}
+            "adversarial_evaluation": adversarial or "no adversarial evaluation recorded",
+            "privacy_audit": _privacy(store, model_id)}
+
+
+def _privacy(store: Store, model_id: str) -> dict[str, Any] | str:
+    """The model's newest privacy audit with the data it was measured on, or why there is none."""
+    from mixline.pipelines.audit import latest
+
+    a = latest(store, model_id)
+    if a is None:
+        return "no privacy audit recorded"
+    r = a["results"]
+    return {"audit_id": a["audit_id"], "run_id": a["run_id"], "measured_on_mix": a["mix_id"], "created_at": a["created_at"],
+            "candidates": a["config"].get("candidates"), "limits": a["limits"], "passed": a["passed"],
+            "exposure": r["exposure"], "extraction": r["extraction"], "membership": r["membership"]}
 
 
 def _pct(x: float | None) -> str:
@@ -205,6 +219,19 @@ def render_md(c: dict[str, Any]) -> str:
     else:
         for a in adv:
             out.append(f"- `{a['model_id']}` on {a['set']}: {a['metric']} {a['value']:.3f}")
+    out += ["", "## Privacy audit", ""]
+    pa_ = c.get("privacy_audit")
+    if not isinstance(pa_, dict):
+        out.append(f"{pa_ or 'no privacy audit recorded'}: nothing says whether this model reproduces its training "
+                   "data (`mixline canary plant` before curating, then `mixline model audit`).")
+    else:
+        from mixline.pipelines.audit import describe
+
+        out.append(f"Audit `{pa_['audit_id']}` (run `{pa_['run_id']}`, {pa_['created_at']}), measured on mix "
+                   f"`{pa_['measured_on_mix']}` with {pa_['candidates']:,} candidates per canary"
+                   + ("" if pa_["passed"] is None else f"; limits {pa_['limits']}: {'passed' if pa_['passed'] else 'FAILED'}") + ".")
+        out += ["", "```"] + describe({"audit_id": pa_["audit_id"], "model_id": c["model_id"], "mix_id": pa_["measured_on_mix"],
+                                        "passed": pa_["passed"], "results": {k: pa_[k] for k in ("exposure", "extraction", "membership")}}) + ["```"]
     out += ["", "## What it generated", ""]
     out += [f"- `{g['model_id']}`: {g['samples']:,} samples in {g['sources']} sources" for g in c["generated"]] or ["- nothing recorded"]
     out += [f"- trained on its output: `{d['model_id']}` ({d['name']}) on mix `{d['mix_id']}`" for d in c["trained_on_its_output"]]

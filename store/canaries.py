@@ -5,10 +5,9 @@ Planting is `mixline.pipelines.canaries`."""
 from __future__ import annotations
 
 import json
-
-import duckdb
 from typing import Any
 
+import duckdb
 from mixline.store.store import Store
 
 SECRET_PREFIX = "canary:"

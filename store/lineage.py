@@ -275,8 +275,12 @@ def trace(store: Store, ref: str) -> Trace:
         from mixline.store.canaries import mask
 
         sample["text"] = mask(store, {sid: sample["text"]})[sid]
-        if sample.get("messages"):
-            sample["messages"] = mask(store, {sid: sample["messages"]})[sid]
+        msgs = sample.get("messages")
+        if msgs:
+            raw = msgs if isinstance(msgs, str) else json.dumps(msgs, ensure_ascii=False)
+            masked = mask(store, {sid: raw})[sid]
+            if masked != raw:
+                sample["messages"] = masked if isinstance(msgs, str) else json.loads(masked or "null")
     return Trace(sample, origins, ancestors, decisions, generated_by, clusters, mixes, redactions, scrubbed,
                  own["scores"], own["trained"], own["canary"], own["audits"])
 

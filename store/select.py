@@ -327,8 +327,10 @@ def open_sql_connection(path: str) -> duckdb.DuckDBPyConnection:
                 cols = [r[0] for r in con.execute(f"DESCRIBE {_RAW}.samples").fetchall()]
                 canary = (f"WHEN {_CANARY} THEN {_CANARY_WITHHELD} " if "canary_copies" in {n.lower() for n in names}
                           else "")
-                shown = ", ".join(f"CASE WHEN {_UNSEEN} THEN {_WITHHELD} {canary}ELSE s.{c} END AS {c}"
-                                  if c in ("text", "messages") else f"s.{c}" for c in cols)
+                # Withheld messages read as NULL: the column is JSON, and the reason is in `text`.
+                shown = ", ".join(f"CASE WHEN {_UNSEEN} THEN {_WITHHELD} {canary}ELSE s.{c} END AS {c}" if c == "text"
+                                  else (f"CASE WHEN {_UNSEEN} THEN NULL {canary.replace(_CANARY_WITHHELD, 'NULL')}"
+                                        f"ELSE s.{c} END AS {c}") if c == "messages" else f"s.{c}" for c in cols)
                 con.execute(f"CREATE VIEW samples AS SELECT {shown} FROM {_RAW}.samples s")
             elif name == "sample_origins":
                 cols = [r[0] for r in con.execute(f"DESCRIBE {_RAW}.sample_origins").fetchall()]
