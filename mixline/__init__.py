@@ -19,7 +19,7 @@ _API = ("CurateResult", "DriftResult", "EvalResult", "ExportResult", "Impact", "
         "MixDiff", "MixGate", "MixInfo", "MixRecipe", "MixResult", "ModelResult", "Recipe", "SelfConsumption", "Store",
         "Trace", "Trend", "VerifyResult", "Why", "build_mix", "curate", "diff_mixes", "drift_check", "drift_check_mix",
         "drift_trend", "evaluate", "export_mix", "generate", "impact", "ingest", "init_tiny", "run_loop", "register_model", "compare_models", "compose_adapters", "model_card", "adversarial_eval",
-        "self_consumption", "show_mix", "trace", "train", "verify_export", "why")
+        "self_consumption", "show_mix", "trace", "train", "verify_export", "why", "plant_canaries", "audit_model")
 __all__ = [*_API, "__version__"]
 
 

@@ -450,8 +450,33 @@ def adversarial_eval(store: Store, model: str, name: str, where: str, max_docs: 
 
     return run(store, model, name, where, max_docs)
 
+def plant_canaries(store: Store, source: str, *, n: int = 10, repeats: tuple[int, ...] = (1, 4, 16),
+                   formats: tuple[str, ...] = ("plain", "phone"), seed: int = 0, where: str | None = None) -> dict[str, Any]:
+    """Plant canaries (random secrets) into copies of `source`'s samples, before curating.
+
+    >>> plant_canaries(st, "support", n=5)["canaries"]
+    30
+    """
+    from mixline.pipelines.canaries import PlantSpec, plant
+
+    return plant(store, PlantSpec(source, n, tuple(repeats), tuple(formats), seed, where))
+
+
+def audit_model(store: Store, model: str, **config: Any) -> dict[str, Any]:
+    """Canary exposure, verbatim extraction and membership inference of a model, recorded.
+    `config` takes `AuditConfig`'s fields (`candidates`, `max_exposure`, `max_extraction`, ...);
+    the result's `passed` is False past a limit.
+
+    >>> audit_model(st, "model-3c4d", max_exposure=8.0)["passed"]
+    True
+    """
+    from mixline.pipelines.audit import AuditConfig, audit
+
+    return audit(store, model, AuditConfig(**config))
+
+
 __all__ = ["CurateResult", "DriftResult", "EvalResult", "ExportResult", "Impact", "IngestResult", "LoopResult", "MixDiff",
            "MixGate", "MixInfo", "MixRecipe", "MixResult", "ModelResult", "adversarial_eval", "compare_models", "compose_adapters", "model_card", "register_model", "Recipe", "SelfConsumption", "Store", "Trace",
            "Trend", "VerifyResult", "Why", "build_mix", "curate", "diff_mixes", "drift_check", "drift_check_mix",
            "drift_trend", "evaluate", "export_mix", "generate", "impact", "ingest", "init_tiny", "run_loop",
-           "self_consumption", "show_mix", "trace", "train", "verify_export", "why"]
+           "self_consumption", "show_mix", "trace", "train", "verify_export", "why", "plant_canaries", "audit_model"]
