@@ -55,10 +55,20 @@ def rai_facts(store: Store, mix_id: str) -> dict[str, Any]:
     toxic = store.one(f"""SELECT count(*) FILTER (WHERE reason = 'toxic'), count(*) FROM sample_scores
                           WHERE step = 'toxicity' AND sample_id IN ({members})""", [mix_id])
     from mixline.curation.classifier import mix_classifiers
+    from mixline.pipelines.search import for_mix
 
     return {"pii": pii, "generators": generators, "depths": depths,
             "toxicity": {"tagged_toxic": int(toxic[0] or 0), "scored": int(toxic[1] or 0)},
-            "classifiers": mix_classifiers(store, mix_id)}
+            "classifiers": mix_classifiers(store, mix_id), "search": for_mix(store, mix_id)}
+
+
+def _search_md(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "By hand: the recipe's weights were written, not searched."
+    gain = s.get("predicted_gain_bpc")
+    return (f"By mixture search `{s['search_id']}` (`mixline mix search`): {s['proxies']} proxy models on candidate weights, "
+            f"a fit with leave-one-out Spearman {s['spearman_loo']:.2f} and R² {s['r2_loo']:.2f}; predicted target gain "
+            + (f"{gain:+.4f} ± {s['gain_sd']:.4f} bits/char" if gain is not None else "-") + f". {s.get('verdict') or ''}")
 
 
 def _sha256(path: Path) -> str:
@@ -118,6 +128,7 @@ def croissant(m: dict[str, Any], facts: dict[str, Any], folder: Path) -> dict[st
         "mixline:classifiers": [{"classifier_id": c["classifier_id"], "name": c["name"], "version": c["version"],
                                  "method": c["method"], "trainedOnMix": c["trained_on"], "weightHash": c["weight_hash"],
                                  "heldOutMetrics": c["metrics"]} for c in facts.get("classifiers", [])],
+        "mixline:weightsFromSearch": facts.get("search"),
     }
 
 
@@ -195,6 +206,10 @@ Classifiers whose scores chose or ranked members of this mix (`rank_by`, `score(
 `label()` in the recipe); each was trained in the store on the mix it names.
 
 {clfs}
+
+## How the weights were chosen
+
+{_search_md(facts.get("search"))}
 
 ## Curation steps applied to these sources
 

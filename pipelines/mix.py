@@ -82,6 +82,8 @@ class MixRecipe:
     status: tuple[str, ...] = ("kept",)
     tokenizer: str = "estimate"
     holdout: Holdout = field(default_factory=Holdout)
+    # The mixture search (`mixline mix search`) whose chosen weights these are; part of the id.
+    search: str | None = None
 
     @classmethod
     def from_file(cls, path: str | Path) -> MixRecipe:
@@ -138,6 +140,8 @@ class MixRecipe:
             for k in NEW_GROUP_FIELDS:
                 if g.get(k) is None:
                     g.pop(k, None)
+        if out.get("search") is None:  # added later: unset, it leaves existing mix ids as they were
+            out.pop("search", None)
         return out
 
 
@@ -519,11 +523,13 @@ def show(store: Store, ref: str) -> dict[str, Any]:
 
     row["recipe"] = json.loads(row["recipe"])
     from mixline.curation.classifier import mix_classifiers
+    from mixline.pipelines.search import for_mix
     from mixline.store.canaries import mix_canaries
 
     return {**row, **describe(store, mix_id),
             "models": store.rows("SELECT model_id, name FROM models WHERE mix_id = ?", [mix_id]),
             "classifiers": mix_classifiers(store, mix_id), "canaries": mix_canaries(store, mix_id),
+            "search": for_mix(store, mix_id),
             "trained_classifiers": store.rows("SELECT classifier_id, name, version FROM classifiers WHERE mix_id = ? "
                                               "ORDER BY name, version", [mix_id])}
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mixline.curation.classifier import describe_metrics, mix_classifiers
+from mixline.pipelines.search import for_mix
 from mixline.store.lineage import model_chain
 from mixline.store.refs import require_ref
 from mixline.store.store import Store
@@ -78,7 +79,9 @@ def _mix_facts(store: Store, mix_ids: list[str]) -> dict[str, dict[str, Any]]:
             "toxicity_tagged_share": toxic / n if n else 0.0,
             # Learned classifiers whose scores chose or ranked the mix's members.
             "classifiers": [{k: c[k] for k in ("classifier_id", "name", "version", "method", "trained_on", "metrics")}
-                            for c in mix_classifiers(store, mix_id)]}
+                            for c in mix_classifiers(store, mix_id)],
+            # The mixture search whose chosen weights the mix has, with how well it predicted.
+            "weights_from_search": for_mix(store, mix_id)}
     return out
 
 
@@ -195,6 +198,10 @@ def render_md(c: dict[str, Any]) -> str:
             for c in mix.get("classifiers", []):
                 out.append(f"  - shaped by classifier {c['name']}@v{c['version']} (`{c['classifier_id']}`, {c['method']}, "
                            f"trained on mix `{c['trained_on']}`; {describe_metrics(c['metrics'])})")
+            sr = mix.get("weights_from_search")
+            if sr:
+                out.append(f"  - weights from mixture search `{sr['search_id']}`: {sr['proxies']} proxies, leave-one-out "
+                           f"Spearman {sr['spearman_loo']:.2f}; {sr.get('verdict') or ''}")
             for ch in mix["checks"]:
                 out.append(f"  - {ch['check']}: {ch['verdict']}" + (f" ({', '.join(ch['moved'])})" if ch.get("moved") else ""))
             if not mix["checks"]:

@@ -44,6 +44,13 @@ CHECKS: dict[str, tuple[str, str]] = {
                                   "SELECT count(*) FROM generations g WHERE NOT EXISTS (SELECT 1 FROM models m WHERE m.model_id = g.model_id)"),
     "models_without_mix": ("models trained on a mix that does not exist",
                            "SELECT count(*) FROM models m WHERE m.mix_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mixes x WHERE x.mix_id = m.mix_id)"),
+    "canary_copies_without_sample": ("canary copies that are not samples",
+                                     "SELECT count(*) FROM canary_copies c WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sample_id = c.sample_id)"),
+    "canaries_without_secret": ("canaries whose secret is missing from the secret table (an audit cannot rank them)",
+                                "SELECT count(*) FROM canaries c WHERE NOT EXISTS (SELECT 1 FROM store_secrets k "
+                                "WHERE k.name = 'canary:' || c.canary_id)"),
+    "audits_without_model": ("privacy audits of models that are not recorded",
+                             "SELECT count(*) FROM audits a WHERE NOT EXISTS (SELECT 1 FROM models m WHERE m.model_id = a.model_id)"),
     "runs_left_running": ("runs still running, or whose process died before committing (the next writer marks them aborted)",
                           "SELECT count(*) FROM {runs} WHERE status = 'running'"),
 }

@@ -316,3 +316,23 @@ def _privacy_audit(con: duckdb.DuckDBPyConnection) -> None:
             candidates BIGINT NOT NULL, exact BOOLEAN NOT NULL, extracted BOOLEAN NOT NULL);
         """
     )
+
+
+@migration(16, "mixture_search")
+def _mixture_search(con: duckdb.DuckDBPyConnection) -> None:
+    """Mixture searches: the recipe and settings of each (`mix_searches`), and every proxy it
+    trained, with its weights, mix, model and losses (`search_proxies`), so that a killed search
+    resumes and a chosen mix can say how its weights were found."""
+    con.execute(
+        """
+        CREATE TABLE mix_searches (
+            search_id VARCHAR NOT NULL, name VARCHAR NOT NULL, recipe JSON NOT NULL, config JSON NOT NULL,
+            status VARCHAR NOT NULL, result JSON, chosen_mix_id VARCHAR, run_id VARCHAR NOT NULL,
+            created_at TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE search_proxies (
+            search_id VARCHAR NOT NULL, idx INTEGER NOT NULL, role VARCHAR NOT NULL, weights JSON NOT NULL,
+            mix_id VARCHAR NOT NULL, model_id VARCHAR NOT NULL, seed INTEGER NOT NULL,
+            target_bpc DOUBLE NOT NULL, general_bpc DOUBLE NOT NULL, run_id VARCHAR NOT NULL,
+            created_at TIMESTAMP DEFAULT current_timestamp);
+        """
+    )

@@ -63,6 +63,10 @@ def mix_show(ctx: Ctx, as_json: bool, mix_id: str) -> None:
                    f"{c['trained_on']}; {describe_metrics(c['metrics'])})")
     for c in out.get("trained_classifiers", []):
         click.echo(f"  trained: classifier {c['name']}@v{c['version']} ({c['classifier_id']})")
+    sr = out.get("search")
+    if sr:
+        click.echo(f"  weights from mixture search {sr['search_id']}: {sr['proxies']} proxies, leave-one-out Spearman "
+                   f"{sr['spearman_loo']:.2f}, R² {sr['r2_loo']:.2f}; {sr.get('verdict') or ''}")
     can = out.get("canaries") or {}
     if can.get("canaries"):
         click.echo(f"  canaries: {can['canaries']} in {can['copies']} training copies ("
@@ -115,3 +119,44 @@ def mix_verify(ctx: Ctx, as_json: bool, folder: Path) -> None:
             click.echo(f"  {p}")
     if not res["ok"]:
         sys.exit(1)
+
+
+@command(mix, "search")
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--target", required=True, metavar="PRED", help="Held-out samples whose loss the weights should lower.")
+@click.option("--general", required=True, metavar="PRED", help="Held-out general samples whose loss must hold (see --margin).")
+@click.option("--proxies", default=16, show_default=True, help="Proxy models, each on its own candidate weights.")
+@click.option("--proxy-tokens", default=100_000, show_default=True, help="Train tokens of each proxy's mix.")
+@click.option("--margin", default=0.02, show_default=True, help="How much worse (relative) the general loss may be predicted.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--n-layer", default=2, show_default=True, help="Proxy depth.")
+@click.option("--n-embd", default=64, show_default=True, help="Proxy width.")
+@click.option("--eval-docs", default=100, show_default=True)
+@click.option("--executor", default="local", type=click.Choice(["local", "ray"]), show_default=True,
+              help="ray: train the proxies as Ray tasks.")
+@click.option("--workdir", default="search-work", type=click.Path(path_type=Path), show_default=True,
+              help="Folder for the proxies' checkpoints.")
+def mix_search(ctx: Ctx, as_json: bool, recipe: Path, target: str, general: str, proxies: int, proxy_tokens: int,
+               margin: float, seed: int, n_layer: int, n_embd: int, eval_docs: int, executor: str, workdir: Path) -> None:
+    """Choose RECIPE's group weights by training proxies on candidate mixes; resumable, and recorded."""
+    from mixline.pipelines.mix import MixRecipe
+    from mixline.pipelines.search import SearchConfig, search
+
+    cfg = SearchConfig(target=target, general=general, proxies=proxies, proxy_tokens=proxy_tokens, seed=seed, margin=margin,
+                       eval_docs=eval_docs, tiny={"n_layer": n_layer, "n_embd": n_embd}, executor=executor)
+    with ctx.open() as st:
+        out = search(st, MixRecipe.from_file(recipe), cfg, workdir)
+    if emit(as_json, out):
+        return
+    f = out["fit"]["target"]
+    click.echo(f"{out['search_id']}: {out['proxies']} proxies of {out['proxy_steps']} steps; fit R² {f['r2_in_sample']:.2f} "
+               f"in sample, {f['r2_loo']:.2f} and Spearman {f['spearman_loo']:.2f} on held-out (leave-one-out) proxies")
+    if out["reliable"]:
+        p = out["predicted"]
+        click.echo("  chosen weights: " + ", ".join(f"{g} {w:.3f}" for g, w in zip(out["groups"], out["chosen_weights"], strict=True))
+                   + "  (recipe: " + ", ".join(f"{w:.3f}" for w in out["hand_weights"]) + ")")
+        click.echo(f"  predicted target {p['target_bpc']:.4f} bits/char vs the recipe's {p['hand_target_bpc']:.4f}: "
+                   f"gain {p['gain_bpc']:+.4f} ± {p['gain_sd']:.4f}; general {p['general_bpc']:.4f} vs {p['hand_general_bpc']:.4f}")
+        click.echo(f"  mix {out['chosen_mix_id']} built with them; {out['verdict']}")
+    else:
+        click.echo(f"  {out['verdict']}")
