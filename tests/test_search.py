@@ -1,0 +1,106 @@
+"""Mixture search on real text (web pages, MedQuAD answers, LegalBench) with tiny proxies:
+every proxy recorded, a killed search resumes from the proxies it has, the honest verdict when
+the fit does not predict, and a chosen mix that says which search chose its weights."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mixline.curation.recipe import Recipe
+from mixline.pipelines import search as S
+from mixline.pipelines.mix import MixRecipe
+from mixline.store import Store
+
+from mixline import api
+from mixline.errors import ConfigError
+from tests.conftest import Mixline
+
+TARGET = "source = 'medquad' AND substr(md5(sample_id), 1, 1) IN ('0', '1')"
+GENERAL = "source = 'cc' AND substr(md5(sample_id), 1, 1) IN ('0', '1')"
+RECIPE = {"name": "hand", "seed": 0, "total_tokens": 60_000, "groups": [
+    {"name": "web", "where": "source = 'cc'", "weight": 0.6}, {"name": "medical", "where": "source = 'medquad'", "weight": 0.2},
+    {"name": "legal", "where": "source = 'legal'", "weight": 0.2}]}
+
+
+def config(**kw: Any) -> S.SearchConfig:
+    base = {"target": TARGET, "general": GENERAL, "proxies": 6, "proxy_tokens": 20_480, "eval_docs": 20,
+            "tiny": {"n_layer": 1, "n_embd": 32}}
+    return S.SearchConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def store_path(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("search")
+    rows = [json.loads(line) for _, line in zip(range(400), gzip.open(realdata / "domain_medical/medquad_qa.jsonl.gz", "rt"),
+                                                 strict=False)]
+    (root / "med.jsonl").write_text("".join(json.dumps({"text": r["answer"]}) + "\n" for r in rows))
+    path = root / "s.duckdb"
+    with Store(path) as st:
+        api.ingest(st, [str(realdata / "web/dolma_CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz")], kind="web", source="cc")
+        api.ingest(st, [str(root / "med.jsonl")], kind="domain", domain="medical", source="medquad")
+        api.ingest(st, [str(realdata / "domain_legal/legalbench_train_permissive.jsonl")], kind="domain", domain="legal",
+                   source="legal")
+        api.curate(st, Recipe.parse({"name": "light", "steps": [{"type": "length", "min_chars": 50}, {"type": "exact_dedup"}]}, "t"))
+    return path
+
+
+def test_a_killed_search_resumes_and_the_choice_is_recorded(store_path: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = S._proxy_local
+
+    def flaky(*args: Any, **kw: Any) -> dict[str, Any]:
+        calls.append(args[3])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the search is killed while training its third proxy
+        return real(*args, **kw)
+
+    monkeypatch.setattr(S, "_proxy_local", flaky)
+    with Store(store_path) as st, pytest.raises(KeyboardInterrupt):
+        S.search(st, MixRecipe.parse(RECIPE), config(), tmp_path)
+    with Store(store_path, read_only=True) as st:
+        assert st.scalar("SELECT count(*) FROM search_proxies") == 2  # each proxy was recorded as it finished
+    calls.clear()
+    monkeypatch.setattr(S, "MIN_SPEARMAN", -1.0)  # whatever the fit, go on to the choice
+    with Store(store_path) as st:
+        out = S.search(st, MixRecipe.parse(RECIPE), config(), tmp_path)
+    assert calls == [2, 3, 4, 5, 6, 7, 8]  # the 4 proxies left, then the 3 confirmations; none trained twice
+    assert out["proxies"] == 6 and out["reliable"] and len(out["chosen_weights"]) == 3
+    assert abs(sum(out["chosen_weights"]) - 1) < 1e-6 and set(out["confirmation"]) >= {"confirm-chosen", "confirm-hand", "confirm-natural"}
+    f = out["fit"]["target"]
+    assert -1 <= f["spearman_loo"] <= 1 and f["r2_in_sample"] <= 1
+    cli = Mixline(store_path)
+    with Store(store_path, read_only=True) as st:
+        recipe = json.loads(st.scalar("SELECT recipe FROM mixes WHERE mix_id = ?", [out["chosen_mix_id"]]))
+        proxies = st.rows("SELECT role, mix_id, model_id, target_bpc FROM search_proxies WHERE search_id = ? ORDER BY idx",
+                          [out["search_id"]])
+        # The eval samples never entered a proxy's mix.
+        leaked = st.scalar(f"""SELECT count(*) FROM mix_members mm JOIN samples s USING (sample_id)
+                               WHERE mm.split = 'train' AND mm.mix_id IN (SELECT mix_id FROM search_proxies) AND ({TARGET})""")
+    assert recipe["search"] == out["search_id"] and recipe["total_tokens"] == RECIPE["total_tokens"]
+    assert [p["role"] for p in proxies] == ["proxy"] * 6 + ["confirm-chosen", "confirm-hand", "confirm-natural"]
+    assert all(p["target_bpc"] > 0 for p in proxies) and leaked == 0
+    shown = cli("mix", "show", out["chosen_mix_id"]).output
+    assert f"weights from mixture search {out['search_id']}" in shown and "Spearman" in shown
+    assert S.show(Store(store_path, read_only=True), out["search_id"])["result"]["chosen_mix_id"] == out["chosen_mix_id"]
+
+
+def test_an_unpredictive_fit_claims_no_optimum(store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(S, "MIN_SPEARMAN", 1.01)  # no fit can reach it
+    with Store(store_path) as st:
+        out = S.search(st, MixRecipe.parse({**RECIPE, "name": "hand-2"}), config(seed=3), tmp_path)
+        status = st.scalar("SELECT status FROM mix_searches WHERE search_id = ?", [out["search_id"]])
+    assert not out["reliable"] and "no optimum is claimed" in out["verdict"] and "chosen_weights" not in out
+    assert status == "unreliable"
+
+
+def test_search_settings_are_checked(store_path: Path, tmp_path: Path) -> None:
+    with Store(store_path) as st:
+        with pytest.raises(ConfigError, match="give every group a weight"):
+            S.search(st, MixRecipe.parse({"name": "x", "groups": [{"name": "a", "where": "TRUE"}, {"name": "b"}]}), config(), tmp_path)
+        with pytest.raises(ConfigError, match="at least 6 proxies"):
+            S.search(st, MixRecipe.parse(RECIPE), config(proxies=2), tmp_path)
