@@ -26,6 +26,10 @@ RECIPE = {"name": "hand", "seed": 0, "total_tokens": 60_000, "groups": [
     {"name": "legal", "where": "source = 'legal'", "weight": 0.2}]}
 
 
+class Killed(Exception):
+    pass
+
+
 def config(**kw: Any) -> S.SearchConfig:
     base = {"target": TARGET, "general": GENERAL, "proxies": 6, "proxy_tokens": 20_480, "eval_docs": 20,
             "tiny": {"n_layer": 1, "n_embd": 32}}
@@ -51,16 +55,18 @@ def store_path(realdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_a_killed_search_resumes_and_the_choice_is_recorded(store_path: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
+    killed: list[bool] = []
     real = S._proxy_local
 
     def flaky(*args: Any, **kw: Any) -> dict[str, Any]:
         calls.append(args[3])
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # the search is killed while training its third proxy
+        if len(calls) == 3 and not killed:
+            killed.append(True)
+            raise Killed("the search is killed while training its third proxy")
         return real(*args, **kw)
 
     monkeypatch.setattr(S, "_proxy_local", flaky)
-    with Store(store_path) as st, pytest.raises(KeyboardInterrupt):
+    with Store(store_path) as st, pytest.raises(Killed):
         S.search(st, MixRecipe.parse(RECIPE), config(), tmp_path)
     with Store(store_path, read_only=True) as st:
         assert st.scalar("SELECT count(*) FROM search_proxies") == 2  # each proxy was recorded as it finished
