@@ -268,7 +268,11 @@ class Dashboard:
         return value
 
     def mixes(self, request: Request, st: Store) -> Response:
-        return self.page(request, "mixes.html", "Mixes", {"mixes": self.cached(st, "mixes", lambda: data.mixes(st))}, st)
+        return self.page(request, "mixes.html", "Mixes", {"mixes": self.cached(st, "mixes", lambda: data.mixes(st)),
+                                                          "searches": data.searches(st)}, st)
+
+    def search(self, request: Request, st: Store) -> Response:
+        return self.page(request, "search.html", "Mixture search", data.mix_search(st, str(request.path_params["ref"])[:200]), st)
 
     def mix(self, request: Request, st: Store) -> Response:
         from mixline.pipelines.mix import resolve_mix
@@ -334,7 +338,7 @@ def create_app(store_path: str | Path, *, host: str = "127.0.0.1", port: int | N
         ("/", dash.overview), ("/samples", dash.samples), ("/samples/{sample_id}", dash.sample),
         ("/mixes", dash.mixes), ("/mixes/diff", dash.mix_diff), ("/mixes/{mix_id}", dash.mix),
         ("/models", dash.models), ("/models/{model_id}/card", dash.card), ("/models/{model_id}", dash.model),
-        ("/classifiers", dash.classifiers), ("/classifiers/{ref}", dash.classifier), ("/loops", dash.loops), ("/loops/{loop_id}", dash.loop),
+        ("/searches/{ref}", dash.search), ("/classifiers", dash.classifiers), ("/classifiers/{ref}", dash.classifier), ("/loops", dash.loops), ("/loops/{loop_id}", dash.loop),
         ("/drift", dash.drift), ("/runs", dash.runs)]
     routes = []
     for path, fn in pages:

@@ -95,3 +95,25 @@ def score_histogram(d: dict[str, Any]) -> dict[str, Any]:
     return _fig([{"type": "bar", "name": src, "x": x, "y": ys} for src, ys in by_source.items()],
                 f"Scores given ({what}), by source", barmode="stack",
                 xaxis={"title": {"text": "score"}, "range": [0, 1]}, yaxis={"title": {"text": "samples"}})
+
+
+def search_points(s: dict[str, Any]) -> dict[str, Any]:
+    """Each proxy's weight of each group against its target loss; the chosen weights' confirming
+    proxy and the recipe's own weights as larger marks."""
+    res = s.get("result") or {}
+    groups = res.get("groups") or [g["name"] for g in s["recipe"]["groups"]]
+    proxies = [p for p in s["proxies"] if p["role"] == "proxy"]
+    palette = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4d7c0f", "#be185d"]
+    data = []
+    for i, g in enumerate(groups):
+        color = palette[i % len(palette)]
+        data.append({"type": "scatter", "mode": "markers", "name": f"{g} (proxies)", "x": [p["weights"][i] for p in proxies],
+                     "y": [p["target_bpc"] for p in proxies], "marker": {"color": color, "size": 8}})
+        for role, symbol in (("confirm-chosen", "star"), ("confirm-hand", "diamond")):
+            c = [p for p in s["proxies"] if p["role"] == role]
+            if c:
+                data.append({"type": "scatter", "mode": "markers", "name": f"{g} ({role.split('-')[1]}, fresh seed)",
+                             "x": [c[0]["weights"][i]], "y": [c[0]["target_bpc"]],
+                             "marker": {"color": color, "size": 16, "symbol": symbol, "line": {"width": 1, "color": "#111"}}})
+    return _fig(data, "Proxies: each group's weight against target bits/char (star: chosen, diamond: recipe)",
+                xaxis={"title": {"text": "group weight"}, "range": [0, 1]}, yaxis={"title": {"text": "target bits/char"}})

@@ -379,3 +379,26 @@ def classifier(store: Store, ref: str, bins: int = 20, examples: int = 8) -> dic
                                         FROM classifier_scores WHERE classifier_id = ? GROUP BY 1)
                                       GROUP BY 1 ORDER BY 2 DESC""", [c.classifier_id])
     return {"classifier": d, "binary": binary, "bins": bins, "histogram": hist, "top": ends[0], "bottom": ends[1]}
+
+
+def searches(store: Store) -> list[dict[str, Any]]:
+    """Every mixture search, with its fit and choice (an empty list on a store without them)."""
+    import duckdb
+
+    try:
+        rows = store.rows("""SELECT search_id, name, status, chosen_mix_id, created_at, result,
+                                    (SELECT count(*) FROM search_proxies p WHERE p.search_id = m.search_id) AS proxies
+                             FROM mix_searches m ORDER BY created_at DESC, search_id""")
+    except duckdb.CatalogException:
+        return []
+    for r in rows:
+        res = json.loads(r.pop("result") or "{}")
+        r["spearman_loo"] = res.get("fit", {}).get("target", {}).get("spearman_loo")
+        r["verdict"] = res.get("verdict")
+    return rows
+
+
+def mix_search(store: Store, ref: str) -> dict[str, Any]:
+    from mixline.pipelines.search import show
+
+    return {"search": show(store, ref)}

@@ -110,3 +110,19 @@ def test_search_settings_are_checked(store_path: Path, tmp_path: Path) -> None:
             S.search(st, MixRecipe.parse({"name": "x", "groups": [{"name": "a", "where": "TRUE"}, {"name": "b"}]}), config(), tmp_path)
         with pytest.raises(ConfigError, match="at least 6 proxies"):
             S.search(st, MixRecipe.parse(RECIPE), config(proxies=2), tmp_path)
+
+
+def test_the_dashboard_shows_each_search(store_path: Path) -> None:
+    from mixline.dashboards.app import create_app
+    from starlette.testclient import TestClient
+
+    client = TestClient(create_app(store_path), base_url="http://127.0.0.1")
+    listed = client.get("/api/mixes").json()["searches"]
+    assert len(listed) >= 2 and {s["status"] for s in listed} == {"done", "unreliable"}
+    chosen = next(s for s in listed if s["chosen_mix_id"])
+    page = client.get(f"/searches/{chosen['search_id']}")
+    assert page.status_code == 200 and 'id="proxies"' in page.text and chosen["chosen_mix_id"] in page.text
+    spec = client.get(f"/api/searches/{chosen['search_id']}").json()["search"]
+    assert [p["role"] for p in spec["proxies"]].count("proxy") == 6
+    assert chosen["search_id"] in client.get("/mixes").text
+    assert client.get("/api/searches/search-nope").status_code == 404
