@@ -53,6 +53,7 @@ bench: $(STAMP) $(PEERS)/.installed
 	$(BIN)/python benchmarks/bench_toxicity.py
 	$(BIN)/python benchmarks/bench_classifier.py
 	$(BIN)/python benchmarks/bench_privacy.py
+	$(BIN)/python benchmarks/bench_search.py
 	$(BIN)/python benchmarks/phone_set.py score
 	$(BIN)/python benchmarks/bench_reliability.py
 
