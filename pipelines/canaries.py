@@ -157,12 +157,7 @@ def plant(store: Store, spec: PlantSpec) -> dict[str, Any]:
             ("sample_id", pa.string()), ("source_id", pa.string()), ("source", pa.string()), ("kind", pa.string()),
             ("text", pa.string()), ("messages", pa.string()), ("content_hash", pa.string()), ("domain", pa.string()),
             ("n_chars", pa.int64()), ("synth_depth", pa.int32()), ("created_run_id", pa.string())]))
-        store.con.register("_canary_rows", table)
-        try:
-            store.execute("""INSERT INTO samples BY NAME SELECT DISTINCT ON (sample_id) * FROM _canary_rows r
-                             WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sample_id = r.sample_id)""")
-        finally:
-            store.con.unregister("_canary_rows")
+        store.insert_new_samples(table)
         store.add_edges(edges)
         store.append_rows("canary_copies", copies)
         store.append_rows("canaries", canaries)

@@ -485,12 +485,7 @@ def _store_generated(store: Store, run_id: str, model_id: str, source: str, dept
     table = pa.table({"sample_id": ids, "source_id": [sid] * len(ids), "source": [source] * len(ids),
                       "kind": ["synthetic"] * len(ids), "text": texts, "content_hash": ids,
                       "n_chars": [len(t) for t in texts], "synth_depth": [depth] * len(ids), "created_run_id": [run_id] * len(ids)})
-    store.con.register("_gen", table)
-    try:
-        store.execute("""INSERT INTO samples BY NAME SELECT DISTINCT ON (sample_id) * FROM _gen g
-                         WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sample_id = g.sample_id)""")
-    finally:
-        store.con.unregister("_gen")
+    store.insert_new_samples(table)
     store.add_edges([{"child_id": c, "parent_id": p, "relation": "prompted_by", "run_id": run_id, "step": "generate_v1"}
                      for c, p in zip(ids, parents, strict=True)])
     store.append_rows("generations", [{"sample_id": c, "model_id": model_id, "run_id": run_id, "prompt_sample_id": p,

@@ -574,6 +574,15 @@ class Store:
             self.con.unregister("_edges_in")
         return data.num_rows
 
+    def insert_new_samples(self, rows: pa.Table) -> None:
+        """Insert samples (an Arrow table of `samples` columns) whose ids the store does not hold yet."""
+        self.con.register("_new_samples", rows)
+        try:
+            self.execute("""INSERT INTO samples BY NAME SELECT DISTINCT ON (sample_id) * FROM _new_samples r
+                            WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sample_id = r.sample_id)""")
+        finally:
+            self.con.unregister("_new_samples")
+
     def append_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Append small lists of dict rows, through Arrow."""
         if not rows:

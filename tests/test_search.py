@@ -126,3 +126,37 @@ def test_the_dashboard_shows_each_search(store_path: Path) -> None:
     assert [p["role"] for p in spec["proxies"]].count("proxy") == 6
     assert chosen["search_id"] in client.get("/mixes").text
     assert client.get("/api/searches/search-nope").status_code == 404
+
+
+def test_ray_trains_the_proxies_as_tasks_with_the_same_results(store_path: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    ray = pytest.importorskip("ray", reason="Ray tests need `pip install mixline[ray]`")
+    copies = {k: tmp_path / f"{k}.duckdb" for k in ("local", "ray")}
+    for p in copies.values():
+        shutil.copy(store_path, p)
+    recipe = MixRecipe.parse({**RECIPE, "name": "hand-ray"})
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        outs = {}
+        for k, p in copies.items():
+            with Store(p) as st:
+                outs[k] = S.search(st, recipe, config(seed=5, executor=k), tmp_path / k)
+                outs[k]["rows"] = st.rows("""SELECT p.idx, p.mix_id, p.model_id, p.target_bpc, m.checkpoint_uri IS NOT NULL AS saved,
+                                                    (SELECT count(*) FROM evals e WHERE e.model_id = p.model_id) AS evals
+                                             FROM search_proxies p JOIN models m USING (model_id)
+                                             WHERE p.search_id = ? AND p.role = 'proxy' ORDER BY p.idx""", [outs[k]["search_id"]])
+        from mixline.store.doctor import doctor
+
+        with Store(copies["ray"], read_only=True) as st:
+            problems = {k: n for k, n in doctor(st).checks.items() if n}
+    finally:
+        ray.shutdown()
+    local, remote = outs["local"], outs["ray"]
+    assert local["search_id"] == remote["search_id"] and len(remote["rows"]) == 6
+    for a, b in zip(local["rows"], remote["rows"], strict=True):
+        assert (a["idx"], a["mix_id"], a["model_id"]) == (b["idx"], b["mix_id"], b["model_id"])
+        assert abs(a["target_bpc"] - b["target_bpc"]) < 1e-3 * a["target_bpc"] and b["saved"] and b["evals"] >= 2
+    assert problems == {}  # the proxies' models, evals and runs joined the store whole
