@@ -150,6 +150,8 @@ def search(store: Store, recipe: MixRecipe, cfg: SearchConfig, workdir: Path) ->
     hand = np.array([float(g.weight or 0.0) for g in recipe.groups])
     hand = hand / hand.sum()
     avail = _group_tokens(store, replace(recipe, where=where), scope(store, where, "s"))
+    if recipe.max_tokens_per_source is not None:  # exact for one-source groups; others are refused by _admit
+        avail = np.minimum(avail, float(recipe.max_tokens_per_source))
     if (avail <= 0).any():
         empty = [g.name for g, a in zip(recipe.groups, avail, strict=True) if a <= 0]
         raise ConfigError(f"mix search: groups {', '.join(empty)} have no eligible samples outside the eval sets")
@@ -175,7 +177,7 @@ def search(store: Store, recipe: MixRecipe, cfg: SearchConfig, workdir: Path) ->
     def record(i: int, w: np.ndarray, r: dict[str, Any]) -> None:
         done[i] = _record(store, search_id, i, "proxy", w, r, cfg.seed)
 
-    _run_proxies(store, recipe, search_id, jobs, init, workdir, cfg, train_cfg, sets, where, record)
+    _run_proxies(store, recipe, search_id, jobs, init, workdir, cfg, train_cfg, sets, where, record, hand, cap)
     proxy_s = time.perf_counter() - t0
     idx = sorted(i for i in done if i < cfg.proxies)
     x = np.array([json.loads(done[i]["weights"]) for i in idx])
@@ -242,12 +244,26 @@ def _record(store: Store, search_id: str, idx: int, role: str, w: np.ndarray, r:
     return row
 
 
+def _admit(store: Store, recipe: MixRecipe, search_id: str, i: int, w: np.ndarray, cfg: SearchConfig, hand: np.ndarray,
+           cap: np.ndarray, where: str, tries: int = 20) -> tuple[np.ndarray, str]:
+    """Build proxy i's mix; a draw the recipe's own limits refuse (its synthetic share, quotas,
+    per-source or per-language caps) is replaced by another draw, seeded by (seed, i, attempt)."""
+    for attempt in range(tries):
+        try:
+            return w, build(store, _with_weights(recipe, w, cfg.proxy_tokens, f"{search_id}-p{i}", where=where)).mix_id
+        except ConfigError as exc:
+            last = exc
+            w = _draws(np.random.default_rng([cfg.seed, i, attempt + 1]), hand, cap, 1)[0]
+    raise ConfigError(f"mix search: {tries} weight draws for proxy {i} broke the recipe's limits; the last: {last}")
+
+
 def _proxy_local(store: Store, recipe: MixRecipe, search_id: str, i: int, w: np.ndarray, init: str, workdir: Path,
-                 cfg: SearchConfig, train_cfg: dict[str, Any], sets: dict[str, str], where: str) -> dict[str, Any]:
+                 cfg: SearchConfig, train_cfg: dict[str, Any], sets: dict[str, str], where: str,
+                 mix: str | None = None) -> dict[str, Any]:
     from mixline.pipelines import models as M
 
-    r = _with_weights(recipe, w, cfg.proxy_tokens, f"{search_id}-p{i}", where=where)
-    mix = build(store, r).mix_id
+    if mix is None:
+        mix = build(store, _with_weights(recipe, w, cfg.proxy_tokens, f"{search_id}-p{i}", where=where)).mix_id
     model = M.train(store, init, mix, workdir / f"p{i}", M.TrainConfig(steps=cfg.steps, **train_cfg), name=f"{search_id}-p{i}")
     ev = M.evaluate(store, model["model_id"], sets, cfg.eval_docs)["sets"]
     return {"mix_id": mix, "model_id": model["model_id"], "target_bpc": ev["target"]["bits_per_char"],
@@ -256,19 +272,21 @@ def _proxy_local(store: Store, recipe: MixRecipe, search_id: str, i: int, w: np.
 
 def _run_proxies(store: Store, recipe: MixRecipe, search_id: str, jobs: list[tuple[int, np.ndarray]], init: str,
                  workdir: Path, cfg: SearchConfig, train_cfg: dict[str, Any], sets: dict[str, str],
-                 where: str, record: Any) -> None:
+                 where: str, record: Any, hand: np.ndarray, cap: np.ndarray) -> None:
     """Train the proxies not yet recorded; each is recorded as soon as it finishes."""
     if cfg.executor == "local" or not jobs:
         for i, w in jobs:
-            record(i, w, _proxy_local(store, recipe, search_id, i, w, init, workdir, cfg, train_cfg, sets, where))
+            w, mix = _admit(store, recipe, search_id, i, w, cfg, hand, cap, where)
+            record(i, w, _proxy_local(store, recipe, search_id, i, w, init, workdir, cfg, train_cfg, sets, where, mix))
         return
-    for i, w, r in _run_ray(store, recipe, search_id, jobs, init, workdir, cfg, train_cfg, sets, where):
+    admitted = [(i, *_admit(store, recipe, search_id, i, w, cfg, hand, cap, where)) for i, w in jobs]
+    for i, w, r in _run_ray(store, search_id, admitted, init, workdir, cfg, train_cfg, sets):
         record(i, w, r)
 
 
-def _run_ray(store: Store, recipe: MixRecipe, search_id: str, jobs: list[tuple[int, np.ndarray]], init: str,
-             workdir: Path, cfg: SearchConfig, train_cfg: dict[str, Any], sets: dict[str, str],
-             where: str) -> list[tuple[int, np.ndarray, dict[str, Any]]]:
+def _run_ray(store: Store, search_id: str, admitted: list[tuple[int, np.ndarray, str]], init: str,
+             workdir: Path, cfg: SearchConfig, train_cfg: dict[str, Any],
+             sets: dict[str, str]) -> list[tuple[int, np.ndarray, dict[str, Any]]]:
     """Each proxy trains as a Ray task on a copy of the store; the driver builds the mixes and
     records the results in the store itself (one writer)."""
     import shutil
@@ -278,7 +296,8 @@ def _run_ray(store: Store, recipe: MixRecipe, search_id: str, jobs: list[tuple[i
 
     if not store.path or store.path == ":memory:":
         raise ConfigError("mix search --executor ray needs a store file")
-    mixes = {i: build(store, _with_weights(recipe, w, cfg.proxy_tokens, f"{search_id}-p{i}", where=where)).mix_id for i, w in jobs}
+    mixes = {i: mix for i, _, mix in admitted}
+    jobs = [(i, w) for i, w, _ in admitted]
     store.execute("CHECKPOINT")
     snap = workdir / "ray-store.duckdb"
     workdir.mkdir(parents=True, exist_ok=True)

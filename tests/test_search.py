@@ -160,3 +160,16 @@ def test_ray_trains_the_proxies_as_tasks_with_the_same_results(store_path: Path,
         assert (a["idx"], a["mix_id"], a["model_id"]) == (b["idx"], b["mix_id"], b["model_id"])
         assert abs(a["target_bpc"] - b["target_bpc"]) < 1e-3 * a["target_bpc"] and b["saved"] and b["evals"] >= 2
     assert problems == {}  # the proxies' models, evals and runs joined the store whole
+
+
+def test_draws_that_break_the_recipes_limits_are_replaced(store_path: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(S, "MIN_SPEARMAN", 1.01)  # only the proxies matter here
+    capped = {**RECIPE, "name": "capped", "max_tokens_per_source": 9000}
+    with Store(store_path) as st:
+        out = S.search(st, MixRecipe.parse(capped), config(seed=11), tmp_path)
+        weights = [json.loads(w) for (w,) in st.execute("SELECT weights FROM search_proxies WHERE search_id = ? AND role = 'proxy'",
+                                                        [out["search_id"]]).fetchall()]
+    assert len(weights) == 6
+    # No group may take more than 9,000 of a proxy's 20,480 tokens from one source.
+    assert all(max(w) * 20_480 <= 9000 * 1.01 for w in weights), weights
