@@ -291,6 +291,11 @@ class Classifier:
         return f"{self.name}@v{self.version}"
 
     @property
+    def binary(self) -> bool:
+        """Two classes, negative and positive: read from the record, without loading the weights."""
+        return self.labels == list(BINARY_LABELS)
+
+    @property
     def model(self) -> Model:
         if self._model is None:
             assert self._blob is not None
@@ -338,10 +343,9 @@ def show(store: Store, ref: str) -> dict[str, Any]:
 
 
 def _quantiles(store: Store, c: Classifier) -> dict[str, Any]:
-    label = "positive" if c.labels == list(BINARY_LABELS) else None  # no need to load the weights
     row = store.one(f"""SELECT count(*), quantile_cont(score, [0.1, 0.5, 0.9]) FROM (
                           SELECT sample_id, max(score) AS score FROM classifier_scores
-                          WHERE classifier_id = ? {"AND label = 'positive'" if label else ""} GROUP BY 1)""",
+                          WHERE classifier_id = ? {"AND label = 'positive'" if c.binary else ""} GROUP BY 1)""",
                     [c.classifier_id])
     if not row[0]:
         return {}

@@ -351,15 +351,14 @@ def classifier(store: Store, ref: str, bins: int = 20, examples: int = 8) -> dic
     """One classifier: what it learned from, its held-out metrics, the distribution of the scores
     it gave (by source), the highest- and lowest-scored samples (scrubbed excerpts only), and every
     run and mix that used it."""
-    from mixline.curation.classifier import BINARY_LABELS, load, show
+    from mixline.curation.classifier import load, show
 
     c = load(store, ref)
     d = show(store, c.classifier_id)
-    binary = c.labels == list(BINARY_LABELS)  # read from the record: the weights are not needed here
+    binary = c.binary
     # One score per sample: the positive class (binary) or the winning class's probability.
-    per_sample = """SELECT cs.sample_id, {score} AS score FROM classifier_scores cs
-                    WHERE cs.classifier_id = ? {filt} GROUP BY cs.sample_id"""
-    sql = per_sample.format(score="max(cs.score)", filt="AND cs.label = 'positive'" if binary else "")
+    sql = f"""SELECT cs.sample_id, max(cs.score) AS score FROM classifier_scores cs
+              WHERE cs.classifier_id = ? {"AND cs.label = 'positive'" if binary else ""} GROUP BY cs.sample_id"""
     hist = store.rows(f"""SELECT s.source, least(floor(x.score * {bins}), {bins - 1})::INT AS bin, count(*) AS n
                           FROM ({sql}) x JOIN samples s USING (sample_id) GROUP BY ALL ORDER BY 1, 2""", [c.classifier_id])
     ends = []
@@ -383,14 +382,11 @@ def classifier(store: Store, ref: str, bins: int = 20, examples: int = 8) -> dic
 
 def searches(store: Store) -> list[dict[str, Any]]:
     """Every mixture search, with its fit and choice (an empty list on a store without them)."""
-    import duckdb
-
-    try:
-        rows = store.rows("""SELECT search_id, name, status, chosen_mix_id, created_at, result,
-                                    (SELECT count(*) FROM search_proxies p WHERE p.search_id = m.search_id) AS proxies
-                             FROM mix_searches m ORDER BY created_at DESC, search_id""")
-    except duckdb.CatalogException:
+    if not store.table_exists("mix_searches"):
         return []
+    rows = store.rows("""SELECT search_id, name, status, chosen_mix_id, created_at, result,
+                                (SELECT count(*) FROM search_proxies p WHERE p.search_id = m.search_id) AS proxies
+                         FROM mix_searches m ORDER BY created_at DESC, search_id""")
     for r in rows:
         res = json.loads(r.pop("result") or "{}")
         r["spearman_loo"] = res.get("fit", {}).get("target", {}).get("spearman_loo")

@@ -30,10 +30,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import duckdb
 import numpy as np
 from mixline.pipelines.canaries import draw_secret, enumerate_space, space_size
-from mixline.store.canaries import load_secrets
+from mixline.store.canaries import CANARY_REACH, CANARY_SAMPLES, load_secrets
 from mixline.store.ids import canonical_json, step_id
 from mixline.store.lineage import model_chain
 from mixline.store.refs import require_ref
@@ -130,14 +129,11 @@ def _canary_rows(store: Store, mix_ids: list[str], secrets: dict[str, dict[str, 
                          FROM canaries c JOIN canary_copies cc USING (canary_id) GROUP BY ALL ORDER BY c.canary_id""")
     if not rows or not mix_ids:
         return [{**r, "trained": 0, "secret_trained": 0} for r in rows]
-    reached = store.execute("""
+    reached = store.execute(f"""
         WITH tm AS (SELECT sample_id, sum(repeats) AS n FROM mix_members
-                    WHERE mix_id IN (SELECT unnest(?::VARCHAR[])) AND split = 'train' GROUP BY 1),
-        hit AS (SELECT cc.canary_id, tm.sample_id, tm.n FROM tm JOIN canary_copies cc USING (sample_id)
-                UNION ALL
-                SELECT cc.canary_id, tm.sample_id, tm.n FROM tm JOIN edges e ON e.child_id = tm.sample_id
-                JOIN canary_copies cc ON cc.sample_id = e.parent_id)
-        SELECT h.canary_id, h.n, s.text FROM hit h JOIN samples s USING (sample_id)""", [mix_ids]).fetchall()
+                    WHERE mix_id IN (SELECT unnest(?::VARCHAR[])) AND split = 'train' GROUP BY 1)
+        SELECT r.canary_id, tm.n, s.text FROM tm JOIN ({CANARY_REACH}) r USING (sample_id)
+        JOIN samples s USING (sample_id)""", [mix_ids]).fetchall()
     trained: dict[str, list[int]] = {}
     for cid, n, text in reached:
         t = trained.setdefault(cid, [0, 0])
@@ -290,8 +286,7 @@ def audit(store: Store, model_ref: str, cfg: AuditConfig | None = None) -> dict[
                          "trained_copies": int(r["trained"]), "secret_trained": int(r["secret_trained"]),
                          **e, "extracted": text.strip().startswith(sec["secret"])})
     exposure_s = time.perf_counter() - t0
-    exclude = {sid for (sid,) in store.execute("""SELECT sample_id FROM canary_copies UNION
-                                                  SELECT e.child_id FROM edges e JOIN canary_copies cc ON cc.sample_id = e.parent_id""").fetchall()}
+    exclude = {sid for (sid,) in store.execute(CANARY_SAMPLES).fetchall()}
     t0 = time.perf_counter()
     ext: dict[str, Any] = {"skipped": "the model records no training mix"}
     if mix_id:
@@ -369,12 +364,11 @@ def _failed(results: dict[str, Any], limits: dict[str, float]) -> list[str]:
 
 def latest(store: Store, model_id: str) -> dict[str, Any] | None:
     """The model's newest audit, as the card and the dashboard show it."""
-    try:
-        rows = store.execute("""SELECT a.audit_id, a.run_id, a.mix_id, a.config, a.results, a.limits, a.passed, a.created_at
-                                FROM audits a WHERE a.model_id = ? ORDER BY a.created_at DESC, a.audit_id LIMIT 1""",
-                             [model_id]).fetchall()
-    except duckdb.CatalogException:  # a store from before audits, opened read-only
+    if not store.table_exists("audits"):  # a store from before audits, opened read-only
         return None
+    rows = store.execute("""SELECT a.audit_id, a.run_id, a.mix_id, a.config, a.results, a.limits, a.passed, a.created_at
+                            FROM audits a WHERE a.model_id = ? ORDER BY a.created_at DESC, a.audit_id LIMIT 1""",
+                         [model_id]).fetchall()
     if not rows:
         return None
     row = rows[0]

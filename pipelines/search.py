@@ -356,12 +356,9 @@ def show(store: Store, ref: str) -> dict[str, Any]:
 
 def for_mix(store: Store, mix_id: str) -> dict[str, Any] | None:
     """The search whose chosen weights a mix has, with how well it predicted (None if none)."""
-    import duckdb
-
-    try:
-        row = store.execute("SELECT search_id, result FROM mix_searches WHERE chosen_mix_id = ?", [mix_id]).fetchone()
-    except duckdb.CatalogException:
+    if not store.table_exists("mix_searches"):  # a store from before searches, opened read-only
         return None
+    row = store.execute("SELECT search_id, result FROM mix_searches WHERE chosen_mix_id = ?", [mix_id]).fetchone()
     if row is None:
         return None
     r = json.loads(row[1]) if row[1] else {}

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import duckdb
 from mixline.store.store import Store
 
 SECRET_PREFIX = "canary:"
 MASK = "[canary secret]"
-# Canary copies and the samples derived from them (a copy's scrubbed child).
-CANARY_SAMPLES = ("SELECT sample_id FROM canary_copies UNION ALL SELECT e.child_id FROM edges e "
-                  "JOIN canary_copies cc ON cc.sample_id = e.parent_id")
+# Canary copies and the samples derived from them (a copy's scrubbed child), with their canary.
+CANARY_REACH = ("SELECT canary_id, sample_id FROM canary_copies UNION ALL SELECT cc.canary_id, e.child_id AS sample_id "
+                "FROM edges e JOIN canary_copies cc ON cc.sample_id = e.parent_id")
+CANARY_SAMPLES = f"SELECT sample_id FROM ({CANARY_REACH})"
 
 
 def load_secrets(store: Store, canary_ids: list[str] | None = None) -> dict[str, dict[str, str]]:
@@ -28,10 +28,8 @@ def load_secrets(store: Store, canary_ids: list[str] | None = None) -> dict[str,
 
 
 def has_canaries(store: Store) -> bool:
-    try:
-        return bool(store.scalar("SELECT count(*) > 0 FROM canaries"))
-    except duckdb.CatalogException:  # a store from before canaries (opened read-only, not migrated)
-        return False
+    # A store from before canaries (opened read-only, not migrated) has none.
+    return store.table_exists("canaries") and bool(store.scalar("SELECT count(*) > 0 FROM canaries"))
 
 
 def mask(store: Store, texts: dict[str, str | None]) -> dict[str, str | None]:
@@ -54,15 +52,10 @@ def mix_canaries(store: Store, mix_id: str) -> dict[str, Any]:
     children): how many canaries reached it, by format, and their copies weighted by repeats."""
     if not has_canaries(store):
         return {"canaries": 0, "copies": 0, "by_format": {}}
-    rows = store.rows("""
-        WITH reached AS (
-            SELECT cc.canary_id, mm.repeats FROM mix_members mm JOIN canary_copies cc USING (sample_id)
-            WHERE mm.mix_id = ? AND mm.split = 'train'
-            UNION ALL
-            SELECT cc.canary_id, mm.repeats FROM mix_members mm JOIN edges e ON e.child_id = mm.sample_id
-            JOIN canary_copies cc ON cc.sample_id = e.parent_id WHERE mm.mix_id = ? AND mm.split = 'train')
-        SELECT c.format, count(DISTINCT r.canary_id) AS canaries, sum(r.repeats) AS copies
-        FROM reached r JOIN canaries c USING (canary_id) GROUP BY 1 ORDER BY 1""", [mix_id, mix_id])
+    rows = store.rows(f"""
+        SELECT c.format, count(DISTINCT r.canary_id) AS canaries, sum(mm.repeats) AS copies
+        FROM mix_members mm JOIN ({CANARY_REACH}) r USING (sample_id) JOIN canaries c USING (canary_id)
+        WHERE mm.mix_id = ? AND mm.split = 'train' GROUP BY 1 ORDER BY 1""", [mix_id])
     return {"canaries": sum(int(r["canaries"]) for r in rows), "copies": sum(int(r["copies"]) for r in rows),
             "by_format": {r["format"]: {"canaries": int(r["canaries"]), "copies": int(r["copies"])} for r in rows}}
 

@@ -274,13 +274,12 @@ def trace(store: Store, ref: str) -> Trace:
         # A canary copy (or a sample derived from one) shows with its secret masked.
         from mixline.store.canaries import mask
 
-        sample["text"] = mask(store, {sid: sample["text"]})[sid]
         msgs = sample.get("messages")
-        if msgs:
-            raw = msgs if isinstance(msgs, str) else json.dumps(msgs, ensure_ascii=False)
-            masked = mask(store, {sid: raw})[sid]
-            if masked != raw:
-                sample["messages"] = masked if isinstance(msgs, str) else json.loads(masked or "null")
+        raw = msgs if isinstance(msgs, str) or not msgs else json.dumps(msgs, ensure_ascii=False)
+        masked = mask(store, {"text": sample["text"], "messages": raw})
+        sample["text"] = masked["text"]
+        if msgs and masked["messages"] != raw:
+            sample["messages"] = masked["messages"] if isinstance(msgs, str) else json.loads(masked["messages"] or "null")
     return Trace(sample, origins, ancestors, decisions, generated_by, clusters, mixes, redactions, scrubbed,
                  own["scores"], own["trained"], own["canary"], own["audits"])
 
@@ -428,7 +427,7 @@ def impact(store: Store, refs: list[str], *, include_roots_in_mixes: bool = True
         canaries = sorted({r[0]: {"canary_id": r[0], "format": r[1], "carrier_id": r[2]} for r in _frontier_rows(
             store, "SELECT DISTINCT cc.canary_id, c.format, c.carrier_id FROM canary_copies cc JOIN canaries c USING (canary_id) "
             "WHERE cc.sample_id IN {ids}", [*roots, *reached])}.values(), key=lambda r: r["canary_id"])
-    if models and store.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'audits'"):
+    if models and store.table_exists("audits"):
         audits = sorted(({"audit_id": a, "model_id": m, "passed": p} for a, m, p in _frontier_rows(
             store, "SELECT audit_id, model_id, passed FROM audits WHERE model_id IN {ids}", list(models))),
             key=lambda r: r["audit_id"])

@@ -377,16 +377,20 @@ def run_user_query(path: str, query: str) -> list[dict[str, Any]]:
         con.close()
 
 
+def _no_child(alias: str, relations: str) -> str:
+    """The sample is no edge's parent by these relations (found by the indexed parent key)."""
+    return (f"NOT EXISTS (SELECT 1 FROM edges e WHERE e.parent_key = ('0x' || substr({alias}.sample_id, 1, 16))::UBIGINT "
+            f"AND e.parent_id = {alias}.sample_id AND e.relation IN ({relations}))")
+
+
 def not_raw_parent(alias: str = "s") -> str:
     """A guard: the sample has no scrubbed child, so it is not raw text that PII scrubbing replaced,
     and no canary copy, so it is not a carrier whose place its canary copies took."""
-    return (f"NOT EXISTS (SELECT 1 FROM edges e WHERE e.parent_key = ('0x' || substr({alias}.sample_id, 1, 16))::UBIGINT "
-            f"AND e.parent_id = {alias}.sample_id AND e.relation IN ('scrubbed_from', 'canary_of'))")
+    return _no_child(alias, "'scrubbed_from', 'canary_of'")
 
 
 def not_canary_carrier(alias: str = "s") -> str:
     """A guard for curation: the sample is not a canary's carrier. Planting a canary into a sample
     swaps the sample for its canary copies (as if its author had written the secret), so the
     carrier is neither curated nor a dedup anchor that its own copies would near-duplicate."""
-    return (f"NOT EXISTS (SELECT 1 FROM edges e WHERE e.parent_key = ('0x' || substr({alias}.sample_id, 1, 16))::UBIGINT "
-            f"AND e.parent_id = {alias}.sample_id AND e.relation = 'canary_of')")
+    return _no_child(alias, "'canary_of'")
