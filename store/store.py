@@ -99,6 +99,26 @@ def is_lock_error(exc: BaseException) -> bool:
     return "lock" in str(exc).lower()
 
 
+def _locked_message(path: str, raw: str, read_only: bool) -> str:
+    """What to do when another process holds a single-file store, in mixline's words."""
+    import re
+
+    pid = re.search(r"\(PID (\d+)\)", raw)
+    holder = f"process {pid.group(1)}" if pid else "another process"
+    if not read_only:
+        return (f"store {path} is held by {holder}. Only one process may write to a store at a time; wait for "
+                "the other mixline command to finish (MIXLINE_LOCK_WAIT sets how long a writer waits), "
+                "or open it read-only")
+    snap = snapshot_path(path)
+    why = (f"{snap} is incomplete (its .json is missing)" if snap.exists() else
+           f"it has no read snapshot beside it ({snap.name}, which each committed run publishes): its first "
+           "run is still writing, or it was copied without its snapshot")
+    return (f"store {path} is being written by {holder}, and {why}. Only one process may write to a store "
+            "at a time. Wait for that run to commit and read again; a store copied elsewhere needs its "
+            f"{snap.name} and {snap.name}.json copied with it, or copy it while no run is writing. "
+            "Readers never block on a DuckLake store (`mixline init --catalog URL`)")
+
+
 class Rollback(Exception):  # noqa: N818 - a control signal, not an error
     """Raised inside `Store.run` to undo every write of the run and leave no runs row (a dry run)."""
 
@@ -176,10 +196,9 @@ class Store:
             if not is_lock_error(exc) and not Path(self.path).parent.is_dir():
                 raise StoreError(f"cannot create store {self.path}: its folder {Path(self.path).parent} does not exist; "
                                  "create the folder or pass another --store path") from exc
-            raise StoreError(
-                f"cannot open store {self.path}: {exc}. Only one process may write to a store "
-                "at a time; wait for the other mixline command to finish, or open it read-only."
-            ) from exc
+            if not is_lock_error(exc):
+                raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+            raise StoreError(_locked_message(self.path, str(exc), read_only)) from exc
         self._after_connect(read_only)
 
     def _connect(self, read_only: bool, config: dict[str, Any]) -> duckdb.DuckDBPyConnection:

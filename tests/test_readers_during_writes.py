@@ -89,6 +89,27 @@ def test_a_locked_store_without_a_snapshot_is_a_clear_error(tmp_path: Path, monk
         res = subprocess.run(cli(store, "stats"), capture_output=True, text=True,
                              env={**__import__("os").environ, "MIXLINE_SNAPSHOTS": "off"})
         assert res.returncode == 5 and "Only one process may write to a store" in res.stderr
+        assert f"is being written by process {__import__('os').getpid()}" in res.stderr
+        assert "no read snapshot beside it (s.duckdb.snapshot" in res.stderr and "copied with it" in res.stderr
+        assert "IO Error" not in res.stderr and "Could not set lock" not in res.stderr
+
+
+def test_a_copy_without_its_snapshot_tells_readers_what_to_do(tmp_path: Path) -> None:
+    """`cp store.duckdb elsewhere/` leaves the snapshot behind; a reader of the copy while a run writes it is told so."""
+    import shutil
+
+    src = tmp_path / "s.duckdb"
+    with Store(src) as st, st.run("test", "t", {}):
+        pass
+    assert snapshot_info(src) is not None
+    (tmp_path / "elsewhere").mkdir()
+    copy = Path(shutil.copy(src, tmp_path / "elsewhere" / "s.duckdb"))
+    with Store(copy):  # a writer holds the copy
+        res = subprocess.run(cli(copy, "stats"), capture_output=True, text=True)
+    msg = " ".join(res.stderr.split())
+    assert res.returncode == 5 and "is being written by process" in msg and "its first run is still writing, or it was copied without its snapshot" in msg
+    assert "s.duckdb.snapshot and s.duckdb.snapshot.json copied with it" in msg
+    assert "Could not set lock" not in msg
 
 
 def test_a_writer_waits_for_a_brief_reader(tmp_path: Path, monkeypatch) -> None:
@@ -101,8 +122,9 @@ def test_a_writer_waits_for_a_brief_reader(tmp_path: Path, monkeypatch) -> None:
                                "print('open', flush=True); time.sleep(3)"], stdout=subprocess.PIPE, text=True)
     assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
     monkeypatch.setenv("MIXLINE_LOCK_WAIT", "0")
-    with pytest.raises(StoreError, match="Only one process may write"):
+    with pytest.raises(StoreError, match="Only one process may write") as err:
         Store(store)
+    assert f"is held by process {reader.pid}" in str(err.value) and "Could not set lock" not in str(err.value)
     monkeypatch.setenv("MIXLINE_LOCK_WAIT", "20")
     started = time.monotonic()
     with Store(store) as st:
