@@ -45,6 +45,7 @@ bench: $(STAMP) $(PEERS)/.installed
 	$(BIN)/python benchmarks/bench_ingest.py 1
 	$(BIN)/python benchmarks/bench_lineage.py
 	$(BIN)/python benchmarks/bench_curation.py
+	$(BIN)/python benchmarks/bench_semantic.py
 	$(BIN)/python benchmarks/bench_pii.py
 	$(BIN)/python benchmarks/bench_mix.py
 	$(BIN)/python benchmarks/bench_loop.py

@@ -1,6 +1,9 @@
 """Semantic dedup (SemDeDup): MiniLM embeddings, k-means partitions, cosine threshold.
 
-Embeddings come from the store's cache (no text is embedded twice by the same model).
+Embeddings come from the store's cache (no text is embedded twice by the same model). On a
+CPU they run on ONNX Runtime by default (`backend: onnx`: torch's vectors, about 1.5x its
+speed per core); `backend: onnx-int8` is faster again but moves borderline pairs (see
+benchmarks/RESULTS.md, semantic dedup), and a GPU runs torch.
 K-means splits the collection so that pairwise similarities are computed only inside a
 partition, which keeps the cost near-linear in the number of samples.
 """
@@ -28,6 +31,7 @@ from mixline.curation.embed import DEFAULT_MODEL, Embedder, cached_embeddings
 class SemanticParams(StepParams):
     threshold: float = 0.95
     model: str = DEFAULT_MODEL
+    backend: str = "auto"  # onnx on a CPU, torch on a GPU; or torch, onnx, onnx-int8
     partition_size: int = 2000
     kmeans_iters: int = 10
     seed: int = 0
@@ -44,7 +48,7 @@ class SemanticDedup(GlobalStep):
     def __init__(self, params: StepParams | None = None, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
         p: SemanticParams = self.params  # type: ignore[assignment]
-        self.embedder = Embedder(p.model)
+        self.embedder = Embedder(p.model, backend=_backend(p.backend))
         self._store: Any = None
 
     def prepare(self, ctx: Any) -> None:
@@ -102,6 +106,14 @@ class SemanticDedup(GlobalStep):
         labels = components(features.num_rows, a, b)
         ids = features.column("sample_id").to_pylist()
         return resolve(labels, order, ids, kinds, depths, "semantic_duplicate_of", anchors)
+
+
+def _backend(name: str) -> str:
+    if name != "auto":
+        return name
+    from mixline.curation.embed import _default_device
+
+    return "torch" if _default_device() == "cuda" else "onnx"
 
 
 def _vectors(t: pa.Table) -> np.ndarray:
