@@ -49,7 +49,7 @@ def build(path: Path) -> dict[str, object]:
             SELECT 'src' || i, 'source' || i, ['web','domain','conversation'][i % 3 + 1], 'CC-BY-4.0',
                    ['medical','legal','code'][i % 3 + 1] FROM range(9) t(i)""")
         text = f"list_aggregate(list_transform(range(40), k -> {words}[(hash(i, k) % 12)::INT + 1]), 'string_agg', ' ')"
-        st.execute(f"""INSERT INTO samples (sample_id, source_id, source, kind, text, content_hash, domain, n_chars, synth_depth, created_run_id)
+        st.execute(f"""INSERT INTO sample_rows (sample_id, source_id, source, kind, text, content_hash, domain, n_chars, synth_depth, created_run_id)
             SELECT {sid('i')}, 'src' || (i % 9), 'source' || (i % 9), ['web','domain','conversation'][(i % 9) % 3 + 1],
                    {text}, {sid('i')}, CASE WHEN (i % 9) % 3 = 1 THEN ['medical','legal','code'][(i % 9) // 3 + 1] END,
                    240, 0, 'run-ingest'
@@ -83,7 +83,7 @@ def build(path: Path) -> dict[str, object]:
             if g == 3:
                 break
             # Generation g+1: written by this model, prompted by a member of its mix.
-            st.execute(f"""INSERT INTO samples (sample_id, source_id, source, kind, text, content_hash, n_chars, synth_depth, created_run_id)
+            st.execute(f"""INSERT INTO sample_rows (sample_id, source_id, source, kind, text, content_hash, n_chars, synth_depth, created_run_id)
                 SELECT {sid(f'{off} + i')}, 'gen', 'loop:bench:replace:gen{g + 1}', 'synthetic', {text}, {sid(f'{off} + i')}, 240, {g + 1}, 'run-curate-2'
                 FROM range({GEN}) t(i)""")
             st.execute(f"""INSERT INTO generations SELECT {sid(f'{off} + i')}, '{model_id}', 'run-curate-2', NULL, 't', '{{}}', i FROM range({GEN}) t(i)""")

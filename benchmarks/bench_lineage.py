@@ -39,7 +39,7 @@ def build(st: Store) -> tuple[int, int]:
         layers.append((f"gen{g}", off, GEN))
         off += GEN
     total = off
-    st.execute(f"""INSERT INTO samples (sample_id, source_id, source, kind, text, content_hash, n_chars, synth_depth, created_run_id)
+    st.execute(f"""INSERT INTO sample_rows (sample_id, source_id, source, kind, text, content_hash, n_chars, synth_depth, created_run_id)
         SELECT {sid('i')}, 'src', CASE WHEN i < {HUMAN + CURATED} THEN 'web' ELSE 'gen' || ((i - {HUMAN + CURATED}) // {GEN} + 1) END,
                CASE WHEN i < {HUMAN + CURATED} THEN 'web' ELSE 'synthetic' END, 'x', {sid('i')}, 1,
                CASE WHEN i < {HUMAN + CURATED} THEN 0 ELSE (i - {HUMAN + CURATED}) // {GEN} + 1 END, 'r0'

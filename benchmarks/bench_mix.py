@@ -16,7 +16,7 @@ from mixline.store import Store
 st = Store('{path}')
 st.execute('''INSERT INTO runs VALUES ('r0', 'ingest', 'bench', 1, '{{}}', 'h', 't', NULL, '2026-01-01', '2026-01-01', 'ok', NULL, NULL),
                                      ('c0', 'curate', 'bench', 1, '{{}}', 'h', 't', NULL, '2026-01-02', '2026-01-02', 'ok', NULL, NULL)''')
-st.execute('''INSERT INTO samples (sample_id, source_id, source, kind, text, content_hash, domain, n_chars, synth_depth, created_run_id)
+st.execute('''INSERT INTO sample_rows (sample_id, source_id, source, kind, text, content_hash, domain, n_chars, synth_depth, created_run_id)
     SELECT substr(md5(i::VARCHAR), 1, 32), 's', ['crawl', 'medquad', 'oasst', 'gen1'][i % 4 + 1],
            ['web', 'domain', 'conversation', 'synthetic'][i % 4 + 1],
            repeat('Real text goes here, about a paragraph long. ', 10 + i % 20) || i::VARCHAR,

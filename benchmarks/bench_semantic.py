@@ -62,7 +62,6 @@ def cluster_pairs(step: object, vecs: np.ndarray) -> tuple[set[tuple[int, int]],
 
 def main() -> None:
     import torch
-
     from mixline.curation.dedup.semantic import SemanticDedup
     from mixline.curation.embed import Embedder
 

@@ -121,7 +121,7 @@ def card_speed() -> tuple[float, int]:
         f.unlink(missing_ok=True)
     with Store(path) as st:
         st.execute("INSERT INTO sources (source_id, name, kind, license) SELECT 'src' || i, 'source' || i, 'web', ['CC-BY-4.0','MIT','ODC-BY'][i % 3 + 1] FROM range(6) t(i)")
-        st.execute("""INSERT INTO samples (sample_id, source_id, source, kind, text, content_hash, n_chars, synth_depth, created_run_id)
+        st.execute("""INSERT INTO sample_rows (sample_id, source_id, source, kind, text, content_hash, n_chars, synth_depth, created_run_id)
                       SELECT substr(md5(i::VARCHAR), 1, 32), 'src' || (i % 6), 'source' || (i % 6), 'web', 'x', md5(i::VARCHAR), 400,
                              CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END, 'r' FROM range(1000000) t(i)""")
         st.execute("""INSERT INTO decisions SELECT 'rc', substr(md5(i::VARCHAR), 1, 32), s, CASE WHEN s = 'toxicity_v1' AND i % 50 = 0

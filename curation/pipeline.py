@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from mixline.curation.base import Clusters, Filter, GlobalStep, Rewrite, Rewriter, Verdicts
 from mixline.curation.recipe import Recipe
 from mixline.store.select import not_canary_carrier, scope
-from mixline.store.store import Rollback, Store
+from mixline.store.store import Rollback, Store, annotation_time
 
 Progress = Callable[[int], None]
 
@@ -124,7 +124,7 @@ class StoreSink:
 
 
 CHILDREN_SQL = """
-    INSERT INTO samples (sample_id, source_id, source, kind, text, messages, content_hash, lang, domain,
+    INSERT INTO sample_rows (sample_id, source_id, source, kind, text, messages, content_hash, lang, domain,
                          n_chars, synth_depth, created_run_id)
     SELECT DISTINCT ON (c.child_id) c.child_id, p.source_id, p.source, p.kind, c.text, c.messages, c.content_hash,
            p.lang, p.domain, length(c.text), p.synth_depth, ?
@@ -370,15 +370,17 @@ def finish(store: Store, plan: Plan, run: Any, selected: int, langs: pa.Table | 
     if langs is not None and langs.num_rows:
         store.con.register("_langs", langs)
         try:
-            # The samples themselves, and the scrubbed children this run wrote from them.
-            store.execute("""UPDATE samples SET lang = l.lang, script = l.script, lang_score = l.lang_score,
-                                    lang_mix = l.lang_mix::JSON
+            # The samples themselves, and the scrubbed children this run wrote from them: rows of
+            # the insert-only annotations, so an ingest that commits meanwhile does not conflict.
+            store.execute("""INSERT INTO sample_annotations (sample_id, run_id, kind, annotated_at, lang, script,
+                                                            lang_score, lang_mix)
+                             SELECT sample_id, ?, 'language', ?, lang, script, lang_score, lang_mix::JSON
                              FROM (SELECT sample_id, lang, script, lang_score, lang_mix FROM _langs
                                    UNION ALL
                                    SELECT e.child_id, l.lang, l.script, l.lang_score, l.lang_mix
                                    FROM edges e JOIN _langs l ON l.sample_id = e.parent_id
-                                   WHERE e.run_id = ? AND e.relation = 'scrubbed_from') l
-                             WHERE samples.sample_id = l.sample_id""", [run.run_id])
+                                   WHERE e.run_id = ? AND e.relation = 'scrubbed_from')""",
+                          [run.run_id, annotation_time(), run.run_id])
         finally:
             store.con.unregister("_langs")
     result = summarize(store, run.run_id, selected)

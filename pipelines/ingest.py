@@ -420,7 +420,7 @@ def _load_spool(store: Store, spool: Spool, sid: str, opts: IngestOptions, depth
     spool.close()
     if result.ingested:
         store.execute(
-            f"""INSERT INTO samples (sample_id, source_id, source, kind, text, messages, content_hash, domain,
+            f"""INSERT INTO sample_rows (sample_id, source_id, source, kind, text, messages, content_hash, domain,
                                      n_chars, synth_depth, created_run_id)
             SELECT sample_id, ?, ?, ?, text, messages, content_hash, ?, length(text), ?, ?
             FROM read_parquet('{spool.samples_path}')""",

@@ -24,7 +24,7 @@ from mixline.store.ids import canonical_json, config_hash
 from mixline.store.recipes import read_table_file
 from mixline.store.refs import require_ref
 from mixline.store.select import not_raw_parent, scope
-from mixline.store.store import Store
+from mixline.store.store import Store, annotation_time
 
 from mixline.errors import ConfigError
 
@@ -163,7 +163,7 @@ class MixResult:
 TOKENS_SQL = f"coalesce(s.n_tokens, CAST(ceil(s.n_chars / {CHARS_PER_TOKEN}) AS BIGINT))"
 
 
-def count_tokens(store: Store, recipe: MixRecipe) -> None:
+def count_tokens(store: Store, recipe: MixRecipe, run_id: str) -> None:
     """Fill samples.n_tokens for eligible samples with the recipe's tokenizer (unless estimating)."""
     if recipe.tokenizer == "estimate":
         return
@@ -178,7 +178,11 @@ def count_tokens(store: Store, recipe: MixRecipe) -> None:
         counts += [(sid, len(ids)) for (sid, _), ids in zip(chunk, enc, strict=True)]
     store.con.register("_counts", pa.table({"sample_id": [a for a, _ in counts], "n": [b for _, b in counts]}))
     try:
-        store.execute("UPDATE samples SET n_tokens = c.n FROM _counts c WHERE samples.sample_id = c.sample_id")
+        # Insert-only, like every annotation: a mix build never conflicts with an ingest.
+        store.execute("INSERT INTO sample_annotations (sample_id, run_id, kind, annotated_at, n_tokens) "
+                      "SELECT c.sample_id, ?, 'tokens', ?, c.n FROM _counts c "
+                      "JOIN samples s ON s.sample_id = c.sample_id WHERE s.n_tokens IS DISTINCT FROM c.n",
+                      [run_id, annotation_time()])
     finally:
         store.con.unregister("_counts")
 
@@ -324,7 +328,7 @@ def _build(store: Store, recipe: MixRecipe, at: str | None, snapshot: int | None
                 "(run `mixline curate` first, or set status = [\"kept\", \"uncurated\"]), eval samples never do, "
                 "and every group's `where` must match something")
         if at is None:  # at a snapshot, the token counts stored then are the ones the mix used
-            count_tokens(store, recipe)
+            count_tokens(store, recipe, run.run_id)
         # New columns come from a rebuild, not ALTER TABLE: ALTER ... ADD COLUMN on a large
         # temp table inside a transaction lost rows in DuckDB 1.5.5.
         store.execute(f"""CREATE OR REPLACE TEMP TABLE _eligible AS

@@ -24,6 +24,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -132,6 +133,82 @@ def _sql_str(s: str) -> str:
     return s.replace("'", "''")
 
 
+class CatalogLock:
+    """One writer at a time on a SQLite catalog, queued on a lock file beside it.
+
+    SQLite gives a transaction that has read the catalog no way to become a writer once another
+    writer has committed: DuckLake's commit then fails at once with "database is locked", and no
+    busy timeout helps. So a writer holds this lock from its transaction's start to its end;
+    another waits, with backoff, up to MIXLINE_LOCK_WAIT seconds, then fails with a message
+    that names the holder. The lock is re-entrant and dies with its process.
+    """
+
+    def __init__(self, catalog: Path) -> None:
+        self.path = Path(f"{catalog}.writer.lock")
+        self.display = str(catalog)
+        self._fh: Any = None
+        self._depth = 0
+
+    def __enter__(self) -> CatalogLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        import fcntl
+        import socket
+        import time
+        from datetime import UTC, datetime
+
+        if self._depth:
+            self._depth += 1
+            return
+        wait = lock_wait_seconds()
+        deadline = time.monotonic() + wait
+        delay = 0.05
+        fh = self.path.open("a+", encoding="utf-8")
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() + delay > deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    fh.close()
+                    raise StoreError(
+                        f"the SQLite catalog {self.display} has one writer at a time, and {holder} has held it "
+                        f"for longer than this writer waits ({wait:g} s); nothing was written. Run again when it "
+                        "is done, raise MIXLINE_LOCK_WAIT to queue for longer, or use a PostgreSQL catalog, "
+                        "where writers work at the same time") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"process {os.getpid()} on {socket.gethostname()} (since "
+                 f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC)")
+        fh.flush()
+        self._fh, self._depth = fh, 1
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._depth == 0:
+            return
+        self._depth -= 1
+        if self._depth == 0:
+            fh, self._fh = self._fh, None
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+
+def lock_wait_seconds() -> float:
+    """How long a writer waits for a lock that another holds (MIXLINE_LOCK_WAIT, default 10 s)."""
+    return float(os.environ.get("MIXLINE_LOCK_WAIT", "10"))
+
+
 def attach(con: duckdb.DuckDBPyConnection, target: LakeTarget, *, read_only: bool = False,
            data_path: str | None = None, snapshot: int | None = None, alias: str = ALIAS) -> None:
     """Attach the lake under `alias`; with `snapshot`, read-only as of that snapshot."""
@@ -141,6 +218,9 @@ def attach(con: duckdb.DuckDBPyConnection, target: LakeTarget, *, read_only: boo
         opts.append(f"DATA_PATH '{_sql_str(str(data_path))}'")
     if read_only or snapshot is not None:
         opts.append("READ_ONLY")
+    if target.backend == "sqlite":
+        # A SQLite catalog has one write lock: a writer that meets it waits (bounded), not fails.
+        opts.append(f"META_BUSY_TIMEOUT {int(lock_wait_seconds() * 1000)}")
     if snapshot is not None:
         opts.append(f"SNAPSHOT_VERSION {int(snapshot)}")
     if target.backend == "sqlite" and target.sqlite_path is not None and not target.sqlite_path.exists() and data_path is None:

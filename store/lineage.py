@@ -495,7 +495,8 @@ def stats(store: Store) -> dict[str, Any]:
 INDEXES = {
     "edges_child_key": "edges (child_key)",
     "edges_parent_key": "edges (parent_key)",
-    "samples_sample_id": "samples (sample_id)",
+    "samples_sample_id": "sample_rows (sample_id)",
+    "annotations_sample_id": "sample_annotations (sample_id)",
     # What trace and why read about one sample: point lookups instead of table scans.
     "origins_sample_id": "sample_origins (sample_id)",
     "decisions_sample_id": "decisions (sample_id)",

@@ -336,3 +336,58 @@ def _mixture_search(con: duckdb.DuckDBPyConnection) -> None:
             created_at TIMESTAMP DEFAULT current_timestamp);
         """
     )
+
+
+# What readers see as `samples`: the rows as written, with each sample's newest annotations
+# (a later run's language or token count wins; a run's rows are never updated).
+SAMPLES_VIEW = """
+    CREATE VIEW samples AS
+    SELECT r.* REPLACE (
+               CASE WHEN l.sample_id IS NULL THEN r.lang ELSE l.a.lang END AS lang,
+               CASE WHEN l.sample_id IS NULL THEN r.script ELSE l.a.script END AS script,
+               CASE WHEN l.sample_id IS NULL THEN r.lang_score ELSE l.a.lang_score END AS lang_score,
+               CASE WHEN l.sample_id IS NULL THEN r.lang_mix ELSE l.a.lang_mix END AS lang_mix,
+               coalesce(t.n_tokens, r.n_tokens) AS n_tokens)
+    FROM sample_rows r
+    LEFT JOIN (SELECT sample_id, arg_max({'lang': lang, 'script': script, 'lang_score': lang_score, 'lang_mix': lang_mix},
+                                         (annotated_at, run_id)) AS a
+               FROM sample_annotations WHERE kind = 'language' GROUP BY sample_id) l ON l.sample_id = r.sample_id
+    LEFT JOIN (SELECT sample_id, arg_max(n_tokens, (annotated_at, run_id)) AS n_tokens
+               FROM sample_annotations WHERE kind = 'tokens' GROUP BY sample_id) t ON t.sample_id = r.sample_id
+"""
+
+
+@migration(17, "annotations")
+def _annotations(con: duckdb.DuckDBPyConnection) -> None:
+    """Writers that do not conflict: a sample's row is written once (`sample_rows`), and what a
+    later run learns about it (language, token count) is a row of its own in the insert-only
+    `sample_annotations`. So a curate never UPDATEs a table that an ingest inserts into, which
+    on a DuckLake store made one of the two fail. `samples` is the view that joins them."""
+    # An index (from `mixline optimize`) pins the table's name: dropped here and made again
+    # in a transaction of its own (`reindex_after`), as DuckDB cannot do both in one.
+    for (name,) in con.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'samples' "
+                               "AND database_name = current_database()").fetchall():
+        con.execute(f'DROP INDEX "{name}"')
+    con.execute("ALTER TABLE samples RENAME TO sample_rows")
+    con.execute(
+        """
+        CREATE TABLE sample_annotations (
+            sample_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            annotated_at TIMESTAMP NOT NULL, lang VARCHAR, script VARCHAR, lang_score DOUBLE,
+            lang_mix JSON, n_tokens BIGINT)
+        """
+    )
+    con.execute(SAMPLES_VIEW)
+
+
+def reindex_after(con: duckdb.DuckDBPyConnection, applied: list[int]) -> None:
+    """Once v17 has renamed `samples`, an optimized store gets its sample index back."""
+    if 17 not in applied:
+        return
+    have = {r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes() WHERE database_name = current_database()")
+            .fetchall()}
+    if "edges_child_key" in have:  # `mixline optimize` had run
+        for name, target in (("samples_sample_id", "sample_rows (sample_id)"),
+                             ("annotations_sample_id", "sample_annotations (sample_id)")):
+            if name not in have:
+                con.execute(f"CREATE INDEX {name} ON {target}")

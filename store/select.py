@@ -29,8 +29,9 @@ PREDICATE_VIEWS = frozenset({"sample_status", "sample_scores", "mix_members", "d
 # `score('NAME')`, `score('NAME', 'LABEL')` and `label('NAME')`: a learned classifier's cached
 # score or predicted label of the row's sample (NAME is a classifier name, NAME@vN, or an id).
 CLASSIFIER_FUNCTIONS = ("score", "label")
-# Tables no user query may read: the PII pseudonym key never leaves the store.
-HIDDEN_TABLES = frozenset({"store_secrets"})
+# Tables no user query may read: the PII pseudonym key never leaves the store, and a sample's
+# raw row is read through `samples`, which withholds unscrubbed text.
+HIDDEN_TABLES = frozenset({"store_secrets", "sample_rows"})
 # Expression node classes a predicate may contain.
 _CLASSES = frozenset({"COLUMN_REF", "CONSTANT", "COMPARISON", "CONJUNCTION", "OPERATOR", "FUNCTION",
                       "CAST", "CASE", "BETWEEN", "COLLATE", "LAMBDA", "LAMBDA_REF", "SUBQUERY"})

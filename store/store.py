@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 from mixline.store import lake
 from mixline.store.ids import canonical_json, config_hash, new_run_id
-from mixline.store.schema import MIGRATIONS, current_version, schema_version
+from mixline.store.schema import MIGRATIONS, current_version, reindex_after, schema_version
 
 from mixline.errors import NotFoundError, ReadOnlyError, StoreError, safe_message
 
@@ -166,6 +166,9 @@ class Store:
         self.lake: lake.LakeTarget | None = lake.parse(self.path) if lake.is_lake(self.path) else None
         # When a reader falls back to the read snapshot: which run it reflects, and when.
         self.snapshot: dict[str, Any] | None = None
+        # A SQLite catalog's writers queue for it, one at a time (see lake.CatalogLock).
+        self._catalog_lock = (lake.CatalogLock(self.lake.sqlite_path) if self.lake is not None and not read_only
+                              and self.lake.backend == "sqlite" and self.lake.sqlite_path is not None else None)
         if self.lake is not None:
             self.con = duckdb.connect(":memory:", config=config)
             try:
@@ -334,18 +337,27 @@ class Store:
         for m in MIGRATIONS:
             if m.version <= have:
                 continue
-            self.con.execute("BEGIN TRANSACTION")
-            try:
-                m.apply(self.con)
-                self.con.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [m.version, m.name]
-                )
-                self.con.execute("COMMIT")
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                raise
+            with self._writer():
+                if current_version(self.con) >= m.version:  # another writer migrated while this one queued
+                    continue
+                self.con.execute("BEGIN TRANSACTION")
+                try:
+                    m.apply(self.con)
+                    self.con.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [m.version, m.name]
+                    )
+                    self.con.execute("COMMIT")
+                except BaseException:
+                    self.con.execute("ROLLBACK")
+                    raise
             applied.append(m.version)
+        if applied and self.lake is None:
+            reindex_after(self.con, applied)
         return applied
+
+    def _writer(self) -> contextlib.AbstractContextManager[Any]:
+        """Held around every write to a SQLite catalog; nothing elsewhere."""
+        return self._catalog_lock if self._catalog_lock is not None else contextlib.nullcontext()
 
     def schema_version(self) -> int:
         return int(self.scalar("SELECT max(version) FROM schema_migrations") or 0)
@@ -356,6 +368,10 @@ class Store:
         if self._in_tx:
             yield
             return
+        with self._writer():
+            yield from self._outer_transaction()
+
+    def _outer_transaction(self) -> Iterator[None]:
         self.execute("BEGIN TRANSACTION")
         self._in_tx = True
         try:
@@ -491,7 +507,8 @@ class Store:
         catalog is locked while one commits, a DuckLake commit may conflict): retried with backoff."""
         for i in range(tries):
             try:
-                self.execute(sql, params)
+                with self._writer():
+                    self.execute(sql, params)
                 return
             except duckdb.Error:
                 if i == tries - 1:
@@ -560,9 +577,12 @@ class Store:
 
     # -- bulk writes --------------------------------------------------------------------------
     def append(self, table: str, data: pa.Table | pa.RecordBatch) -> int:
-        """Append an Arrow table to a store table by column name. Never row by row."""
+        """Append an Arrow table to a store table by column name. Never row by row.
+
+        `samples` is a view (rows joined with their annotations): its rows go to `sample_rows`."""
         if data.num_rows == 0:
             return 0
+        table = "sample_rows" if table == "samples" else table
         view = f"_append_{table}"
         self.con.register(view, data)
         try:
@@ -597,7 +617,7 @@ class Store:
         """Insert samples (an Arrow table of `samples` columns) whose ids the store does not hold yet."""
         self.con.register("_new_samples", rows)
         try:
-            self.execute("""INSERT INTO samples BY NAME SELECT DISTINCT ON (sample_id) * FROM _new_samples r
+            self.execute("""INSERT INTO sample_rows BY NAME SELECT DISTINCT ON (sample_id) * FROM _new_samples r
                             WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sample_id = r.sample_id)""")
         finally:
             self.con.unregister("_new_samples")
@@ -608,6 +628,12 @@ class Store:
             return 0
         names = list(dict.fromkeys(k for r in rows for k in r))
         return self.append(table, pa.table({n: [r.get(n) for r in rows] for n in names}))
+
+
+def annotation_time() -> datetime:
+    """When an annotation row is written (UTC, to the microsecond): a sample's newest one wins
+    in `samples`, run id breaking a tie, so runs in one transaction are told apart too."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def run_owner() -> str:

@@ -9,7 +9,7 @@ from mixline.store import Store
 
 from tests.test_curation_pipeline import GOOD, add
 
-TABLES = ("runs", "decisions", "samples", "edges", "redactions", "clusters", "pii_fingerprints", "store_secrets")
+TABLES = ("runs", "decisions", "samples", "sample_annotations", "edges", "redactions", "clusters", "pii_fingerprints", "store_secrets")
 
 
 def counts(store: Store) -> dict[str, int]:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from mixline.curation.embed import Embedder, cached_embeddings
+
 from mixline.errors import ConfigError
 
 TEXTS = ["The cat sat on the mat and looked out of the window.",

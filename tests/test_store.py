@@ -45,7 +45,7 @@ def test_read_only_store_refuses_writes(store_path):
         with pytest.raises(ReadOnlyError), st.run("ingest", "x", {}):
             pass
         with pytest.raises(ReadOnlyError):
-            st.execute("DELETE FROM samples")
+            st.execute("DELETE FROM sample_rows")
 
 
 def test_tracer_sees_every_statement():
@@ -87,3 +87,36 @@ def test_a_dead_run_is_marked_aborted_by_name_or_by_the_next_writer(store):
     dead = subprocess.Popen(["true"])
     dead.wait()
     assert owner_is_dead(f"{host}:{dead.pid}")
+
+
+def test_an_optimized_store_from_before_annotations_migrates(store_path):
+    """v16 kept languages in `samples` itself and `optimize` indexed it; v17 renames it to
+    `sample_rows` (index and all) and shows it, annotated, through the `samples` view."""
+    import duckdb
+    from mixline.store.schema import MIGRATIONS, current_version
+
+    con = duckdb.connect(str(store_path))
+    current_version(con)
+    for m in MIGRATIONS:
+        if m.version <= 16:
+            m.apply(con)
+            con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [m.version, m.name])
+    con.execute("""INSERT INTO samples (sample_id, source_id, source, kind, text, content_hash, lang, n_chars, created_run_id)
+                   VALUES ('s1', 'src', 'src', 'web', 'Guten Morgen', 'h1', 'de', 12, 'r0')""")
+    for name, target in (("samples_sample_id", "samples (sample_id)"), ("edges_child_key", "edges (child_key)")):
+        con.execute(f"CREATE INDEX {name} ON {target}")  # as `mixline optimize` left it
+    con.close()
+    with Store(store_path) as st:
+        assert st.schema_version() == 17
+        assert st.rows("SELECT sample_id, lang, n_tokens FROM samples") == [{"sample_id": "s1", "lang": "de", "n_tokens": None}]
+        assert dict(st.execute("SELECT index_name, table_name FROM duckdb_indexes() WHERE index_name LIKE '%sample_id'")
+                    .fetchall()) == {"samples_sample_id": "sample_rows", "annotations_sample_id": "sample_annotations"}
+        # A later annotation wins; the row itself is never updated.
+        st.execute("""INSERT INTO sample_annotations (sample_id, run_id, kind, annotated_at, lang, script, lang_score)
+                      VALUES ('s1', 'r1', 'language', TIMESTAMP '2026-01-01', 'nl', 'Latn', 0.5),
+                             ('s1', 'r2', 'language', TIMESTAMP '2026-01-02', 'en', 'Latn', 0.9),
+                             ('s1', 'r3', 'tokens', TIMESTAMP '2026-01-03', NULL, NULL, NULL)""")
+        st.execute("UPDATE sample_annotations SET n_tokens = 4 WHERE run_id = 'r3'")
+        assert st.rows("SELECT lang, script, lang_score, n_tokens FROM samples") == [
+            {"lang": "en", "script": "Latn", "lang_score": 0.9, "n_tokens": 4}]
+        assert st.scalar("SELECT lang FROM sample_rows") == "de"
