@@ -37,12 +37,12 @@ def resolve_id(store: Store, ref: str) -> str:
     """A full sample id from a full id or a unique prefix of at least 6 characters."""
     ref = ref.strip().lower()
     if len(ref) == ID_HEX_CHARS:
-        if store.execute("SELECT sample_id FROM samples WHERE sample_id = ? LIMIT 1", [ref]).fetchone():
+        if store.execute("SELECT sample_id FROM sample_rows WHERE sample_id = ? LIMIT 1", [ref]).fetchone():
             return ref
         raise NotFoundError(f"no sample with id {ref}; list ids with `mixline sql \"SELECT sample_id FROM samples LIMIT 10\"`")
     if len(ref) < 6 or any(c not in "0123456789abcdef" for c in ref):
         raise ConfigError(f"{ref!r} is not a sample id: give the 32-character hex id or a prefix of 6 or more")
-    hits = [r[0] for r in store.execute("SELECT sample_id FROM samples WHERE starts_with(sample_id, ?) LIMIT 3", [ref]).fetchall()]
+    hits = [r[0] for r in store.execute("SELECT sample_id FROM sample_rows WHERE starts_with(sample_id, ?) LIMIT 3", [ref]).fetchall()]
     if not hits:
         raise NotFoundError(f"no sample id starts with {ref}")
     if len(hits) > 1:
@@ -166,7 +166,11 @@ class Trace:
 # A sample's own rows, in one query: each part is a table of rows as JSON objects. One
 # round trip instead of seven is most of what a trace costs once the walk is indexed.
 _BUNDLE = [
-    ("sample", f"SELECT {_SAMPLE_COLS} FROM samples WHERE sample_id = $1"),
+    # The row as written, and its annotations; the newest of each kind is applied in
+    # _annotate, as the `samples` view does (the view's joins cost a point lookup 1 ms).
+    ("sample", f"SELECT {_SAMPLE_COLS} FROM sample_rows WHERE sample_id = $1"),
+    ("annotations", """SELECT kind, annotated_at, run_id, lang, n_tokens FROM sample_annotations
+                       WHERE sample_id = $1"""),
     ("origins", """SELECT o.source_id, s.name AS source, s.kind, s.license, o.file, o.locator,
                           o.original_id, o.url, o.run_id, o.meta
                    FROM sample_origins o JOIN sources s USING (source_id) WHERE o.sample_id = $1"""),
@@ -212,7 +216,20 @@ def _bundle(store: Store, sid: str) -> dict[str, list[dict[str, Any]]]:
         out[_BUNDLE[part][0]].append(json.loads(row))
     for name, key in _ORDER.items():
         out[name].sort(key=key)
+    if out["sample"]:
+        _newest_annotations(out["sample"][0], out["annotations"])
     return out
+
+
+def _newest_annotations(sample: dict[str, Any], notes: list[dict[str, Any]]) -> None:
+    """A sample row as `samples` shows it: its newest language and token count applied."""
+    newest: dict[str, dict[str, Any]] = {}
+    for n in sorted(notes, key=lambda n: (n["annotated_at"], n["run_id"])):
+        newest[n["kind"]] = n
+    if "language" in newest:
+        sample["lang"] = newest["language"]["lang"]
+    if "tokens" in newest and newest["tokens"]["n_tokens"] is not None:
+        sample["n_tokens"] = newest["tokens"]["n_tokens"]
 
 
 def trace(store: Store, ref: str) -> Trace:
@@ -245,7 +262,7 @@ def trace(store: Store, ref: str) -> Trace:
         known = index.sample_info(wanted) if index is not None else {}
         missing = [i for i in wanted if i not in known]
         if missing:
-            for r in _frontier_dicts(store, "SELECT sample_id, kind, synth_depth FROM samples WHERE sample_id IN {ids}", missing):
+            for r in _frontier_dicts(store, "SELECT sample_id, kind, synth_depth FROM sample_rows WHERE sample_id IN {ids}", missing):
                 known[r["sample_id"]] = (r["kind"], r["synth_depth"])
         for a in ancestors:
             a["kind"], a["synth_depth"] = known.get(a["sample_id"], (None, None))
@@ -477,12 +494,12 @@ def stats(store: Store) -> dict[str, Any]:
         return store.rows(f"SELECT {expr} AS key, count(*) AS samples, sum(n_chars) AS chars FROM samples s {joins} GROUP BY 1 ORDER BY 2 DESC, 1")
 
     return {
-        "samples": int(store.scalar("SELECT count(*) FROM samples")),
-        "chars": int(store.scalar("SELECT coalesce(sum(n_chars), 0) FROM samples")),
+        "samples": int(store.scalar("SELECT count(*) FROM sample_rows")),
+        "chars": int(store.scalar("SELECT coalesce(sum(n_chars), 0) FROM sample_rows")),
         "by_kind": grouped("s.kind"),
         "by_source": grouped("s.source"),
         "by_domain": grouped("coalesce(s.domain, '(none)')"),
-        "synth_depth": store.rows("SELECT synth_depth AS depth, count(*) AS samples FROM samples GROUP BY 1 ORDER BY 1"),
+        "synth_depth": store.rows("SELECT synth_depth AS depth, count(*) AS samples FROM sample_rows GROUP BY 1 ORDER BY 1"),
         "origins": int(store.scalar("SELECT count(*) FROM sample_origins")),
         "edges": int(store.scalar("SELECT count(*) FROM edges")),
         "quarantined": int(store.scalar("SELECT count(*) FROM quarantine")),

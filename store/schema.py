@@ -340,6 +340,7 @@ def _mixture_search(con: duckdb.DuckDBPyConnection) -> None:
 
 # What readers see as `samples`: the rows as written, with each sample's newest annotations
 # (a later run's language or token count wins; a run's rows are never updated).
+# lineage.trace applies the same rule to one sample, without the joins.
 SAMPLES_VIEW = """
     CREATE VIEW samples AS
     SELECT r.* REPLACE (

@@ -89,6 +89,9 @@ def test_a_dead_run_is_marked_aborted_by_name_or_by_the_next_writer(store):
     assert owner_is_dead(f"{host}:{dead.pid}")
 
 
+SID = "5e1f00aa5e1f00aa5e1f00aa5e1f00aa"
+
+
 def test_an_optimized_store_from_before_annotations_migrates(store_path):
     """v16 kept languages in `samples` itself and `optimize` indexed it; v17 renames it to
     `sample_rows` (index and all) and shows it, annotated, through the `samples` view."""
@@ -102,21 +105,25 @@ def test_an_optimized_store_from_before_annotations_migrates(store_path):
             m.apply(con)
             con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [m.version, m.name])
     con.execute("""INSERT INTO samples (sample_id, source_id, source, kind, text, content_hash, lang, n_chars, created_run_id)
-                   VALUES ('s1', 'src', 'src', 'web', 'Guten Morgen', 'h1', 'de', 12, 'r0')""")
+                   VALUES (?, 'src', 'src', 'web', 'Guten Morgen', 'h1', 'de', 12, 'r0')""", [SID])
     for name, target in (("samples_sample_id", "samples (sample_id)"), ("edges_child_key", "edges (child_key)")):
         con.execute(f"CREATE INDEX {name} ON {target}")  # as `mixline optimize` left it
     con.close()
     with Store(store_path) as st:
         assert st.schema_version() == 17
-        assert st.rows("SELECT sample_id, lang, n_tokens FROM samples") == [{"sample_id": "s1", "lang": "de", "n_tokens": None}]
+        assert st.rows("SELECT sample_id, lang, n_tokens FROM samples") == [{"sample_id": SID, "lang": "de", "n_tokens": None}]
         assert dict(st.execute("SELECT index_name, table_name FROM duckdb_indexes() WHERE index_name LIKE '%sample_id'")
                     .fetchall()) == {"samples_sample_id": "sample_rows", "annotations_sample_id": "sample_annotations"}
         # A later annotation wins; the row itself is never updated.
         st.execute("""INSERT INTO sample_annotations (sample_id, run_id, kind, annotated_at, lang, script, lang_score)
-                      VALUES ('s1', 'r1', 'language', TIMESTAMP '2026-01-01', 'nl', 'Latn', 0.5),
-                             ('s1', 'r2', 'language', TIMESTAMP '2026-01-02', 'en', 'Latn', 0.9),
-                             ('s1', 'r3', 'tokens', TIMESTAMP '2026-01-03', NULL, NULL, NULL)""")
+                      VALUES ($1, 'r1', 'language', TIMESTAMP '2026-01-01', 'nl', 'Latn', 0.5),
+                             ($1, 'r2', 'language', TIMESTAMP '2026-01-02', 'en', 'Latn', 0.9),
+                             ($1, 'r3', 'tokens', TIMESTAMP '2026-01-03', NULL, NULL, NULL)""", [SID])
         st.execute("UPDATE sample_annotations SET n_tokens = 4 WHERE run_id = 'r3'")
         assert st.rows("SELECT lang, script, lang_score, n_tokens FROM samples") == [
             {"lang": "en", "script": "Latn", "lang_score": 0.9, "n_tokens": 4}]
         assert st.scalar("SELECT lang FROM sample_rows") == "de"
+        from mixline.store.lineage import trace
+
+        shown = trace(st, SID).sample  # trace reads the row and applies the same rule
+        assert (shown["lang"], shown["n_tokens"]) == ("en", 4)
