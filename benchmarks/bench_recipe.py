@@ -87,17 +87,40 @@ with Store(db) as st:
 """
 
 
-def ingested(files: list[tuple[Path, dict]], path: Path) -> Path:
-    """One store both sides curate copies of (the same samples, ids and store key)."""
-    from mixline.curation.pii.scrub import store_key
-    from mixline.pipelines.ingest import IngestOptions, ingest
+_INGEST = r"""
+import json, sys
+from pathlib import Path
+from mixline.curation.pii.scrub import store_key
+from mixline.pipelines.ingest import IngestOptions, ingest
+from mixline.store import Store
+with Store(sys.argv[1]) as st:
+    for p, opts in json.loads(sys.argv[2]):
+        ingest(st, [Path(p)], IngestOptions(**opts))
+    # The pseudonym key is made on first use: made here, both copies scrub to the same children.
+    store_key(st)
+"""
+
+
+def ingested(files: list[tuple[Path, dict]], path: Path, tree: Path | None = None) -> Path:
+    """One store both sides curate copies of (the same samples, ids and store key), written by
+    the oldest side's code: a newer mixline migrates an older store when it opens it, not
+    the other way round."""
+    env = {**os.environ}
+    if tree is not None and tree != ROOT:
+        env["PYTHONPATH"] = str(package(tree))
+    out = subprocess.run([sys.executable, "-c", _INGEST, str(path), json.dumps([[str(p), o] for p, o in files])],
+                         cwd=path.parent, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"ingest failed:\n{out.stderr[-3000:]}")
+    return path
+
+
+def migrated(base: Path, path: Path) -> Path:
+    """A copy of the base store at today's schema (the migration is not part of any timing)."""
     from mixline.store import Store
 
-    with Store(path) as st:
-        for p, opts in files:
-            ingest(st, [p], IngestOptions(**opts))
-        # The pseudonym key is made on first use: made here, both copies scrub to the same children.
-        store_key(st)
+    shutil.copy(base, path)
+    Store(path).close()
     return path
 
 
@@ -174,13 +197,14 @@ def main() -> None:
     data = realdata()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        base = ingested([*input_files(data, work), multilingual(data, work)], work / "base.duckdb")
-        now = side(ROOT, base, work, "now")
+        tree = None if args.profile_only else worktree(args.before)
+        base = ingested([*input_files(data, work), multilingual(data, work)], work / "base.duckdb", tree)
+        current = migrated(base, work / "current.duckdb")
+        now = side(ROOT, current, work, "now")
         before = peer = None
         if not args.profile_only:
-            tree = worktree(args.before)
             before = side(tree, base, work, "before") if tree else None
-            peer = datatrove(base, work)
+            peer = datatrove(current, work)
     print(f"machine: {machine()}; one core (MIXLINE_THREADS=1); best of {RUNS}\n")
     print(f"corpus: {now['docs']} docs, {now['mb']:.1f} MB of text; now runs {now['code']}"
           + (f", before runs {before['code']}" if before else "") + "\n")

@@ -127,3 +127,14 @@ def test_an_optimized_store_from_before_annotations_migrates(store_path):
 
         shown = trace(st, SID).sample  # trace reads the row and applies the same rule
         assert (shown["lang"], shown["n_tokens"]) == ("en", 4)
+
+
+def test_doctor_finds_annotations_of_nothing(store):
+    from mixline.store.doctor import doctor
+
+    assert doctor(store).healthy
+    store.execute("INSERT INTO sample_annotations (sample_id, run_id, kind, annotated_at, lang) "
+                  "VALUES (?, 'run-never', 'language', TIMESTAMP '2026-01-01', 'fr')", [SID])
+    report = doctor(store)
+    assert not report.healthy
+    assert report.checks["annotations_without_sample"] == 1 and report.checks["annotations_without_run"] == 1
