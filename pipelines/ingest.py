@@ -408,9 +408,10 @@ def spool_hashed(spool: Spool, h: pa.Table, seen: IdSet, result: IngestResult) -
     for i in new:
         new_per_file[files[i]] = new_per_file.get(files[i], 0) + 1
     if new:
-        take = pa.array(new, pa.int64())
-        spool.samples.write_table(h.select(["sample_id", "content_hash", "text", "messages"]).take(take)
-                                  .cast(_SAMPLES_SPOOL))
+        rows = h.select(["sample_id", "content_hash", "text", "messages"])
+        if len(new) < h.num_rows:  # a batch of all-new rows (the usual one) is written without a copy
+            rows = rows.take(pa.array(new, pa.int64()))
+        spool.samples.write_table(rows.cast(_SAMPLES_SPOOL))
     spool.origins.write_table(h.select(["sample_id", "file", "locator", "original_id", "url", "meta"]).cast(_ORIGINS_SPOOL))
     return new_per_file
 

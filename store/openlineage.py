@@ -22,12 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import attr
-
 log = logging.getLogger("mixline.openlineage")
 NAMESPACE = "mixline"
 PRODUCER = "https://github.com/mixline/mixline"
-_FACET_SCHEMA = "https://github.com/mixline/mixline/blob/main/store/openlineage.py#MixlineRunFacet"
 
 
 def configured_url() -> str | None:
@@ -79,6 +76,8 @@ class Emitter:
         )
         from openlineage.client.facet_v2 import error_message_run, parent_run
 
+        from mixline.store.openlineage_facet import MixlineRunFacet
+
         facets: dict[str, Any] = {"mixline": MixlineRunFacet(runId=run_id, kind=kind, configHash=config_hash,
                                                               store=store_path, stats=stats or {})}
         if parent_run_id:
@@ -96,27 +95,6 @@ class Emitter:
             self.client.emit(event)
         except Exception as exc:  # a lineage backend that is down must not fail the run
             log.warning("OpenLineage event not sent (%s: %s)", type(exc).__name__, exc)
-
-
-try:
-    from openlineage.client.facet_v2 import RunFacet as _RunFacet
-except ImportError:  # the client is an optional dependency of the events, not of mixline
-    _RunFacet = object  # type: ignore[assignment,misc]
-
-
-@attr.define
-class MixlineRunFacet(_RunFacet):  # type: ignore[misc,valid-type]
-    """mixline's own facet: the row-level lineage stays in the store, at `store`, under `runId`."""
-
-    runId: str  # noqa: N815 - OpenLineage's field style
-    kind: str
-    configHash: str  # noqa: N815
-    store: str
-    stats: dict[str, Any] = attr.field(factory=dict)
-
-    @staticmethod
-    def _get_schema() -> str:
-        return _FACET_SCHEMA
 
 
 def datasets(kind: str, store_path: str, config: dict[str, Any],
