@@ -66,6 +66,7 @@ class Emitter:
     def emit(self, state: str, *, run_id: str, step: str, kind: str, store_path: str, config: dict[str, Any],
              config_hash: str, stats: dict[str, Any] | None = None, parent_run_id: str | None = None,
              error: str | None = None) -> None:
+        from mixline.store.openlineage_facet import MixlineRunFacet
         from openlineage.client.event_v2 import (
             InputDataset,
             Job,
@@ -75,8 +76,6 @@ class Emitter:
             RunState,
         )
         from openlineage.client.facet_v2 import error_message_run, parent_run
-
-        from mixline.store.openlineage_facet import MixlineRunFacet
 
         facets: dict[str, Any] = {"mixline": MixlineRunFacet(runId=run_id, kind=kind, configHash=config_hash,
                                                               store=store_path, stats=stats or {})}
