@@ -1,5 +1,5 @@
-"""Semantic dedup on one CPU core: torch fp32 (semantic_dedup_v1's embeddings) against
-ONNX Runtime fp32 and int8 (v2's default on a CPU), on the same real documents, in one run.
+"""Semantic dedup on one CPU core: torch fp32 (semantic_dedup_v1's embeddings, v2's `backend: torch`) against
+ONNX Runtime fp32 (v2's default on a CPU) and int8, on the same real documents, in one run.
 
 Docs: bench_profiles.py's mixed corpus (web, MedQuAD, LegalBench, GSM8K, hh-rlhf, pythia
 outputs) plus 1,000 Leipzig documents in 20 languages, BENCH_SEMANTIC_DOCS of them

@@ -21,7 +21,9 @@ PRECISIONS = ("fp32", "int8")
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MIXLINE_CACHE_DIR") or Path.home() / ".cache" / "mixline")
+    """MIXLINE_CACHE_DIR, else mixline's folder in the user cache, as the lake extensions use."""
+    env = os.environ.get("MIXLINE_CACHE_DIR")
+    return Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mixline"
 
 
 def _weights_id(model_dir: Path) -> str:

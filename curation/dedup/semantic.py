@@ -41,6 +41,9 @@ class SemanticDedup(GlobalStep):
     """Pairs above the cosine threshold inside a k-means partition are duplicates."""
 
     name = "semantic_dedup"
+    # v2: embeddings from ONNX Runtime on a CPU by default, and an int8 backend; the fp32
+    # vectors match torch's to 1e-5, so only a pair right at the threshold can change.
+    version = 2
     Params = SemanticParams
     requires = ("sentence_transformers",)
     columns = ("content_hash",)
