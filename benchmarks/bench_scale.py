@@ -3,6 +3,7 @@
     python benchmarks/bench_scale.py executors 100000 1000000   # curate and ingest, local vs Ray
     python benchmarks/bench_scale.py lake 10                     # DuckLake vs file: ingest, trace p50 at 10M
     python benchmarks/bench_scale.py nightly 500                 # a lake after 500 small runs, and optimize
+    python benchmarks/bench_scale.py driver 250000 1000000 4000000  # the Ray driver's peak memory
 
 Executors: documents are assembled from real sentences (Common Crawl, MedQuAD answers, OASST,
 State of the Union), 1% exact copies and 1% near copies; each is ingested and curated with the
@@ -132,9 +133,9 @@ def executors(sizes: list[int]) -> None:
                 _, runs = run_cli("--store", str(store), "runs", "--limit", "1")
                 ex = runs[0]["stats"]["executor"]
                 notes.append(f"{n:,} docs on Ray, where the curate's time went: inputs {ex['inputs_s']:.1f} s, map "
-                             f"{ex['map_s']:.1f} s ({ex['partitions']} partitions), gather {ex['gather_s']:.1f} s, "
-                             f"register {ex['register_s']:.1f} s, pair search {ex['pairs_s']:.1f} s "
-                             f"({ex['buckets']} buckets), union-find and keep choice {ex['resolve_s']:.1f} s")
+                             f"{ex['map_s']:.1f} s ({ex['partitions']} partitions), reduce in tasks (pairs, "
+                             f"components, keep choice; {ex['buckets']} buckets) {ex['reduce_s']:.1f} s, "
+                             f"register {ex['register_s']:.1f} s")
             rows.append({"docs": f"{n:,}", "executor": name, "ingest s": t_ing, "ingest docs/s": n / t_ing,
                          "curate s": t_cur, "curate docs/s": n / t_cur, "kept": cur["kept"], "dropped": cur["dropped"]})
         same = outcome.get("local") == outcome.get("ray")
@@ -288,6 +289,93 @@ def nightly(runs: int) -> None:
     print(table(rows))
 
 
+def write_short_docs(n: int, folder: Path, files: int = 8) -> list[Path]:
+    """n documents of 2-5 real sentences (about 450 bytes), 1% exact and 1% near copies: the
+    driver test needs many documents, not long ones."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"docs-{i}.jsonl" for i in range(files)]
+    if all(p.exists() for p in paths):
+        return paths
+    pool = sentences()
+    rng = random.Random(n)
+    handles = [p.open("w") for p in paths]
+    recent: list[list[str]] = []
+    for i in range(n):
+        r = rng.random()
+        if recent and r < 0.02:
+            sents = list(rng.choice(recent))
+            if r >= 0.01:
+                sents[rng.randrange(len(sents))] = rng.choice(pool)
+        else:
+            sents = [rng.choice(pool) for _ in range(rng.randint(2, 5))]
+            if len(recent) < 5000:
+                recent.append(sents)
+            else:
+                recent[rng.randrange(5000)] = sents
+        handles[i % files].write(json.dumps({"text": " ".join(sents)}) + "\n")
+    for h in handles:
+        h.close()
+    return paths
+
+
+DRIVER = """
+import json, resource, sys, time
+from mixline import api
+from mixline.curation.distributed import RayExecutor
+from mixline.curation.recipe import Recipe
+from mixline.store import Store
+recipe = Recipe.parse({"batch_size": 5000, "steps": [{"type": "exact_dedup"}, {"type": "minhash_dedup"}]}, "dedup")
+ex = RayExecutor(num_cpus=int(sys.argv[2]))
+with Store(sys.argv[1]) as st:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    res = api.curate(st, recipe, executor=ex)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"wall": wall, "before_mb": before / 1024, "peak_mb": peak / 1024, "kept": res.kept,
+                  "dropped": res.dropped, "stats": ex.stats}))
+"""
+
+
+def driver(sizes: list[int]) -> None:
+    """The Ray driver's peak memory as the corpus grows: ingest (in-process), then a curate with
+    the dedup steps on a local Ray instance; the driver's own peak RSS (RUSAGE_SELF, so not
+    the Ray workers or raylet) is what must stay flat."""
+    cpus = os.cpu_count() or 1
+    rows, notes = [], []
+    for n in sizes:
+        docs = write_short_docs(n, OUT / f"short-{n}")
+        store = OUT / f"driver-{n}.duckdb"
+        for p in OUT.glob(f"driver-{n}.duckdb*"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        t_ing, _ = run_cli("--store", str(store), "ingest", *map(str, docs), "--kind", "web")
+        proc = subprocess.run([sys.executable, "-c", DRIVER, str(store), str(cpus)], capture_output=True, text=True,
+                              cwd=ROOT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"curate of {n} docs failed:\n{proc.stderr[-3000:]}")
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        st = out["stats"]
+        stages = {k.removeprefix("reduce_"): v for k, v in st.items() if k.startswith("reduce_") and isinstance(v, dict)}
+        rows.append({"docs": f"{n:,}", "ingest s": t_ing, "curate s": out["wall"], "map s": st["map_s"],
+                     "reduce s": st["reduce_s"], "register s": st["register_s"], "partitions": st["partitions"],
+                     "driver RSS before MB": out["before_mb"], "driver peak RSS MB": out["peak_mb"],
+                     "kept": out["kept"], "dropped": out["dropped"]})
+        notes.append(f"{n:,} docs, per dedup step: " + "; ".join(
+            f"{k}: {v['pairs']:,} pairs, {v['rounds']} component rounds, {v['dropped']:,} dropped, {v['seconds']:.1f} s"
+            for k, v in stages.items()))
+        for p in OUT.glob(f"driver-{n}.duckdb*"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    print(f"## Ray driver memory (`benchmarks/bench_scale.py driver`, {machine()}, local Ray with {cpus} CPUs; "
+          f"{time.strftime('%Y-%m-%d')})\n")
+    print(table(rows))
+    print()
+    for note in notes:
+        print(f"- {note}")
+    by = {r["docs"]: r["driver peak RSS MB"] for r in rows}
+    if "1,000,000" in by and "4,000,000" in by:
+        print(f"- driver peak RSS from 1M to 4M docs: {by['4,000,000'] / by['1,000,000']:.2f}x (target at most 1.20x)")
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "executors"
     if what == "executors":
@@ -296,5 +384,7 @@ if __name__ == "__main__":
         lake(float(sys.argv[2]) if len(sys.argv) > 2 else 10.0)
     elif what == "nightly":
         nightly(int(sys.argv[2]) if len(sys.argv) > 2 else 500)
+    elif what == "driver":
+        driver([int(x) for x in sys.argv[2:]] or [250_000, 1_000_000, 4_000_000])
     else:
-        sys.exit("usage: bench_scale.py executors [N ...] | lake [MILLIONS] | nightly [RUNS]")
+        sys.exit("usage: bench_scale.py executors [N ...] | lake [MILLIONS] | nightly [RUNS] | driver [N ...]")

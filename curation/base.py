@@ -141,6 +141,9 @@ class GlobalStep(Step):
 
     # True when shuffle_rows needs every sample at once (k-means), so the driver computes it.
     shuffle_needs_all: ClassVar[bool] = False
+    # True when the step decides over all its samples as one group (a top share by score)
+    # rather than over clusters of pairs: a distributed reduce gives them to one task.
+    whole_population: ClassVar[bool] = False
 
     @abstractmethod
     def features(self, batch: pa.Table) -> pa.Table:
@@ -160,6 +163,36 @@ class GlobalStep(Step):
                       anchors: np.ndarray | None = None, kinds: list[str] | None = None,
                       depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
         """Clusters from candidate pairs, and the copy kept in each."""
+        from mixline.curation.dedup.unionfind import components
+
+        a, b = self.verify_pairs(features, a, b)
+        return self.resolve_labels(features, components(features.num_rows, a, b), order, anchors, kinds, depths)
+
+    # -- the pieces a distributed reduce calls (curation/distributed_reduce.py) ------------------
+    def verify_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The candidate pairs that pass the step's pairwise check (all of them by default)."""
+        return a, b
+
+    def task_rows(self, features: pa.Table) -> pa.Table:
+        """Shuffle rows for a pair search in tasks: `shuffle_rows`, plus whatever `task_pairs`
+        needs to check a pair where it is found."""
+        return self.shuffle_rows(features)
+
+    def task_pairs(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """Checked candidate pairs among task rows (`pairs_among`, then the pairwise check)."""
+        return self.pairs_among(rows)
+
+    def resolve_columns(self) -> tuple[str, ...]:
+        """Feature columns `resolve_labels` reads, beyond sample_id."""
+        return ()
+
+    def resolve_labels(self, features: pa.Table, labels: np.ndarray, order: np.ndarray,
+                       anchors: np.ndarray | None = None, kinds: list[str] | None = None,
+                       depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+        """The copy kept in each cluster, given each row's component label (any integer that
+        is the same for the members of one component). Rows come in population order, and
+        every member of a component is present, so a subset of whole components gives the
+        same verdicts as the whole population."""
         raise NotImplementedError(f"step {self.name} has no distributed pair search")
 
     def reduce(self, features: pa.Table, order: np.ndarray, anchors: np.ndarray | None = None,

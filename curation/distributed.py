@@ -32,6 +32,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,21 +41,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from mixline.curation.base import GlobalStep, concat_pairs
-from mixline.curation.pipeline import (
-    CHILDREN_SQL,
-    BatchResult,
-    Plan,
-    Population,
-    Progress,
-    StoreSink,
-    _Decisions,
-    process_batch,
-    reduce_globals,
-)
+from mixline.curation.distributed_reduce import Layout, out_files, reduce_step
+from mixline.curation.pipeline import CHILDREN_SQL, Plan, Progress, _Decisions, process_batch
 from mixline.store.store import Store
 
 from mixline.errors import ConfigError
+
+# Ray remote functions, made once per function.
+_REMOTE: dict[Callable[..., Any], Any] = {}
 
 # Shards a map task writes, in the order the driver registers them.
 ROW_SHARDS = ("children", "edges", "redactions", "decisions", "clusters", "classifier_scores")
@@ -136,7 +130,8 @@ class RayExecutor:
         return max(1, self.workers or int(ray.cluster_resources().get("CPU", 1)))
 
     # -- the run --------------------------------------------------------------------------------
-    def run(self, store: Store, plan: Plan, run_id: str, progress: Progress | None) -> tuple[int, pa.Table | None, list[tuple[str, str]]]:
+    def run(self, store: Store, plan: Plan, run_id: str,
+            progress: Progress | None) -> tuple[int, str | None, str | list[tuple[str, str]]]:
         t0 = time.perf_counter()
         folder = self._prepare(store, plan)
         t_inputs = time.perf_counter() - t0
@@ -146,7 +141,7 @@ class RayExecutor:
         done = {int(p.name.split("-")[1]) for p in folder.glob("part-*") if p.is_dir() and "." not in p.name}
         todo = [i for i in range(n_parts) if i not in done]
         self.stats = {"partitions": n_parts, "resumed": len(done & set(range(n_parts))), "buckets": buckets,
-                      "work_dir": str(folder), "inputs_s": round(t_inputs, 3), "pairs_s": 0.0}
+                      "work_dir": str(folder), "inputs_s": round(t_inputs, 3)}
         t0 = time.perf_counter()
         if progress is not None and done:
             progress(sum(pq.read_metadata(f).num_rows for i in done if i < n_parts
@@ -156,31 +151,51 @@ class RayExecutor:
             for out in self.map_parts(MapWorker, payload, todo):
                 if progress is not None:
                     progress(int(pc.sum(out.column("rows")).as_py() or 0))
-        # Where a run's time goes, for the scaling model in the README: inputs and map scale
-        # with workers; gather, resolve (union-find) and register run on the driver.
+        # Where a run's time goes, for the scaling model in the README: inputs, map and each
+        # reduce stage scale with workers; the driver only registers shards and counts rows.
         self.stats["map_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        results = [_load_part(folder / f"part-{i:06d}", len(plan.globals_)) for i in range(n_parts)]
-        read = sum(r.rows for r in results)
+        metas = [_part_meta(folder / f"part-{i:06d}") for i in range(n_parts)]
+        read = sum(m["rows"] for m in metas)
         if read != plan.total:  # every selected row went through exactly one partition
             raise RuntimeError(f"the Ray map phase read {read} rows of the {plan.total} selected; "
                                f"delete {folder} and run again")
-        pop = Population.gather(results, len(plan.globals_))
-        self.stats["gather_s"] = round(time.perf_counter() - t0, 3)
-        # Register the workers' rows, then let the driver add the reduce's decisions.
+        lay = Layout.of(folder, [m["alive"] for m in metas], buckets, run_id)
+        for i, g in enumerate(plan.globals_):
+            t1 = time.perf_counter()
+            counts = reduce_step(lay, i, g, self.tasks, stash)
+            self.stats[f"reduce_{g.step_name}"] = {**counts, "seconds": round(time.perf_counter() - t1, 3)}
+        self.stats["reduce_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        _register(store, folder, n_parts, run_id)
+        _register(store, folder, n_parts, run_id, out_files(lay, len(plan.globals_), "decisions")
+                  + out_files(lay, len(plan.globals_), "kept"), out_files(lay, len(plan.globals_), "clusters"))
         self.stats["register_s"] = round(time.perf_counter() - t0, 3)
-        rec = _Decisions(StoreSink(store, run_id), run_id)
-        t0 = time.perf_counter()
-        reduce_globals(plan, pop, rec, pairs=lambda i, g, sub, alive, idx: self._pairs(
-            folder, i, g, sub, alive, n_parts, buckets, [r.features[i].num_rows for r in results]))
-        self.stats["resolve_s"] = round(time.perf_counter() - t0 - self.stats["pairs_s"], 3)
-        langs = _read_all(folder, n_parts, "langs")
-        prints_t = _read_all(folder, n_parts, "pii_fingerprints")
-        prints = list(zip(prints_t.column("fingerprint").to_pylist(), prints_t.column("entity_type").to_pylist(),
-                          strict=True)) if prints_t is not None else []
-        return sum(r.selected for r in results), langs, prints
+        langs = _files(folder, n_parts, "langs")
+        prints = _files(folder, n_parts, "pii_fingerprints")
+        return (sum(m["selected"] for m in metas), f"read_parquet({_sql_list(langs)})" if langs else None,
+                f"read_parquet({_sql_list(prints)})" if prints else [])
+
+    def tasks(self, fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
+        """fn(*a) for each a as Ray tasks, at most `workers` at once; results in order."""
+        ray = self._init()
+        remote = _REMOTE.get(fn)
+        if remote is None:
+            remote = _REMOTE[fn] = ray.remote(num_cpus=1, max_retries=3)(fn)
+        limit = self._pool()
+        out: list[Any] = [None] * len(args)
+        pending: dict[Any, int] = {}
+
+        def settle(refs: list[Any]) -> None:
+            for ref in refs:
+                out[pending.pop(ref)] = ray.get(ref)
+
+        for n, a in enumerate(args):
+            if len(pending) >= limit:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                settle(done)
+            pending[remote.remote(*a)] = n
+        settle(list(pending))
+        return out
 
     def work_folder(self, store: Store, name: str) -> Path:
         """A private work folder for one run's shards (`name` says what and which input)."""
@@ -213,46 +228,21 @@ class RayExecutor:
         """The run's work folder, named by recipe and selection, with its input partitions."""
         digest = hashlib.sha256()
         digest.update(repr(sorted(plan.recipe.config().items())).encode())
-        row = store.execute("SELECT md5(string_agg(sample_id || ':' || anchor::VARCHAR || ':' || rank::VARCHAR, ',' "
-                            "ORDER BY _page)) FROM _sel").fetchone()
+        # An order-free digest of the selection (a string of every id would cost the driver
+        # memory in proportion to the corpus).
+        row = store.execute("SELECT sum(hash(sample_id, anchor, rank))::HUGEINT::VARCHAR FROM _sel").fetchone()
         digest.update(f"{row[0] if row else ''}:{plan.recipe.batch_size}:{plan.total}".encode())
         folder = self.work_folder(store, f"curate-{digest.hexdigest()[:20]}")
         inputs = folder / "input"
         if not (inputs / "_COMPLETE").exists():
             shutil.rmtree(inputs, ignore_errors=True)
             bs = int(plan.recipe.batch_size)
-            store.execute(f"""COPY (SELECT *, (_page - 1) // {bs} AS _part FROM _sel)
+            # The texts join the selection here, on their way from the store to the workers.
+            store.execute(f"""COPY (SELECT x.*, r.text, (x._page - 1) // {bs} AS _part
+                                    FROM _sel x JOIN sample_rows r USING (sample_id))
                               TO '{_sql_str(str(inputs))}' (FORMAT parquet, PARTITION_BY (_part), FILENAME_PATTERN 'data_{{i}}')""")
             (inputs / "_COMPLETE").write_text("")
         return folder
-
-    def _pairs(self, folder: Path, i: int, g: GlobalStep, sub: pa.Table, alive: np.ndarray,
-               n_parts: int, buckets: int, feat_rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate pairs of global step i, one Ray task per bucket, in the rows of `sub`."""
-        t0 = time.perf_counter()
-        red = folder / f"reduce-{i}"
-        shutil.rmtree(red, ignore_errors=True)
-        red.mkdir()
-        if g.shuffle_needs_all:
-            rows = g.shuffle_rows(sub)
-            _write_buckets(rows, red, "driver", buckets)
-            spec = {"mode": "driver"}
-        else:
-            np.save(red / "alive.npy", alive.astype(np.int64))
-            offsets = np.concatenate([[0], np.cumsum(feat_rows)])[:-1].astype(np.int64)
-            np.save(red / "offsets.npy", offsets)
-            spec = {"mode": "map"}
-        payload = stash(red / "step.pkl", {"step": g, "folder": str(folder), "index": i, "n_parts": n_parts, **spec})
-        a_all, b_all = [], []
-        for out in self.map_parts(PairWorker, payload, list(range(buckets))):
-            a_all.append(out.column("a").to_numpy())
-            b_all.append(out.column("b").to_numpy())
-        shutil.rmtree(red, ignore_errors=True)
-        a, b = concat_pairs(a_all, b_all)
-        self.stats["pairs_s"] = round(self.stats["pairs_s"] + time.perf_counter() - t0, 3)
-        self.stats[f"pairs_{g.step_name}"] = int(len(a))
-        return a, b
-
 
 # -- workers --------------------------------------------------------------------------------------
 
@@ -315,57 +305,14 @@ class MapWorker:
             pq.write_table(feat, tmp / f"feat-{i}.parquet")
             g = self.plan.globals_[i]
             if not g.shuffle_needs_all:
-                _write_buckets(g.shuffle_rows(feat), tmp, f"shuf-{i}", self.buckets)
+                # Rows named by their place in the partition's population (the reduce adds
+                # the partition's offset), not by their place among this step's features.
+                rows = g.task_rows(feat)
+                rows = rows.set_column(rows.column_names.index("row"), "row",
+                                       pa.array(pos.astype(np.int64)[rows.column("row").to_numpy()], pa.int64()))
+                _write_buckets(rows, tmp, f"shuf-{i}", self.buckets)
         publish(tmp, final)
         return table.num_rows
-
-
-class PairWorker:
-    """One Ray actor of a dedup step's pair search: one bucket of rows per call."""
-
-    def __init__(self, payload: str) -> None:
-        cfg = unstash(payload)
-        self.step: GlobalStep = cfg["step"]
-        self.folder = Path(cfg["folder"])
-        self.index: int = cfg["index"]
-        self.n_parts: int = cfg["n_parts"]
-        self.mode: str = cfg["mode"]
-        red = self.folder / f"reduce-{self.index}"
-        if self.mode == "map":
-            self.alive = np.load(red / "alive.npy")
-            self.offsets = np.load(red / "offsets.npy")
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        a_all, b_all = [], []
-        for b in batch.column("part").to_pylist():  # a part is a bucket here
-            rows = self.rows(int(b))
-            a, bb = self.step.pairs_among(rows) if rows.num_rows else (np.empty(0, np.int64), np.empty(0, np.int64))
-            a_all.append(a)
-            b_all.append(bb)
-        a, b = concat_pairs(a_all, b_all)
-        return pa.table({"a": pa.array(a, pa.int64()), "b": pa.array(b, pa.int64())})
-
-    def rows(self, bucket: int) -> pa.Table:
-        red = self.folder / f"reduce-{self.index}"
-        if self.mode == "driver":
-            path = red / f"driver-{bucket}.parquet"
-            return pq.read_table(path).sort_by("row") if path.exists() else pa.table({"row": pa.array([], pa.int64())})
-        parts = []
-        for p in range(self.n_parts):
-            path = self.folder / f"part-{p:06d}" / f"shuf-{self.index}-{bucket}.parquet"
-            if not path.exists():
-                continue
-            t = pq.read_table(path)
-            k = t.column("row").to_numpy() + self.offsets[p]
-            # Rows an earlier dedup step dropped are not searched; the rest are renumbered
-            # as the reduce sees them (positions among the surviving rows).
-            at = np.searchsorted(self.alive, k)
-            ok = (at < len(self.alive)) & (self.alive[np.minimum(at, len(self.alive) - 1)] == k) if len(self.alive) else np.zeros(len(k), bool)
-            t = t.set_column(t.column_names.index("row"), "row", pa.array(at, pa.int64())).filter(pa.array(ok))
-            parts.append(t)
-        if not parts:
-            return pa.table({"row": pa.array([], pa.int64())})
-        return pa.concat_tables(parts).sort_by("row")
 
 
 # -- shards ---------------------------------------------------------------------------------------
@@ -387,33 +334,27 @@ def _write_buckets(rows: pa.Table, folder: Path, prefix: str, buckets: int) -> N
             pq.write_table(rows.take(pa.array(chunk)), folder / f"{prefix}-{int(bucket[chunk[0]])}.parquet")
 
 
-def _load_part(folder: Path, n_globals: int) -> BatchResult:
+def _part_meta(folder: Path) -> dict[str, int]:
+    """A finished partition's counts: rows read, new rows selected, rows alive after filters."""
     if not folder.is_dir():
         raise RuntimeError(f"partition {folder.name} is missing after the map phase")
-    pop = pq.read_table(folder / "pop.parquet")
     meta = pq.read_table(folder / "meta.parquet")
-    positions = [np.load(folder / f"pos-{i}.npy") for i in range(n_globals)]
-    features = [pq.read_table(folder / f"feat-{i}.parquet") for i in range(n_globals)]
-    res = BatchResult(int(meta.column("selected")[0].as_py()), pop, positions, features)
-    res.rows = int(meta.column("rows")[0].as_py())
-    return res
+    return {"rows": int(meta.column("rows")[0].as_py()), "selected": int(meta.column("selected")[0].as_py()),
+            "alive": pq.read_metadata(folder / "pop.parquet").num_rows}
 
 
 def _files(folder: Path, n_parts: int, name: str) -> list[str]:
     return [str(p) for i in range(n_parts) if (p := folder / f"part-{i:06d}" / f"{name}.parquet").exists()]
 
 
-def _read_all(folder: Path, n_parts: int, name: str) -> pa.Table | None:
-    files = _files(folder, n_parts, name)
-    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default") if files else None
-
-
-def _register(store: Store, folder: Path, n_parts: int, run_id: str) -> None:
-    """Insert every partition's rows, in partition order, inside the run's transaction."""
+def _register(store: Store, folder: Path, n_parts: int, run_id: str, decisions: list[str],
+              clusters: list[str]) -> None:
+    """Insert every partition's rows, in partition order, and the reduce's decisions and
+    clusters, inside the run's transaction."""
     from mixline.store.store import id_key
 
     for name in ROW_SHARDS:
-        files = _files(folder, n_parts, name)
+        files = _files(folder, n_parts, name) + {"decisions": decisions, "clusters": clusters}.get(name, [])
         if not files:
             continue
         src = f"read_parquet({_sql_list(files)})"

@@ -157,8 +157,11 @@ class Plan:
         self.where_col = {id(self.steps[i]): v for i, v in state["where_col"].items()}
 
 
-def select(store: Store, recipe: Recipe, steps: list[Any], where: str | None, new_only: bool) -> Plan:
-    """Materialise the run's selection (new samples plus earlier runs' kept samples as dedup anchors)."""
+def select(store: Store, recipe: Recipe, steps: list[Any], where: str | None, new_only: bool,
+           text: bool = True) -> Plan:
+    """Materialise the run's selection (new samples plus earlier runs' kept samples as dedup
+    anchors). Without `text`, the texts stay in the store (a Ray run copies them straight to
+    its input partitions), so the driver's memory does not grow with the corpus's bytes."""
     filters = [s for s in steps if isinstance(s, Filter | Rewriter)]
     globals_ = [s for s in steps if isinstance(s, GlobalStep)]
     pred = scope(store, where, "s")
@@ -186,7 +189,7 @@ def select(store: Store, recipe: Recipe, steps: list[Any], where: str | None, ne
     store.execute(f"""
         CREATE OR REPLACE TEMP TABLE _sel AS
         WITH pick AS (SELECT s.sample_id, FALSE AS anchor FROM samples s WHERE {cond} {anchors_sql})
-        SELECT s.sample_id, s.text, s.kind, s.domain, s.synth_depth, pick.anchor{''.join(', s.' + c for c in extra)}{derived},
+        SELECT s.sample_id, {'s.text, ' if text else ''}s.kind, s.domain, s.synth_depth, pick.anchor{''.join(', s.' + c for c in extra)}{derived},
                row_number() OVER (ORDER BY {recipe.order_sql()}) AS rank,
                row_number() OVER (ORDER BY s.sample_id) AS _page
         FROM samples s JOIN pick USING (sample_id) LEFT JOIN runs r ON r.run_id = s.created_run_id""")
@@ -325,16 +328,9 @@ class Population:
                    np.asarray(pop.column("synth_depth").to_pylist(), dtype=np.int64), positions, features)
 
 
-PairSearch = Callable[[int, GlobalStep, pa.Table, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-def reduce_globals(plan: Plan, pop: Population, rec: _Decisions, pairs: PairSearch | None = None,
-                   timer: Timer | None = None) -> None:
+def reduce_globals(plan: Plan, pop: Population, rec: _Decisions, timer: Timer | None = None) -> None:
     """The global steps' reduce, in recipe order; a sample one step drops is not seen by the next.
-
-    `pairs(i, step, sub, rows, alive_rows)` may search candidate pairs elsewhere (Ray);
-    by default each step searches its features in-process.
-    """
+    (A Ray run does the same in tasks: curation/distributed_reduce.py.)"""
     timer = timer or Timer()
     live = np.ones(len(pop.ids), dtype=bool)
     for i, g in enumerate(plan.globals_):
@@ -347,11 +343,7 @@ def reduce_globals(plan: Plan, pop: Population, rec: _Decisions, pairs: PairSear
         idx = pos[alive_rows]
         sub = table.take(pa.array(alive_rows))
         kinds = [pop.kinds[j] for j in idx.tolist()]
-        if pairs is None:
-            v, clusters = g.reduce(sub, pop.rank[idx], pop.anchors[idx], kinds, pop.depths[idx])
-        else:
-            a, b = pairs(i, g, sub, alive_rows, idx)
-            v, clusters = g.resolve_pairs(sub, a, b, pop.rank[idx], pop.anchors[idx], kinds, pop.depths[idx])
+        v, clusters = g.reduce(sub, pop.rank[idx], pop.anchors[idx], kinds, pop.depths[idx])
         t0 = timer.add(g.step_name, t0)
         rec.add(g.step_name, sub.column("sample_id"), v, only=~pop.anchors[idx])
         rec.clusters(g.name.removesuffix("_dedup"), clusters)
@@ -359,30 +351,39 @@ def reduce_globals(plan: Plan, pop: Population, rec: _Decisions, pairs: PairSear
         timer.add("(decision rows)", t0)
 
 
-def finish(store: Store, plan: Plan, run: Any, selected: int, langs: pa.Table | None,
-           prints: list[tuple[str, str]]) -> CurateResult:
-    """Annotations and fingerprints, then the run's counters from its decision rows."""
+def finish(store: Store, plan: Plan, run: Any, selected: int, langs: pa.Table | str | None,
+           prints: list[tuple[str, str]] | str) -> CurateResult:
+    """Annotations and fingerprints, then the run's counters from its decision rows.
+
+    `langs` and `prints` are rows, or a SQL relation over the shards a Ray run wrote (so they
+    go from files to the store without passing through the driver's memory)."""
     store.execute("DROP TABLE IF EXISTS _sel")
-    if prints:
+    if isinstance(prints, str):
+        store.execute(f"INSERT INTO pii_fingerprints (fingerprint, entity_type, run_id) "
+                      f"SELECT fingerprint, entity_type, ? FROM {prints}", [run.run_id])
+    elif prints:
         store.append("pii_fingerprints", pa.table({
             "fingerprint": [a for a, _ in prints], "entity_type": [b for _, b in prints],
             "run_id": [run.run_id] * len(prints)}))
-    if langs is not None and langs.num_rows:
-        store.con.register("_langs", langs)
+    if isinstance(langs, str) or (langs is not None and langs.num_rows):
+        src = langs if isinstance(langs, str) else "_langs"
+        if not isinstance(langs, str):
+            store.con.register("_langs", langs)
         try:
             # The samples themselves, and the scrubbed children this run wrote from them: rows of
             # the insert-only annotations, so an ingest that commits meanwhile does not conflict.
-            store.execute("""INSERT INTO sample_annotations (sample_id, run_id, kind, annotated_at, lang, script,
+            store.execute(f"""INSERT INTO sample_annotations (sample_id, run_id, kind, annotated_at, lang, script,
                                                             lang_score, lang_mix)
                              SELECT sample_id, ?, 'language', ?, lang, script, lang_score, lang_mix::JSON
-                             FROM (SELECT sample_id, lang, script, lang_score, lang_mix FROM _langs
+                             FROM (SELECT sample_id, lang, script, lang_score, lang_mix FROM {src}
                                    UNION ALL
                                    SELECT e.child_id, l.lang, l.script, l.lang_score, l.lang_mix
-                                   FROM edges e JOIN _langs l ON l.sample_id = e.parent_id
+                                   FROM edges e JOIN {src} l ON l.sample_id = e.parent_id
                                    WHERE e.run_id = ? AND e.relation = 'scrubbed_from')""",
                           [run.run_id, annotation_time(), run.run_id])
         finally:
-            store.con.unregister("_langs")
+            if not isinstance(langs, str):
+                store.con.unregister("_langs")
     result = summarize(store, run.run_id, selected)
     run.stats.update({"selected": result.selected, "kept": result.kept, "dropped": result.dropped,
                       "rewritten": result.rewritten,
@@ -421,7 +422,7 @@ def _curate(store: Store, recipe: Recipe | None, where: str | None, new_only: bo
             s.prepare(ctx)
         timer = Timer()
         t0 = time.perf_counter()
-        plan = select(store, recipe, steps, where, new_only)
+        plan = select(store, recipe, steps, where, new_only, text=executor is None)
         timer.add("(select)", t0)
         if executor is not None:
             selected, langs, prints = executor.run(store, plan, run.run_id, progress)

@@ -121,7 +121,7 @@ def local_result(seeded: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 def test_ray_gives_the_same_decisions_ids_clusters_and_mix(local_ray: None, seeded: Path, local_result: tuple,
                                                           tmp_path: Path) -> None:
     _, expected, mix = local_result
-    for workers, buckets in ((2, 4), (1, 3)):
+    for workers, buckets in ((2, 4), (1, 3), (4, 7)):
         path = _copy(seeded, tmp_path / f"ray-{workers}-{buckets}.duckdb")
         ex = RayExecutor(workers=workers, buckets=buckets, work_dir=tmp_path / "work")
         with Store(path) as st:
@@ -138,6 +138,29 @@ def test_ray_gives_the_same_decisions_ids_clusters_and_mix(local_ray: None, seed
     assert {"kept", "dropped", "rewritten"} <= kinds
     methods = {r[2] for r in expected["clusters"]}
     assert {"exact", "minhash", "semantic"} <= methods
+
+
+def test_ray_keeps_earlier_runs_copies_and_checks_pairs_like_in_process(local_ray: None, seeded: Path,
+                                                                       tmp_path: Path) -> None:
+    """A second run whose clusters hold samples an earlier run kept (anchors, which always win),
+    with MinHash checking each pair's similarity where the pair is found."""
+    first = Recipe.parse({"batch_size": BATCH, "steps": [{"type": "exact_dedup"}, {"type": "minhash_dedup"}]}, "first")
+    second = Recipe.parse({"batch_size": BATCH, "steps": [
+        {"type": "exact_dedup"}, {"type": "minhash_dedup", "verify_threshold": 0.6},
+        {"type": "minhash_dedup", "bands": 28, "rows": 4, "split_chains": False}]}, "second")
+    got = {}
+    for name, ex in (("local", None), ("ray", RayExecutor(workers=2, buckets=5, work_dir=tmp_path / "work"))):
+        path = _copy(seeded, tmp_path / f"{name}.duckdb")
+        with Store(path) as st:
+            api.curate(st, first, where="source = 'copies'", executor=ex)
+            res = api.curate(st, second, new_only=True, executor=ex)
+            assert res.dropped > 0
+            anchored = st.scalar("""SELECT count(*) FROM decisions d JOIN decisions k
+                                    ON k.sample_id = split_part(d.reason, ':', 2) AND k.run_id <> d.run_id
+                                    WHERE d.run_id = ? AND d.verdict = 'dropped'""", [res.run_id])
+        got[name] = outcome(path)
+        assert anchored > 0, "some samples are dropped as copies of an earlier run's kept sample"
+    assert got["ray"] == got["local"]
 
 
 def test_a_failed_partition_fails_the_run_cleanly_and_the_rerun_resumes(local_ray: None, seeded: Path,

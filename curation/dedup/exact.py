@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 from mixline.curation.base import Clusters, GlobalStep, StepParams, Verdicts, rows_and_keys
-from mixline.curation.dedup.unionfind import components, pairs_from_groups, resolve
+from mixline.curation.dedup.unionfind import pairs_from_groups, resolve
 from mixline.curation.normalize import normal_form
 from xxhash import xxh3_64_intdigest
 
@@ -37,9 +37,8 @@ class ExactDedup(GlobalStep):
         a, b = pairs_from_groups(key)
         return row[a], row[b]
 
-    def resolve_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray, order: np.ndarray,
-                      anchors: np.ndarray | None = None, kinds: list[str] | None = None,
-                      depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
-        labels = components(features.num_rows, a, b)
+    def resolve_labels(self, features: pa.Table, labels: np.ndarray, order: np.ndarray,
+                       anchors: np.ndarray | None = None, kinds: list[str] | None = None,
+                       depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
         ids = features.column("sample_id").to_pylist()
         return resolve(labels, order, ids, kinds, depths, "exact_duplicate_of", anchors)

@@ -19,7 +19,7 @@ from mixline.curation.base import (
     concat_pairs,
     rows_and_keys,
 )
-from mixline.curation.dedup.unionfind import components, pairs_from_groups, resolve, star_pairs
+from mixline.curation.dedup.unionfind import pairs_from_groups, resolve, star_pairs
 from mixline.curation.normalize import WordHasher, ngram_hashes, words
 
 from mixline.errors import ConfigError
@@ -108,17 +108,50 @@ class MinHashDedup(GlobalStep):
         p: MinHashParams = self.params  # type: ignore[assignment]
         if p.verify_threshold is None or not len(a):
             return a, b
-        sig = features.column("sig").combine_chunks().flatten().to_numpy().reshape(features.num_rows, p.num_perm)
+        keep = self._agree(_sig_matrix(features, p.num_perm), a, b)
+        return a[keep], b[keep]
+
+    def _agree(self, sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        p: MinHashParams = self.params  # type: ignore[assignment]
         keep = np.empty(len(a), dtype=bool)
         for i in range(0, len(a), 100_000):  # bounded memory for big candidate lists
             keep[i:i + 100_000] = (sig[a[i:i + 100_000]] == sig[b[i:i + 100_000]]).mean(axis=1) >= p.verify_threshold
+        return keep
+
+    def verify_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p: MinHashParams = self.params  # type: ignore[assignment]
+        if p.verify_threshold is None or not len(a):
+            return a, b
+        pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
+        return self.verify(features, pairs[:, 0], pairs[:, 1])
+
+    def task_rows(self, features: pa.Table) -> pa.Table:
+        """With a verify threshold, each band row carries its sample's signature, so that a
+        pair is checked in the task that finds it."""
+        rows = self.shuffle_rows(features)
+        p: MinHashParams = self.params  # type: ignore[assignment]
+        if p.verify_threshold is None or rows.num_rows == 0:
+            return rows
+        return rows.append_column("sig", features.column("sig").take(rows.column("row")))
+
+    def task_pairs(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.pairs_among(rows)
+        p: MinHashParams = self.params  # type: ignore[assignment]
+        if p.verify_threshold is None or not len(a):
+            return a, b
+        row = rows.column("row").to_numpy()
+        uniq, first = np.unique(row, return_index=True)
+        sig = _sig_matrix(rows.take(pa.array(first)), p.num_perm)
+        pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
+        a, b = pairs[:, 0], pairs[:, 1]
+        keep = self._agree(sig, np.searchsorted(uniq, a), np.searchsorted(uniq, b))
         return a[keep], b[keep]
 
     def split(self, features: pa.Table, labels: np.ndarray, rank: np.ndarray) -> np.ndarray:
         """Split each component into stars: the best-ranked member left keeps every member
         whose signature agrees with its own on `split_threshold` of positions; repeat."""
         p: MinHashParams = self.params  # type: ignore[assignment]
-        sig = features.column("sig").combine_chunks().flatten().to_numpy().reshape(features.num_rows, p.num_perm)
+        sig = _sig_matrix(features, p.num_perm)
         out = np.arange(len(labels), dtype=np.int64)
         order = np.lexsort((np.arange(len(labels)), rank, labels))
         bounds = np.flatnonzero(np.diff(labels[order])) + 1
@@ -159,19 +192,22 @@ class MinHashDedup(GlobalStep):
             b_all.append(row[sel[b]])
         return concat_pairs(a_all, b_all)
 
-    def resolve_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray, order: np.ndarray,
-                      anchors: np.ndarray | None = None, kinds: list[str] | None = None,
-                      depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+    def resolve_columns(self) -> tuple[str, ...]:
         p: MinHashParams = self.params  # type: ignore[assignment]
-        n = features.num_rows
-        if p.verify_threshold is not None and len(a):
-            pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
-            a, b = self.verify(features, pairs[:, 0], pairs[:, 1])
-        labels = components(n, a, b)
-        if p.split_chains and n:
+        return ("sig",) if p.split_chains else ()
+
+    def resolve_labels(self, features: pa.Table, labels: np.ndarray, order: np.ndarray,
+                       anchors: np.ndarray | None = None, kinds: list[str] | None = None,
+                       depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+        p: MinHashParams = self.params  # type: ignore[assignment]
+        if p.split_chains and features.num_rows:
             rank = order.astype(np.float64).copy()
             if anchors is not None:
                 rank[anchors] -= 1e18
             labels = self.split(features, labels, rank)
         ids = features.column("sample_id").to_pylist()
         return resolve(labels, order, ids, kinds, depths, "near_duplicate_of", anchors)
+
+
+def _sig_matrix(t: pa.Table, num_perm: int) -> np.ndarray:
+    return t.column("sig").combine_chunks().flatten().to_numpy().reshape(t.num_rows, num_perm)

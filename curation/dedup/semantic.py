@@ -23,7 +23,7 @@ from mixline.curation.base import (
     concat_pairs,
     rows_and_keys,
 )
-from mixline.curation.dedup.unionfind import components, resolve
+from mixline.curation.dedup.unionfind import resolve
 from mixline.curation.embed import DEFAULT_MODEL, Embedder, cached_embeddings
 
 
@@ -101,12 +101,11 @@ class SemanticDedup(GlobalStep):
             b_all.append(row[part[ju]])
         return concat_pairs(a_all, b_all)
 
-    def resolve_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray, order: np.ndarray,
-                      anchors: np.ndarray | None = None, kinds: list[str] | None = None,
-                      depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+    def resolve_labels(self, features: pa.Table, labels: np.ndarray, order: np.ndarray,
+                       anchors: np.ndarray | None = None, kinds: list[str] | None = None,
+                       depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
         if features.num_rows == 0:
             return Verdicts.from_reasons([]), Clusters()
-        labels = components(features.num_rows, a, b)
         ids = features.column("sample_id").to_pylist()
         return resolve(labels, order, ids, kinds, depths, "semantic_duplicate_of", anchors)
 

@@ -184,9 +184,19 @@ class ClassifierTop(_Scoring, GlobalStep):
     def pairs_among(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         return np.empty(0, np.int64), np.empty(0, np.int64)
 
+    whole_population = True
+
+    def resolve_columns(self) -> tuple[str, ...]:
+        return ("score",)
+
     def resolve_pairs(self, features: pa.Table, a: np.ndarray, b: np.ndarray, order: np.ndarray,
                       anchors: np.ndarray | None = None, kinds: list[str] | None = None,
                       depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
+        return self.resolve_labels(features, np.zeros(features.num_rows, np.int64), order, anchors, kinds, depths)
+
+    def resolve_labels(self, features: pa.Table, labels: np.ndarray, order: np.ndarray,
+                       anchors: np.ndarray | None = None, kinds: list[str] | None = None,
+                       depths: np.ndarray | None = None) -> tuple[Verdicts, Clusters]:
         p: ClassifierParams = self.params  # type: ignore[assignment]
         scores = features.column("score").to_numpy().astype(np.float64)
         new = np.ones(len(scores), dtype=bool) if anchors is None else ~np.asarray(anchors, dtype=bool)
