@@ -87,6 +87,8 @@ class RayExecutor:
     stats: dict[str, Any] = field(default_factory=dict)
     _folder: Path | None = None
     _started: bool = False
+    # Shards moved into a lake's data path and registered there by the run in progress.
+    _moved: list[Path] = field(default_factory=list)
 
     # -- Ray ------------------------------------------------------------------------------------
     def _init(self) -> Any:
@@ -132,6 +134,7 @@ class RayExecutor:
     # -- the run --------------------------------------------------------------------------------
     def run(self, store: Store, plan: Plan, run_id: str,
             progress: Progress | None) -> tuple[int, str | None, str | list[tuple[str, str]]]:
+        self._moved = []
         t0 = time.perf_counter()
         folder = self._prepare(store, plan)
         t_inputs = time.perf_counter() - t0
@@ -167,8 +170,9 @@ class RayExecutor:
             self.stats[f"reduce_{g.step_name}"] = {**counts, "seconds": round(time.perf_counter() - t1, 3)}
         self.stats["reduce_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        _register(store, folder, n_parts, run_id, out_files(lay, len(plan.globals_), "decisions")
-                  + out_files(lay, len(plan.globals_), "kept"), out_files(lay, len(plan.globals_), "clusters"))
+        self.stats["registered_in_place"] = _register(
+            store, folder, n_parts, run_id, out_files(lay, len(plan.globals_), "decisions")
+            + out_files(lay, len(plan.globals_), "kept"), out_files(lay, len(plan.globals_), "clusters"), self._moved)
         self.stats["register_s"] = round(time.perf_counter() - t0, 3)
         langs = _files(folder, n_parts, "langs")
         prints = _files(folder, n_parts, "pii_fingerprints")
@@ -215,6 +219,14 @@ class RayExecutor:
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(self._pool(), len(parts))),
                             num_cpus=1)
         yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
+
+    def abort(self) -> None:
+        """The run rolled back: shards it moved into the lake's data path are registered
+        nowhere, so they are deleted (the work folder stays, to resume from)."""
+        for f in self._moved:
+            with contextlib.suppress(OSError):
+                f.unlink()
+        self._moved = []
 
     def cleanup(self) -> None:
         """Delete the run's work folder (its inputs hold raw text) once the run has committed."""
@@ -347,14 +359,67 @@ def _files(folder: Path, n_parts: int, name: str) -> list[str]:
     return [str(p) for i in range(n_parts) if (p := folder / f"part-{i:06d}" / f"{name}.parquet").exists()]
 
 
+# Tables whose shards a lake registers in place when a shard has exactly the table's columns.
+IN_PLACE = {"decisions": [("run_id", pa.string()), ("sample_id", pa.string()), ("step", pa.string()),
+                          ("verdict", pa.string()), ("reason", pa.string()), ("score", pa.float64())],
+            "clusters": [("run_id", pa.string()), ("sample_id", pa.string()), ("cluster_id", pa.string()),
+                         ("method", pa.string()), ("kept", pa.bool_())]}
+
+
+def _registrable(path: str, table: str, run_id: str) -> bool:
+    """A shard DuckLake can take as it is: the table's columns and types, every row of this run."""
+    schema = pq.read_schema(path)
+    if [(f.name, f.type) for f in schema] != IN_PLACE[table]:
+        return False
+    meta = pq.read_metadata(path)
+    for g in range(meta.num_row_groups):
+        st = meta.row_group(g).column(0).statistics
+        if st is None or not st.has_min_max or st.min != run_id or st.max != run_id:
+            return False  # written by an earlier attempt (a resumed partition): copied instead
+    return True
+
+
+def _add_in_place(store: Store, table: str, files: list[str], run_id: str, moved: list[Path]) -> list[str]:
+    """Move this run's shards of `table` into the lake's data path and register them there,
+    inside the run's transaction (DuckLake's ducklake_add_data_files); returns the shards
+    that must be copied instead. A moved file is listed in `moved`, for removal if the run
+    rolls back."""
+    from mixline.store.lake import ALIAS, local_data_path
+
+    data = local_data_path(store.con) if store.lake is not None else None
+    if data is None or not files or os.environ.get("MIXLINE_LAKE_IN_PLACE", "on") == "off":
+        return files
+    dest = data / "main" / table
+    dest.mkdir(parents=True, exist_ok=True)
+    copy, take = [], []
+    for f in files:
+        if not _registrable(f, table, run_id):
+            copy.append(f)
+            continue
+        target = dest / f"mixline-{run_id}-{uuid.uuid4().hex[:12]}.parquet"
+        shutil.move(f, target)
+        moved.append(target)
+        take.append(str(target))
+    if take:
+        store.execute(f"CALL ducklake_add_data_files('{ALIAS}', '{table}', {_sql_list(take)})")
+    return copy
+
+
 def _register(store: Store, folder: Path, n_parts: int, run_id: str, decisions: list[str],
-              clusters: list[str]) -> None:
+              clusters: list[str], moved: list[Path] | None = None) -> int:
     """Insert every partition's rows, in partition order, and the reduce's decisions and
-    clusters, inside the run's transaction."""
+    clusters, inside the run's transaction. On a lake whose data path is a folder, this run's
+    decision and cluster shards are registered where they are instead of copied; returns
+    how many were."""
     from mixline.store.store import id_key
 
+    in_place = 0
     for name in ROW_SHARDS:
         files = _files(folder, n_parts, name) + {"decisions": decisions, "clusters": clusters}.get(name, [])
+        if name in IN_PLACE and moved is not None:
+            before = len(files)
+            files = _add_in_place(store, name, files, run_id, moved)
+            in_place += before - len(files)
         if not files:
             continue
         src = f"read_parquet({_sql_list(files)})"
@@ -373,6 +438,7 @@ def _register(store: Store, folder: Path, n_parts: int, run_id: str, decisions: 
         else:
             # The shards were written under the attempt's run id; a resumed run is a new run.
             store.execute(f"INSERT INTO {name} BY NAME SELECT * REPLACE (?::VARCHAR AS run_id) FROM {src}", [run_id])
+    return in_place
 
 
 def _sql_str(s: str) -> str:

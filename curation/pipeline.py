@@ -406,8 +406,12 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
     """
     try:
         return _curate(store, recipe, where, new_only, progress, dry_run, examples, executor)
-    except Rollback as rb:
-        result: CurateResult = rb.payload
+    except BaseException as exc:
+        if executor is not None and hasattr(executor, "abort"):
+            executor.abort()  # the run wrote nothing, so files it placed for the store go too
+        if not isinstance(exc, Rollback):
+            raise
+        result: CurateResult = exc.payload
         return result
 
 

@@ -247,10 +247,28 @@ def test_ray_on_a_lake_store_matches_the_file_store(local_ray: None, seeded: Pat
         for table in ("sources", "samples", "sample_origins", "runs", "store_secrets"):
             cols = [r[0] for r in src.execute(f"DESCRIBE {table}").fetchall()]
             lake.append(table, src.execute(f"SELECT {', '.join(cols)} FROM {table}").to_arrow_table())
+    data = tmp_path / "cat.sqlite.files" / "main"
+
+    def placed() -> set[str]:
+        return {p.name for p in data.glob("*/mixline-*.parquet")}
+
+    # A dry run computes everything, registers its shards in place, then rolls back: the
+    # catalog names none of them and none is left on disk.
+    with Store(url) as st:
+        api.curate(st, recipe(), executor=RayExecutor(workers=2), dry_run=True)
+        assert st.scalar("SELECT count(*) FROM decisions") == 0
+        assert not st.execute("SELECT path FROM __ducklake_metadata_lake.ducklake_data_file "
+                              "WHERE path LIKE 'mixline-%'").fetchall()
+    assert not placed()
     ex = RayExecutor(workers=2)
     with Store(url) as st:
         api.curate(st, recipe(), executor=ex)
+        registered = {r[0] for r in st.execute("SELECT path FROM __ducklake_metadata_lake.ducklake_data_file "
+                                               "WHERE path LIKE 'mixline-%'").fetchall()}
     assert "_mixline_work" in ex.stats["work_dir"]
+    # Decision and cluster shards were registered where they lie, not copied.
+    assert ex.stats["registered_in_place"] > ex.stats["partitions"]
+    assert registered and registered == placed()
     got = outcome(url)
     for key in expected:
         assert got[key] == expected[key], key
