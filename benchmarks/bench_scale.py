@@ -4,6 +4,7 @@
     python benchmarks/bench_scale.py lake 10                     # DuckLake vs file: ingest, trace p50 at 10M
     python benchmarks/bench_scale.py nightly 500                 # a lake after 500 small runs, and optimize
     python benchmarks/bench_scale.py driver 250000 1000000 4000000  # the Ray driver's peak memory
+    python benchmarks/bench_scale.py register 1000000            # shards copied (file) or added in place (lake)
 
 Executors: documents are assembled from real sentences (Common Crawl, MedQuAD answers, OASST,
 State of the Union), 1% exact copies and 1% near copies; each is ingested and curated with the
@@ -376,6 +377,34 @@ def driver(sizes: list[int]) -> None:
         print(f"- driver peak RSS from 1M to 4M docs: {by['4,000,000'] / by['1,000,000']:.2f}x (target at most 1.20x)")
 
 
+def register(n: int) -> None:
+    """Registration of a Ray curate's shards at n documents: copied into a single file, and
+    registered in place (ducklake_add_data_files) on a SQLite-catalog lake."""
+    cpus = os.cpu_count() or 1
+    docs = write_short_docs(n, OUT / f"short-{n}")
+    folder = OUT / f"register-{n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    rows = []
+    for name, store in (("single file (copy)", str(folder / "one.duckdb")),
+                        ("DuckLake, SQLite catalog (in place)", "sqlite:///" + str(folder / "cat.sqlite"))):
+        if store.startswith("sqlite"):
+            run_cli("init", "--catalog", store)
+        t_ing, _ = run_cli("--store", store, "ingest", *map(str, docs), "--kind", "web")
+        proc = subprocess.run([sys.executable, "-c", DRIVER, store, str(cpus)], capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"curate on {name} failed:\n{proc.stderr[-3000:]}")
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        st = out["stats"]
+        rows.append({"store": name, "docs": f"{n:,}", "curate s": out["wall"], "register s": st["register_s"],
+                     "shards registered in place": st.get("registered_in_place", 0), "partitions": st["partitions"],
+                     "driver peak RSS MB": out["peak_mb"]})
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"## Registering a Ray run's shards (`benchmarks/bench_scale.py register {n}`, {machine()}; "
+          f"{time.strftime('%Y-%m-%d')})\n")
+    print(table(rows))
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "executors"
     if what == "executors":
@@ -384,7 +413,9 @@ if __name__ == "__main__":
         lake(float(sys.argv[2]) if len(sys.argv) > 2 else 10.0)
     elif what == "nightly":
         nightly(int(sys.argv[2]) if len(sys.argv) > 2 else 500)
+    elif what == "register":
+        register(int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000)
     elif what == "driver":
         driver([int(x) for x in sys.argv[2:]] or [250_000, 1_000_000, 4_000_000])
     else:
-        sys.exit("usage: bench_scale.py executors [N ...] | lake [MILLIONS] | nightly [RUNS] | driver [N ...]")
+        sys.exit("usage: bench_scale.py executors [N ...] | lake [MILLIONS] | nightly [RUNS] | driver [N ...] | register [N]")

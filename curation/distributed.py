@@ -4,7 +4,9 @@ A run is split into partitions, one per recipe batch (`batch_size` rows of the s
 sample-id order), so the partitioning, and therefore every id, decision and cluster, does not
 depend on the number of workers.
 
-1. The driver writes the selection to Parquet input partitions in the run's work folder.
+1. The driver writes the selection, sorted by page, as Parquet input files in the run's work
+   folder; a partition is a range of pages. The driver's DuckDB works within a memory limit
+   (`MIXLINE_DRIVER_MEMORY_LIMIT`, 1 GB by default), spilling to disk past it.
 2. Map (`map_batches` on an actor pool): each task runs the filters and rewriters on one
    partition, then each dedup step's map phase (signatures, hashes, embeddings). It writes
    Parquet shards (decisions, scrubbed children, edges, redactions, languages, PII
@@ -32,7 +34,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,11 +146,11 @@ class RayExecutor:
         done = {int(p.name.split("-")[1]) for p in folder.glob("part-*") if p.is_dir() and "." not in p.name}
         todo = [i for i in range(n_parts) if i not in done]
         self.stats = {"partitions": n_parts, "resumed": len(done & set(range(n_parts))), "buckets": buckets,
-                      "work_dir": str(folder), "inputs_s": round(t_inputs, 3)}
+                      "work_dir": str(folder), "inputs_s": round(t_inputs, 3), "driver_peak_mb": {"inputs": _peak_mb()}}
         t0 = time.perf_counter()
         if progress is not None and done:
-            progress(sum(pq.read_metadata(f).num_rows for i in done if i < n_parts
-                         for f in (folder / "input" / f"_part={i}").glob("*.parquet")))
+            bs = int(plan.recipe.batch_size)
+            progress(sum(min(bs, plan.total - i * bs) for i in done if i < n_parts))
         if todo:
             payload = stash(folder / "map.pkl", {"plan": plan, "folder": str(folder), "run_id": run_id, "buckets": buckets})
             for out in self.map_parts(MapWorker, payload, todo):
@@ -157,6 +159,7 @@ class RayExecutor:
         # Where a run's time goes, for the scaling model in the README: inputs, map and each
         # reduce stage scale with workers; the driver only registers shards and counts rows.
         self.stats["map_s"] = round(time.perf_counter() - t0, 3)
+        self.stats["driver_peak_mb"]["map"] = _peak_mb()
         t0 = time.perf_counter()
         metas = [_part_meta(folder / f"part-{i:06d}") for i in range(n_parts)]
         read = sum(m["rows"] for m in metas)
@@ -169,11 +172,13 @@ class RayExecutor:
             counts = reduce_step(lay, i, g, self.tasks, stash)
             self.stats[f"reduce_{g.step_name}"] = {**counts, "seconds": round(time.perf_counter() - t1, 3)}
         self.stats["reduce_s"] = round(time.perf_counter() - t0, 3)
+        self.stats["driver_peak_mb"]["reduce"] = _peak_mb()
         t0 = time.perf_counter()
         self.stats["registered_in_place"] = _register(
             store, folder, n_parts, run_id, out_files(lay, len(plan.globals_), "decisions")
             + out_files(lay, len(plan.globals_), "kept"), out_files(lay, len(plan.globals_), "clusters"), self._moved)
         self.stats["register_s"] = round(time.perf_counter() - t0, 3)
+        self.stats["driver_peak_mb"]["register"] = _peak_mb()
         langs = _files(folder, n_parts, "langs")
         prints = _files(folder, n_parts, "pii_fingerprints")
         return (sum(m["selected"] for m in metas), f"read_parquet({_sql_list(langs)})" if langs else None,
@@ -220,6 +225,22 @@ class RayExecutor:
                             num_cpus=1)
         yield from ds.iter_batches(batch_size=None, batch_format="pyarrow")
 
+    @contextlib.contextmanager
+    def driver_memory(self, store: Store) -> Iterator[None]:
+        """The driver's DuckDB within MIXLINE_DRIVER_MEMORY_LIMIT (1 GB by default) for the run:
+        it selects, sorts and registers past that by spilling to disk, so the driver's memory
+        does not grow with the corpus. MIXLINE_MEMORY_LIMIT, when set, governs instead."""
+        if os.environ.get("MIXLINE_MEMORY_LIMIT"):
+            yield
+            return
+        before = store.scalar("SELECT current_setting('memory_limit')")
+        store.execute(f"SET memory_limit = '{_sql_str(os.environ.get('MIXLINE_DRIVER_MEMORY_LIMIT', '1GB'))}'")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                store.execute(f"SET memory_limit = '{_sql_str(str(before))}'")
+
     def abort(self) -> None:
         """The run rolled back: shards it moved into the lake's data path are registered
         nowhere, so they are deleted (the work folder stays, to resume from)."""
@@ -249,10 +270,13 @@ class RayExecutor:
         if not (inputs / "_COMPLETE").exists():
             shutil.rmtree(inputs, ignore_errors=True)
             bs = int(plan.recipe.batch_size)
-            # The texts join the selection here, on their way from the store to the workers.
-            store.execute(f"""COPY (SELECT x.*, r.text, (x._page - 1) // {bs} AS _part
-                                    FROM _sel x JOIN sample_rows r USING (sample_id))
-                              TO '{_sql_str(str(inputs))}' (FORMAT parquet, PARTITION_BY (_part), FILENAME_PATTERN 'data_{{i}}')""")
+            # The texts join the selection here, on their way from the store to the workers, in
+            # page order (DuckDB's sort spills to disk past its memory limit; a partitioned
+            # write would hold a buffer per partition), so each partition is a range of row
+            # groups. Files roll over at 128 MB.
+            store.execute(f"""COPY (SELECT x.*, r.text FROM _sel x JOIN sample_rows r USING (sample_id) ORDER BY x._page)
+                              TO '{_sql_str(str(inputs))}' (FORMAT parquet, ROW_GROUP_SIZE {max(1024, min(bs, 122880))},
+                                                            FILE_SIZE_BYTES '128MB')""")
             (inputs / "_COMPLETE").write_text("")
         return folder
 
@@ -285,11 +309,16 @@ class MapWorker:
         return pa.table({"part": parts, "rows": rows})
 
     def one(self, part: int) -> int:
+        import pyarrow.dataset as ds
+
         final = self.folder / f"part-{part:06d}"
-        # DuckDB may write a partition as several files (one per writing thread).
-        src = sorted((self.folder / "input" / f"_part={part}").glob("*.parquet"))
-        table = pa.concat_tables([pq.read_table(f) for f in src]) if src else None
-        if table is None:
+        # The inputs are sorted by page: row-group statistics let the read skip every other
+        # partition's rows.
+        bs = int(self.plan.recipe.batch_size)
+        lo = part * bs
+        table = ds.dataset(str(self.folder / "input"), format="parquet").to_table(
+            filter=(ds.field("_page") > lo) & (ds.field("_page") <= lo + bs))
+        if table.num_rows == 0:
             raise RuntimeError(f"input partition {part} is missing from {self.folder / 'input'}")
         if (self.folder.parent / f"_inject_fault_{part}").exists():  # for the fault tests
             raise RuntimeError(f"fault injected in partition {part}")
@@ -344,6 +373,13 @@ def _write_buckets(rows: pa.Table, folder: Path, prefix: str, buckets: int) -> N
     for chunk in np.split(order, bounds):
         if len(chunk):
             pq.write_table(rows.take(pa.array(chunk)), folder / f"{prefix}-{int(bucket[chunk[0]])}.parquet")
+
+
+def _peak_mb() -> float:
+    """The driver process's peak resident memory so far, in MB (Linux reports KB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _part_meta(folder: Path) -> dict[str, int]:

@@ -8,6 +8,7 @@ Counters are derived from the decision rows, never kept alongside them.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -404,8 +405,10 @@ def curate(store: Store, recipe: Recipe | None = None, where: str | None = None,
     With `executor` (a `curation.distributed.RayExecutor`), batches and the dedup pair search
     run on Ray; decisions, ids and clusters are the same as in-process.
     """
+    memory = getattr(executor, "driver_memory", None)
     try:
-        return _curate(store, recipe, where, new_only, progress, dry_run, examples, executor)
+        with memory(store) if memory is not None else contextlib.nullcontext():
+            return _curate(store, recipe, where, new_only, progress, dry_run, examples, executor)
     except BaseException as exc:
         if executor is not None and hasattr(executor, "abort"):
             executor.abort()  # the run wrote nothing, so files it placed for the store go too
