@@ -60,8 +60,9 @@ def sentences() -> list[str]:
     return sorted(set(pool))
 
 
-def write_docs(n: int, folder: Path, files: int = 8) -> list[Path]:
-    """n documents of 6-14 real sentences, 1% exact copies and 1% near copies, in `files` JSONL files."""
+def write_docs(n: int, folder: Path, files: int = 8, sentences_per_doc: tuple[int, int] = (6, 14)) -> list[Path]:
+    """n documents of 6-14 real sentences (or `sentences_per_doc`), 1% exact copies and 1% near
+    copies, in `files` JSONL files."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"docs-{i}.jsonl" for i in range(files)]
     if all(p.exists() for p in paths):
@@ -78,7 +79,7 @@ def write_docs(n: int, folder: Path, files: int = 8) -> list[Path]:
             sents = list(rng.choice(recent))
             sents[rng.randrange(len(sents))] = rng.choice(pool)
         else:
-            sents = [rng.choice(pool) for _ in range(rng.randint(6, 14))]
+            sents = [rng.choice(pool) for _ in range(rng.randint(*sentences_per_doc))]
             if len(recent) < 5000:
                 recent.append(sents)
             else:
@@ -290,35 +291,6 @@ def nightly(runs: int) -> None:
     print(table(rows))
 
 
-def write_short_docs(n: int, folder: Path, files: int = 8) -> list[Path]:
-    """n documents of 2-5 real sentences (about 450 bytes), 1% exact and 1% near copies: the
-    driver test needs many documents, not long ones."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"docs-{i}.jsonl" for i in range(files)]
-    if all(p.exists() for p in paths):
-        return paths
-    pool = sentences()
-    rng = random.Random(n)
-    handles = [p.open("w") for p in paths]
-    recent: list[list[str]] = []
-    for i in range(n):
-        r = rng.random()
-        if recent and r < 0.02:
-            sents = list(rng.choice(recent))
-            if r >= 0.01:
-                sents[rng.randrange(len(sents))] = rng.choice(pool)
-        else:
-            sents = [rng.choice(pool) for _ in range(rng.randint(2, 5))]
-            if len(recent) < 5000:
-                recent.append(sents)
-            else:
-                recent[rng.randrange(5000)] = sents
-        handles[i % files].write(json.dumps({"text": " ".join(sents)}) + "\n")
-    for h in handles:
-        h.close()
-    return paths
-
-
 DRIVER = """
 import json, resource, sys, time
 from mixline import api
@@ -339,13 +311,14 @@ print(json.dumps({"wall": wall, "before_mb": before / 1024, "peak_mb": peak / 10
 
 
 def driver(sizes: list[int]) -> None:
-    """The Ray driver's peak memory as the corpus grows: ingest (in-process), then a curate with
+    """The Ray driver's peak memory as the corpus grows, on documents of 2-5 real sentences
+    (about 450 bytes): ingest (in-process), then a curate with
     the dedup steps on a local Ray instance; the driver's own peak RSS (RUSAGE_SELF, so not
     the Ray workers or raylet) is what must stay flat."""
     cpus = os.cpu_count() or 1
     rows, notes = [], []
     for n in sizes:
-        docs = write_short_docs(n, OUT / f"short-{n}")
+        docs = write_docs(n, OUT / f"short-{n}", sentences_per_doc=(2, 5))
         store = OUT / f"driver-{n}.duckdb"
         for p in OUT.glob(f"driver-{n}.duckdb*"):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
@@ -381,7 +354,7 @@ def register(n: int) -> None:
     """Registration of a Ray curate's shards at n documents: copied into a single file, and
     registered in place (ducklake_add_data_files) on a SQLite-catalog lake."""
     cpus = os.cpu_count() or 1
-    docs = write_short_docs(n, OUT / f"short-{n}")
+    docs = write_docs(n, OUT / f"short-{n}", sentences_per_doc=(2, 5))
     folder = OUT / f"register-{n}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)

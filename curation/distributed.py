@@ -143,6 +143,13 @@ class RayExecutor:
         self._init()  # _pool() reads the cluster's CPUs
         n_parts = len(plan.batches())
         buckets = self.buckets or max(1, min(64, 2 * self._pool()))
+        # Partitions done by an earlier attempt wrote their pair-search rows into that
+        # attempt's buckets, so a resumed run keeps them whatever its own pool size.
+        fixed = folder / "buckets.txt"
+        if fixed.exists() and any(folder.glob("part-*")):
+            buckets = int(fixed.read_text())
+        else:
+            fixed.write_text(str(buckets))
         done = {int(p.name.split("-")[1]) for p in folder.glob("part-*") if p.is_dir() and "." not in p.name}
         todo = [i for i in range(n_parts) if i not in done]
         self.stats = {"partitions": n_parts, "resumed": len(done & set(range(n_parts))), "buckets": buckets,

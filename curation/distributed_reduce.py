@@ -207,22 +207,31 @@ def pair_task(cfg_path: str, k: int) -> int:
     return int(len(a))
 
 
+def _grouped(cfg_path: str, stage: str, k: int) -> tuple[Layout, Path, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Bucket k's edges of one round's stage, without repeats, sorted and grouped by their
+    first end: the layout, the components folder, both ends, and each group's start and size."""
+    c = _cfg(cfg_path)
+    lay: Layout = c["layout"]
+    cc = lay.folder / f"reduce-{c['index']}" / "cc"
+    e = _gather_np(cc / stage / f"to-{k}", 2)
+    if not len(e):
+        return None
+    e = np.unique(e, axis=0)
+    u, v = e[:, 0], e[:, 1]
+    starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
+    return lay, cc, u, v, starts, np.diff(np.concatenate([starts, [len(u)]]))
+
+
 def large_star(cfg_path: str, r: int, k: int) -> int:
     """Round r's large-star over bucket k's vertices. Writes each vertex's smallest neighbour
     (its label, once the components are found) and the small-star input; returns how many
     vertices are not yet a star centre or leaf."""
-    c = _cfg(cfg_path)
-    lay: Layout = c["layout"]
-    cc = lay.folder / f"reduce-{c['index']}" / "cc"
-    e = _gather_np(cc / f"r{r}" / f"to-{k}", 2)
-    if not len(e):
+    got = _grouped(cfg_path, f"r{r}", k)
+    if got is None:
         return 0
-    e = np.unique(e, axis=0)  # sorted by vertex, then neighbour
-    u, nb = e[:, 0], e[:, 1]
-    starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
+    lay, cc, u, nb, starts, deg = got
     verts = u[starts]
     low = nb[starts]  # the smallest neighbour
-    deg = np.diff(np.concatenate([starts, [len(u)]]))
     m = np.minimum(verts, low)
     settled = (low > verts) | ((deg == 1) & (low < verts))
     _scatter(np.stack([verts, m], axis=1), lay.group_of(verts), cc / f"l{r}", f"from-{k}")
@@ -236,18 +245,12 @@ def large_star(cfg_path: str, r: int, k: int) -> int:
 def small_star(cfg_path: str, r: int, k: int) -> int:
     """Round r's small-star over bucket k's vertices: each vertex and its smaller neighbours
     become a star around the smallest; the edges go to round r+1's large-star."""
-    c = _cfg(cfg_path)
-    lay: Layout = c["layout"]
-    cc = lay.folder / f"reduce-{c['index']}" / "cc"
-    e = _gather_np(cc / f"s{r}" / f"to-{k}", 2)
-    if not len(e):
+    got = _grouped(cfg_path, f"s{r}", k)
+    if got is None:
         return 0
-    e = np.unique(e, axis=0)
-    u, w = e[:, 0], e[:, 1]
-    starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
+    lay, cc, u, w, starts, deg = got
     verts = u[starts]
     m = w[starts]  # every value is below its key, so the smallest value is the star's centre
-    deg = np.diff(np.concatenate([starts, [len(u)]]))
     mu = np.repeat(m, deg)
     leaves = np.concatenate([verts[verts != m], w[w != mu]])
     centre = np.concatenate([m[verts != m], mu[w != mu]])
