@@ -236,17 +236,17 @@ class RayExecutor:
     def driver_memory(self, store: Store) -> Iterator[None]:
         """The driver's DuckDB within MIXLINE_DRIVER_MEMORY_LIMIT (1 GB by default) for the run:
         it selects, sorts and registers past that by spilling to disk, so the driver's memory
-        does not grow with the corpus. MIXLINE_MEMORY_LIMIT, when set, governs instead."""
-        if os.environ.get("MIXLINE_MEMORY_LIMIT"):
+        does not grow with the corpus. A limit the store was opened with (MIXLINE_MEMORY_LIMIT
+        or Store(memory_limit=...)) governs instead."""
+        if getattr(store, "memory_limit", None):
             yield
             return
-        before = store.scalar("SELECT current_setting('memory_limit')")
         store.execute(f"SET memory_limit = '{_sql_str(os.environ.get('MIXLINE_DRIVER_MEMORY_LIMIT', '1GB'))}'")
         try:
             yield
         finally:
             with contextlib.suppress(Exception):
-                store.execute(f"SET memory_limit = '{_sql_str(str(before))}'")
+                store.execute("RESET memory_limit")  # DuckDB's default again
 
     def abort(self) -> None:
         """The run rolled back: shards it moved into the lake's data path are registered

@@ -157,8 +157,10 @@ class Store:
         read_only = self.read_only
         self._tracer = tracer
         config: dict[str, Any] = {"autoinstall_known_extensions": False}
-        if memory_limit or os.environ.get("MIXLINE_MEMORY_LIMIT"):
-            config["memory_limit"] = memory_limit or os.environ["MIXLINE_MEMORY_LIMIT"]
+        # An explicit limit (the argument or MIXLINE_MEMORY_LIMIT); None means DuckDB's default.
+        self.memory_limit = memory_limit or os.environ.get("MIXLINE_MEMORY_LIMIT") or None
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
         if os.environ.get("MIXLINE_THREADS"):
             # DuckDB's threads for this process (one worker per core when several share a machine).
             config["threads"] = int(os.environ["MIXLINE_THREADS"])

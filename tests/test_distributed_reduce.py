@@ -41,3 +41,39 @@ def test_components_in_tasks_equal_union_find(name: str, n: int, a: np.ndarray, 
     assert np.array_equal(got, want), name
     if len(a):
         assert len(np.unique(got)) < n
+
+
+def test_only_this_runs_shards_with_the_tables_columns_are_registered_in_place(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from mixline.curation.distributed import _registrable
+
+    def shard(name: str, run_id: str, score_type: pa.DataType = pa.float64()) -> str:
+        t = pa.table({"run_id": [run_id] * 2, "sample_id": ["a", "b"], "step": ["s", "s"], "verdict": ["kept"] * 2,
+                      "reason": pa.array([None, "x"], pa.string()), "score": pa.array([None, 1], score_type)})
+        pq.write_table(t, tmp_path / name)
+        return str(tmp_path / name)
+
+    assert _registrable(shard("ok.parquet", "run-1"), "decisions", "run-1")
+    # A partition an earlier attempt wrote names that attempt's run: it is copied (with the run id replaced).
+    assert not _registrable(shard("old.parquet", "run-0"), "decisions", "run-1")
+    assert not _registrable(shard("types.parquet", "run-1", pa.int64()), "decisions", "run-1")
+    assert not _registrable(shard("other.parquet", "run-1"), "clusters", "run-1")
+
+
+def test_the_driver_memory_limit_holds_for_the_run_and_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mixline.curation.distributed import RayExecutor
+    from mixline.store import Store
+
+    monkeypatch.delenv("MIXLINE_MEMORY_LIMIT", raising=False)
+    monkeypatch.setenv("MIXLINE_DRIVER_MEMORY_LIMIT", "300MB")
+    with Store(":memory:") as st:
+        before = st.scalar("SELECT current_setting('memory_limit')")
+        with RayExecutor().driver_memory(st):
+            during = st.scalar("SELECT current_setting('memory_limit')")
+        assert during != before and during.startswith(("286", "300"))  # DuckDB shows MiB
+        assert st.scalar("SELECT current_setting('memory_limit')") == before
+    # A limit the store was opened with governs the run.
+    with Store(":memory:", memory_limit="200MB") as st:
+        with RayExecutor().driver_memory(st):
+            assert st.scalar("SELECT current_setting('memory_limit')").startswith(("190", "200"))
