@@ -74,6 +74,5 @@ def test_the_driver_memory_limit_holds_for_the_run_and_is_restored(monkeypatch: 
         assert during != before and during.startswith(("286", "300"))  # DuckDB shows MiB
         assert st.scalar("SELECT current_setting('memory_limit')") == before
     # A limit the store was opened with governs the run.
-    with Store(":memory:", memory_limit="200MB") as st:
-        with RayExecutor().driver_memory(st):
-            assert st.scalar("SELECT current_setting('memory_limit')").startswith(("190", "200"))
+    with Store(":memory:", memory_limit="200MB") as st, RayExecutor().driver_memory(st):
+        assert st.scalar("SELECT current_setting('memory_limit')").startswith(("190", "200"))
