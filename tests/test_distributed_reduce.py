@@ -48,7 +48,8 @@ def test_only_this_runs_shards_with_the_tables_columns_are_registered_in_place(t
     import pyarrow.parquet as pq
     from mixline.curation.distributed import _registrable
 
-    def shard(name: str, run_id: str, score_type: pa.DataType = pa.float64()) -> str:
+    def shard(name: str, run_id: str, score_type: pa.DataType | None = None) -> str:
+        score_type = score_type or pa.float64()
         t = pa.table({"run_id": [run_id] * 2, "sample_id": ["a", "b"], "step": ["s", "s"], "verdict": ["kept"] * 2,
                       "reason": pa.array([None, "x"], pa.string()), "score": pa.array([None, 1], score_type)})
         pq.write_table(t, tmp_path / name)
