@@ -1,5 +1,17 @@
-"""Ingest on Ray: each input path is read, validated and hashed by a task into Parquet
-shards; the driver keeps exactly the samples an in-process ingest keeps, in input order.
+"""Ingest on Ray: inputs are split into units, each read, validated and hashed by a task into
+Parquet shards; the driver keeps exactly the samples an in-process ingest keeps, in input order.
+
+A unit is a whole file, or a span of a large one: a byte range of an uncompressed JSONL file
+(a line belongs to the range holding its first byte; line numbers come from a first pass of
+newline counts, in tasks) or a run of a Parquet file's row groups. A folder becomes one unit
+per file, its text files one unit together, as the in-process reader walks it. Compressed
+streams, CSV, WARC, JSON arrays and YAML are read whole: a byte offset in them is not a
+record boundary.
+
+The driver never reads the rows back. Which rows are new (not in the store, first in the run
+by input order) is one anti-join in the driver's DuckDB over the shards' ids, and the new
+samples and all origins go in with `INSERT ... SELECT` from the shards, so the driver's
+Python holds only counts and bad records.
 
 The Ray plumbing (starting Ray, actor pools, the work folder) is `curation.distributed`.
 """
@@ -7,9 +19,10 @@ The Ray plumbing (starting Ray, actor pools, the work folder) is `curation.distr
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,47 +31,186 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from mixline.curation.distributed import RayExecutor, publish, stash, unstash
 from mixline.pipelines.ingest import HASHED, _validate, hash_rows
-from mixline.pipelines.readers import BadRecord, read
+from mixline.pipelines.readers import (
+    BadRecord,
+    Span,
+    count_newlines,
+    detect_format,
+    read,
+    read_span,
+    splittable,
+)
 from mixline.store.store import Store
+
+from mixline.errors import UnknownFormatError
 
 BAD = pa.schema([("file", pa.string()), ("locator", pa.string()), ("reason", pa.string()), ("excerpt", pa.string()),
                  ("keys", pa.list_(pa.string()))])
 
 
-def ingest_map(ex: RayExecutor, store: Store, paths: list[Path], fields: Any,
-               opts: Any) -> Iterator[tuple[pa.Table, list[BadRecord], int]]:
-    """Yields (hashed rows, bad records, bytes read so far) per input path, in input order."""
+def span_bytes() -> int:
+    """How big a span of a large file is: MIXLINE_INGEST_SPAN_BYTES (64 MB by default), rounded
+    to whole reader chunks, so that a span is read in exactly the chunks a whole-file read uses."""
+    from mixline.pipelines import readers
+
+    want = int(os.environ.get("MIXLINE_INGEST_SPAN_BYTES", str(64 << 20)))
+    return max(1, round(want / readers.CHUNK_BYTES)) * readers.CHUNK_BYTES
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What one ingest task reads."""
+
+    path: str                          # a file, a folder (its text files) or a dataset
+    fmt: str | None                    # None: as the reader detects it
+    span: Span | None = None           # part of a large file
+    txt: tuple[str, ...] = ()          # a folder's text files, read together as in-process
+    error: str | None = None           # a folder's file whose format cannot be told: one bad record
+
+
+@dataclass
+class Shards:
+    """A Ray ingest's output: row shards in input order, bad records, counts."""
+
+    rows: list[str]
+    bad: list[BadRecord] = field(default_factory=list)
+    bad_units: list[int] = field(default_factory=list)  # the unit of each bad record
+    n_good: int = 0
+
+
+def plan(ex: RayExecutor, paths: list[Path], fields: Any, fmt: str | None) -> list[Unit]:
+    """The units of these inputs, in the order an in-process ingest reads their records."""
+    units: list[Unit] = []
+    jsonl: list[tuple[int, Path, list[tuple[int, int]]]] = []  # (unit slot, file, byte ranges)
+    step = max(1, span_bytes())
+
+    def add_file(p: Path, file_fmt: str | None) -> None:
+        try:
+            detected = file_fmt or detect_format(p)
+        except (UnknownFormatError, OSError):
+            units.append(Unit(str(p), file_fmt))  # the task raises or reports exactly as in-process
+            return
+        if not splittable(p, detected):
+            units.append(Unit(str(p), file_fmt))
+        elif detected == "parquet":
+            units.extend(_parquet_units(p, file_fmt, step))
+        else:
+            size = p.stat().st_size
+            if size <= step or (fields.max_file_bytes is not None and size > fields.max_file_bytes):
+                units.append(Unit(str(p), file_fmt))
+                return
+            ranges = [(s, min(s + step, size)) for s in range(0, size, step)]
+            jsonl.append((len(units), p, ranges))
+            units.append(Unit(str(p), file_fmt))  # replaced by its spans below
+
+    for p in paths:
+        if p.as_posix().startswith("hf:") or fmt == "hf" or not p.is_dir():
+            if p.as_posix().startswith("hf:") or fmt == "hf" or not p.exists():
+                units.append(Unit(str(p), fmt))
+            else:
+                add_file(p, fmt)
+            continue
+        if fmt is None and detect_format(p) == "hf":
+            units.append(Unit(str(p), fmt))
+            continue
+        dir_fmt = None if fmt == "dir" else fmt
+        files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        txt = [f for f in files if f.suffix.lower() in (".txt", ".md")] if dir_fmt in (None, "txt") else []
+        if txt:
+            units.append(Unit(str(p), "txt", txt=tuple(str(f) for f in txt)))
+        for f in files:
+            if f in txt:
+                continue
+            try:
+                add_file(f, dir_fmt or detect_format(f))
+            except UnknownFormatError as exc:
+                units.append(Unit(str(f), None, error=str(exc)))
+    if not jsonl:
+        return units
+    # Line numbers: each range's newlines, counted in tasks, summed in order.
+    counts = iter(ex.tasks(count_newlines, [(p, s, e) for _, p, ranges in jsonl for s, e in ranges]))
+    spans: dict[int, list[Unit]] = {}
+    for slot, p, ranges in jsonl:
+        first, parts = 1, []
+        for s, e in ranges:
+            parts.append(Unit(str(p), "jsonl", span=Span(s, e, first)))
+            first += next(counts)
+        spans[slot] = parts
+    return [u for i, unit in enumerate(units) for u in spans.get(i, [unit])]
+
+
+def _parquet_units(p: Path, file_fmt: str | None, step: int) -> list[Unit]:
+    try:
+        meta = pq.ParquetFile(p).metadata
+    except (pa.ArrowInvalid, OSError):
+        return [Unit(str(p), file_fmt)]  # the task reports the damage as in-process
+    units: list[Unit] = []
+    start = first = rows = size = 0
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        rows += rg.num_rows
+        size += rg.total_byte_size
+        if size >= step or g == meta.num_row_groups - 1:
+            units.append(Unit(str(p), "parquet", span=Span(start, g + 1, first)))
+            start, first, size = g + 1, rows, 0
+    return units if len(units) > 1 else [Unit(str(p), file_fmt)]
+
+
+def ingest_map(ex: RayExecutor, store: Store, paths: list[Path], fields: Any, opts: Any,
+               progress: Any = None) -> Shards:
+    """Read, validate and hash every unit on Ray; the shards, in input order."""
     digest = hashlib.sha256(repr(sorted(asdict(opts).items())).encode())
+    digest.update(f"span={span_bytes()};".encode())
     for p in paths:
         st = p.stat() if p.exists() else None
         digest.update(f"{p}:{st.st_size if st else ''}:{st.st_mtime_ns if st else ''};".encode())
     folder = ex.work_folder(store, f"ingest-{digest.hexdigest()[:20]}")
+    units = plan(ex, paths, fields, opts.format)
     done = {int(p.name.split("-")[1]) for p in folder.glob("unit-*") if p.is_dir() and "." not in p.name}
-    todo = [i for i in range(len(paths)) if i not in done]
-    ex.stats = {"partitions": len(paths), "resumed": len(done), "work_dir": str(folder)}
+    todo = [i for i in range(len(units)) if i not in done]
+    ex.stats = {"partitions": len(units), "inputs": len(paths), "spans": sum(u.span is not None for u in units),
+                "resumed": len(done), "work_dir": str(folder)}
     if todo:
-        payload = stash(folder / "ingest.pkl", {"paths": [str(p) for p in paths], "fields": fields, "fmt": opts.format,
-                                                "split": opts.split, "max_bytes": opts.max_bytes, "folder": str(folder)})
-        for _ in ex.map_parts(IngestWorker, payload, todo):
-            pass
-    read_so_far = 0
-    for i in range(len(paths)):
+        from mixline.pipelines import readers
+
+        payload = stash(folder / "ingest.pkl", {"units": units, "fields": fields, "split": opts.split,
+                                                "max_bytes": opts.max_bytes, "folder": str(folder),
+                                                "chunk_bytes": readers.CHUNK_BYTES})
+        read_so_far = 0
+        for out in ex.map_parts(IngestWorker, payload, todo):
+            read_so_far += sum(out.column("bytes").to_pylist())
+            if progress is not None and read_so_far:
+                progress(read_so_far)
+    shards = Shards([str(folder / f"unit-{i:06d}" / "rows.parquet") for i in range(len(units))])
+    for i in range(len(units)):
         unit = folder / f"unit-{i:06d}"
-        bad_t = pq.read_table(unit / "bad.parquet") if (unit / "bad.parquet").exists() else None
-        bad = [BadRecord(r["file"], r["locator"], r["reason"], r["excerpt"], tuple(r["keys"]) if r["keys"] else None)
-               for r in (bad_t.to_pylist() if bad_t is not None else [])]
-        read_so_far += int(pq.read_table(unit / "meta.parquet").column("bytes")[0].as_py())
-        f = pq.ParquetFile(unit / "rows.parquet")
-        first = True
-        for rb in f.iter_batches(batch_size=20_000):
-            yield pa.Table.from_batches([rb]), bad if first else [], read_so_far
-            first = False
-        if first:
-            yield HASHED.empty_table(), bad, read_so_far
+        if (unit / "bad.parquet").exists():
+            for r in pq.read_table(unit / "bad.parquet").to_pylist():
+                shards.bad.append(BadRecord(r["file"], r["locator"], r["reason"], r["excerpt"],
+                                            tuple(r["keys"]) if r["keys"] else None))
+                shards.bad_units.append(i)
+        shards.n_good += int(pq.read_table(unit / "meta.parquet").column("rows")[0].as_py())
+    return shards
+
+
+def _batches(unit: Unit, cfg: dict[str, Any]) -> Iterator[Any]:
+    from mixline.pipelines import readers
+    from mixline.pipelines.readers import Batch, _empty, _read_txt
+
+    readers.CHUNK_BYTES = cfg["chunk_bytes"]  # the driver's, which its spans are multiples of
+    fields = cfg["fields"]
+    if unit.error is not None:
+        yield Batch(_empty(), [BadRecord(unit.path, "file", unit.error)])
+    elif unit.txt:
+        yield from _read_txt([Path(f) for f in unit.txt], Path(unit.path), fields.max_file_bytes)
+    elif unit.span is not None:
+        yield from read_span(Path(unit.path), fields, unit.fmt or "jsonl", unit.span)
+    else:
+        yield from read(Path(unit.path), fields, unit.fmt, split=cfg["split"])
 
 
 class IngestWorker:
-    """One Ray actor of ingest's map phase: reads, validates and hashes one input path per call."""
+    """One Ray actor of ingest's map phase: reads, validates and hashes one unit per call."""
 
     def __init__(self, payload: str) -> None:
         self.cfg = unstash(payload)
@@ -67,12 +219,13 @@ class IngestWorker:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         parts = batch.column("part").to_pylist()
-        return pa.table({"part": parts, "rows": [self.one(int(p)) for p in parts]})
+        out = [self.one(int(p)) for p in parts]
+        return pa.table({"part": parts, "rows": [o[0] for o in out], "bytes": [o[1] for o in out]})
 
-    def one(self, part: int) -> int:
+    def one(self, part: int) -> tuple[int, int]:
         final = self.folder / f"unit-{part:06d}"
         if final.exists():
-            return 0
+            return 0, 0
         if (self.folder.parent / f"_inject_fault_{part}").exists():  # for the fault tests
             raise RuntimeError(f"fault injected in input {part}")
         tmp = self.folder / f"unit-{part:06d}.tmp-{uuid.uuid4().hex[:8]}"
@@ -81,7 +234,7 @@ class IngestWorker:
         bad: list[dict[str, Any]] = []
         n = read_bytes = 0
         try:
-            for b in read(Path(self.cfg["paths"][part]), self.cfg["fields"], self.cfg["fmt"], split=self.cfg["split"]):
+            for b in _batches(self.cfg["units"][part], self.cfg):
                 good, rejected = _validate(b, self.cfg["max_bytes"])
                 bad += [{"file": r.file, "locator": r.locator, "reason": r.reason, "excerpt": r.excerpt,
                          "keys": list(r.keys) if r.keys else None} for r in rejected]
@@ -94,5 +247,5 @@ class IngestWorker:
         if bad:
             pq.write_table(pa.Table.from_pylist(bad, schema=BAD), tmp / "bad.parquet")
         pq.write_table(pa.table({"rows": [n], "bytes": [read_bytes]}), tmp / "meta.parquet")
-        publish(tmp, final)  # the input's shards appear whole or not at all
-        return n
+        publish(tmp, final)  # the unit's shards appear whole or not at all
+        return n, read_bytes

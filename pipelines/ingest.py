@@ -142,7 +142,6 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
         _upsert_source(store, sid, opts, resolved, run.run_id)
         bad: list[BadRecord] = []
         n_good = 0
-        seen = IdSet.from_store(store)
         # Origins need an anti-join only if this source has read one of these paths before.
         check_origins = any(store.scalar(
             "SELECT count(*) FROM sample_origins WHERE source_id = ? AND starts_with(file, ?)", [sid, str(p)])
@@ -155,34 +154,34 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
             if key != "new":
                 row["records"] += n
 
-        def batches() -> Iterator[tuple[pa.Table, list[BadRecord], int]]:
-            """Hashed rows, bad records and bytes read so far, in input order."""
-            if executor is not None:  # read, validate and hash on Ray workers
-                from mixline.pipelines.distributed_ingest import ingest_map
+        if executor is not None:  # read, validate and hash on Ray workers; the driver joins the shards
+            from mixline.pipelines.distributed_ingest import ingest_map
 
-                yield from ingest_map(executor, store, resolved, fields, opts)
-                return
+            shards = ingest_map(executor, store, resolved, fields, opts, progress)
+            bad, n_good = shards.bad, shards.n_good
+            _refuse_bad_input(bad, n_good, opts)
+            per_file = _load_shards(store, shards, sid, opts, depth, run.run_id, check_origins, result)
+        else:
+            seen = IdSet.from_store(store)
             for p in resolved:
                 for batch in prefetch(read(p, fields, opts.format, split=opts.split)):
                     good, rejected = _validate(batch, opts.max_bytes)
-                    yield hash_rows(good, store.con), rejected, batch.bytes_read
-
-        for hashed, rejected, bytes_read in batches():
-            bad.extend(rejected)
-            for b in rejected:
-                count(b.file, "quarantined", 1)
-            if hashed.num_rows:
-                n_good += hashed.num_rows
-                new_files = spool_hashed(spool, hashed, seen, result)
-                for vc in pc.value_counts(hashed.column("file")).to_pylist():
-                    count(vc["values"], "duplicates", vc["counts"])  # less the new ones, below
-                for f, n in new_files.items():
-                    count(f, "new", n)
-                    per_file[f]["duplicates"] -= n
-            if progress is not None and bytes_read:
-                progress(bytes_read)
-        _refuse_bad_input(bad, n_good, opts)
-        _load_spool(store, spool, sid, opts, depth, run.run_id, check_origins, result)
+                    bad.extend(rejected)
+                    for b in rejected:
+                        count(b.file, "quarantined", 1)
+                    if good.num_rows:
+                        hashed = hash_rows(good, store.con)
+                        n_good += hashed.num_rows
+                        new_files = spool_hashed(spool, hashed, seen, result)
+                        for vc in pc.value_counts(hashed.column("file")).to_pylist():
+                            count(vc["values"], "duplicates", vc["counts"])  # less the new ones, below
+                        for f, n in new_files.items():
+                            count(f, "new", n)
+                            per_file[f]["duplicates"] -= n
+                    if progress is not None and batch.bytes_read:
+                        progress(batch.bytes_read)
+            _refuse_bad_input(bad, n_good, opts)
+            _load_spool(store, spool, sid, opts, depth, run.run_id, check_origins, result)
         if opts.origin == "datatrove":
             result.imported = _datatrove_decisions(store, run.run_id)
         elif opts.origin == "distilabel":
@@ -419,12 +418,19 @@ def spool_hashed(spool: Spool, h: pa.Table, seen: IdSet, result: IngestResult) -
 def _load_spool(store: Store, spool: Spool, sid: str, opts: IngestOptions, depth: int, run_id: str,
                 check_origins: bool, result: IngestResult) -> None:
     spool.close()
-    if result.ingested:
+    _insert(store, f"read_parquet('{spool.samples_path}')" if result.ingested else None,
+            f"read_parquet('{spool.origins_path}')", sid, opts, depth, run_id, check_origins, result)
+
+
+def _insert(store: Store, samples_from: str | None, origins_from: str, sid: str, opts: IngestOptions, depth: int,
+            run_id: str, check_origins: bool, result: IngestResult) -> None:
+    """The run's new samples and its origins, each one INSERT from a relation in input order."""
+    if samples_from is not None:
         store.execute(
             f"""INSERT INTO sample_rows (sample_id, source_id, source, kind, text, messages, content_hash, domain,
                                      n_chars, synth_depth, created_run_id)
             SELECT sample_id, ?, ?, ?, text, messages, content_hash, ?, length(text), ?, ?
-            FROM read_parquet('{spool.samples_path}')""",
+            FROM {samples_from}""",
             [sid, opts.source, opts.kind, opts.domain, depth, run_id],
         )
     not_recorded = """WHERE NOT EXISTS (SELECT 1 FROM sample_origins o WHERE o.sample_id = s.sample_id
@@ -432,10 +438,59 @@ def _load_spool(store: Store, spool: Spool, sid: str, opts: IngestOptions, depth
     row = store.execute(
         f"""INSERT INTO sample_origins (sample_id, source_id, run_id, file, locator, original_id, url, meta)
         SELECT s.sample_id, ?, ?, s.file, s.locator, s.original_id, s.url, s.meta
-        FROM read_parquet('{spool.origins_path}') s {not_recorded if check_origins else ""}""",
+        FROM {origins_from} s {not_recorded if check_origins else ""}""",
         [sid, run_id, sid] if check_origins else [sid, run_id],
     ).fetchone()
     result.origins = int(row[0]) if row else 0
+
+
+def _load_shards(store: Store, shards: Any, sid: str, opts: IngestOptions, depth: int, run_id: str,
+                 check_origins: bool, result: IngestResult) -> dict[str, dict[str, Any]]:
+    """A Ray ingest's shards into the store without the driver reading their rows: the new
+    samples (not in the store, first of their id in input order) are an anti-join over the
+    shards' ids, and the rows go in by INSERT ... SELECT. Returns the per-file counts."""
+    files = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in shards.rows) + "]"
+    shard_rows = f"read_parquet({files}, filename = true, file_row_number = true)"
+    firsts = "_mixline_ingest_new"
+    store.execute(f"DROP TABLE IF EXISTS temp.{firsts}")
+    store.execute(
+        f"""CREATE TEMP TABLE {firsts} AS
+        SELECT filename, file_row_number, file FROM (SELECT sample_id, filename, file_row_number, file FROM {shard_rows}) s
+        WHERE NOT EXISTS (SELECT 1 FROM samples t WHERE t.sample_id = s.sample_id)
+        QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY filename, file_row_number) = 1""")
+    try:
+        result.ingested = int(store.scalar(f"SELECT count(*) FROM temp.{firsts}") or 0)
+        new_rows = f"""(SELECT s.* FROM {shard_rows} s SEMI JOIN temp.{firsts} n
+                       ON s.filename = n.filename AND s.file_row_number = n.file_row_number
+                       ORDER BY s.filename, s.file_row_number)"""
+        _insert(store, new_rows if result.ingested else None,
+                f"(SELECT * FROM {shard_rows} ORDER BY filename, file_row_number)",
+                sid, opts, depth, run_id, check_origins, result)
+        good = store.execute(
+            f"""SELECT g.file, g.unit, g.n, coalesce(n.n, 0) FROM (
+                  SELECT file, min(filename) AS unit, min(file_row_number) AS first, count(*) AS n
+                  FROM {shard_rows} GROUP BY file) g
+                LEFT JOIN (SELECT file, count(*) AS n FROM temp.{firsts} GROUP BY file) n USING (file)
+                ORDER BY g.unit, g.first""").fetchall()
+    finally:
+        store.execute(f"DROP TABLE IF EXISTS temp.{firsts}")
+    # Files in the order an in-process run first meets them: by unit, a unit's bad records first.
+    unit_of = {f: i for i, f in enumerate(shards.rows)}
+    events: list[tuple[int, int, str, str, int]] = [(u, 0, b.file, "quarantined", 1)
+                                                    for u, b in zip(shards.bad_units, shards.bad, strict=True)]
+    events += [(unit_of[u], 1, f, "good", n) for f, u, n, _ in good]
+    per_file: dict[str, dict[str, Any]] = {}
+    for _, _, f, key, n in sorted(events, key=lambda e: (e[0], e[1])):
+        row = per_file.setdefault(f, {"file": f, "records": 0, "new": 0, "duplicates": 0, "quarantined": 0})
+        row["records"] += n
+        if key == "quarantined":
+            row["quarantined"] += n
+        else:
+            row["duplicates"] += n
+    for f, _, _, n_new in good:
+        per_file[f]["new"] += n_new
+        per_file[f]["duplicates"] -= n_new
+    return per_file
 
 
 def _quarantine(store: Store, sid: str, run_id: str, bad: list[BadRecord]) -> int:

@@ -225,6 +225,84 @@ def _open(path: Path, limit: int | None = None) -> IO[bytes]:
     return io.BufferedReader(_Stream(path, limit), buffer_size=1 << 16)
 
 
+@dataclass(frozen=True)
+class Span:
+    """A piece of one large file that a task reads alone. For JSONL, the lines whose first byte
+    lies in [start, end), `first` being the number of the line at `start` (1 + the newlines
+    before it); for Parquet, row groups [start, end), `first` being the number of rows before."""
+
+    start: int
+    end: int
+    first: int
+
+
+def splittable(path: Path, fmt: str) -> bool:
+    """Whether a file can be read in spans: uncompressed JSONL, or Parquet."""
+    return fmt == "parquet" or (fmt == "jsonl" and _decompressor(path.name.lower()) is None)
+
+
+def count_newlines(path: Path, start: int, end: int) -> int:
+    """The newlines in bytes [start, end) of a file (for the line numbers of JSONL spans)."""
+    n = 0
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        left = end - start
+        while left > 0 and (piece := fh.read(min(left, 1 << 24))):
+            n += piece.count(b"\n")
+            left -= len(piece)
+    return n
+
+
+def read_span(path: Path, fields: FieldMap, fmt: str, span: Span, batch_rows: int = 20_000) -> Iterator[Batch]:
+    """The batches of one span of a file: together, a file's spans give exactly its batches'
+    rows, locators and bad records, in order."""
+    if fmt == "parquet":
+        yield from _read_parquet(path, fields, batch_rows, span)
+    elif fmt == "jsonl":
+        yield from _read_jsonl(path, fields, batch_rows, span)
+    else:
+        raise ValueError(f"{path}: a {fmt} file is not read in spans")
+
+
+def _span_pieces(path: Path, span: Span, size: int = 1 << 16) -> tuple[Iterator[bytes], int, int]:
+    """The bytes of a JSONL span's lines, the number of its first line and its offset. A span starting
+    inside a line leaves that line to the span before it; the span's last line runs past
+    `end` to its newline."""
+    fh = open(path, "rb")  # noqa: SIM115 (closed by the generator)
+    start, first = span.start, span.first
+    if start > 0:
+        fh.seek(start - 1)
+        if fh.read(1) != b"\n":  # inside a line: it belongs to the span before
+            while piece := fh.read(size):
+                nl = piece.find(b"\n")
+                if nl >= 0:
+                    start += nl + 1
+                    first += 1
+                    break
+                start += len(piece)
+            else:
+                start = span.end  # the line runs to the end of the file
+    fh.seek(start)
+
+    def pieces() -> Iterator[bytes]:
+        with fh:
+            pos = start
+            if pos >= span.end:
+                return
+            # Pieces end where a whole-file read's do (multiples of `size`), so a line too long
+            # for one record is found at the same byte either way.
+            while piece := fh.read(size - pos % size):
+                if pos + len(piece) >= span.end:  # the piece holds byte end - 1: stop at the newline from there
+                    nl = piece.find(b"\n", max(0, span.end - 1 - pos))
+                    if nl >= 0:
+                        yield piece[: nl + 1]
+                        return
+                yield piece
+                pos += len(piece)
+
+    return pieces(), first, start
+
+
 def read(path: Path, fields: FieldMap, fmt: str | None = None, *, split: str | None = None,
          batch_rows: int = 20_000) -> Iterator[Batch]:
     """Every batch of a file, a folder (recursively) or a Hugging Face dataset."""
@@ -434,19 +512,22 @@ def from_arrow(table: pa.Table, file: str, first_row: int, fields: FieldMap, uni
 
 # -- JSONL ------------------------------------------------------------------------------------
 
-def _chunks(path: Path, max_line: int | None = None, max_file: int | None = None) -> Iterator[tuple[bytes, int, int, str | None]]:
+def _chunks(path: Path, max_line: int | None = None, max_file: int | None = None,
+            span: Span | None = None) -> Iterator[tuple[bytes, int, int, str | None]]:
     """Chunks of whole lines: (bytes, first line number, bytes read so far, error at that point).
 
     Reads in small pieces so that a truncated compressed stream still yields every whole
     line before the damage. A line longer than `max_line` is reported and skipped without
     being held in memory; reading stops once `max_file` decompressed bytes have been read.
     """
-    line_no = 1
+    if span is None:
+        pieces, line_no, base = _pieces(path, limit=max_file), 1, 0
+    else:
+        pieces, line_no, base = _span_pieces(path, span)
     buf = bytearray()
     read_total = 0
     error: str | None = None
     skipping = False
-    pieces = _pieces(path, limit=max_file)
     while True:
         try:
             piece = next(pieces, b"")
@@ -462,6 +543,20 @@ def _chunks(path: Path, max_line: int | None = None, max_file: int | None = None
                 piece, skipping = piece[nl + 1:], False
                 line_no += 1
             buf += piece
+            # A chunk is the lines whose first byte lies in one CHUNK_BYTES-aligned block of the
+            # stream, so a span of a file (a multiple of blocks) is read in the same chunks.
+            while True:
+                buf_start = base + read_total - len(buf)
+                boundary = (buf_start // CHUNK_BYTES + 1) * CHUNK_BYTES
+                if buf_start + len(buf) < boundary:
+                    break
+                nl = buf.find(b"\n", boundary - 1 - buf_start)
+                if nl < 0:
+                    break
+                whole = bytes(buf[: nl + 1])
+                del buf[: nl + 1]
+                yield whole, line_no, read_total, None
+                line_no += whole.count(b"\n")
             last = buf.rfind(b"\n")
             if max_line is not None and len(buf) - (last + 1) > max_line:
                 # The line being read has no end in sight: pass the whole lines, report it, skip it.
@@ -473,13 +568,6 @@ def _chunks(path: Path, max_line: int | None = None, max_file: int | None = None
                                                  "record (4 x --max-bytes); it was skipped (split the record, or raise --max-bytes)")
                 buf.clear()
                 skipping = True
-                continue
-            if len(buf) < CHUNK_BYTES or last < 0:
-                continue
-            whole = bytes(buf[: last + 1])
-            del buf[: last + 1]
-            yield whole, line_no, read_total, None
-            line_no += whole.count(b"\n")
             continue
         # End of stream (or damage): whole lines go through, a partial last line is reported.
         if error and buf:
@@ -496,9 +584,9 @@ def _chunks(path: Path, max_line: int | None = None, max_file: int | None = None
         return
 
 
-def _read_jsonl(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
+def _read_jsonl(path: Path, fields: FieldMap, batch_rows: int, span: Span | None = None) -> Iterator[Batch]:
     file = str(path)
-    for chunk, first_line, read_total, error in _chunks(path, fields.max_record_bytes, fields.max_file_bytes):
+    for chunk, first_line, read_total, error in _chunks(path, fields.max_record_bytes, fields.max_file_bytes, span):
         if chunk:
             yield from _jsonl_chunk(chunk, first_line, file, fields, batch_rows, read_total)
         if error:
@@ -573,7 +661,7 @@ def _read_json_array(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[
 
 # -- columnar ---------------------------------------------------------------------------------
 
-def _read_parquet(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
+def _read_parquet(path: Path, fields: FieldMap, batch_rows: int, span: Span | None = None) -> Iterator[Batch]:
     import pyarrow.parquet as pq
 
     try:
@@ -581,8 +669,9 @@ def _read_parquet(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Bat
     except (pa.ArrowInvalid, OSError) as exc:
         yield Batch(_empty(), [BadRecord(str(path), "file", f"not a readable Parquet file: {exc}")])
         return
-    row = 0
-    for rb in pf.iter_batches(batch_size=batch_rows):
+    row = 0 if span is None else span.first
+    groups = None if span is None else list(range(span.start, span.end))
+    for rb in pf.iter_batches(batch_size=batch_rows, row_groups=groups):
         table = pa.Table.from_batches([rb])
         yield from_arrow(table, str(path), row, fields)
         row += table.num_rows

@@ -341,3 +341,65 @@ def test_ray_runs_classifier_steps_like_in_process(local_ray: None, seeded: Path
     with Store(base, read_only=True) as st:
         n_train = st.scalar("SELECT count(*) FROM classifier_scores")
     assert len(n_scored) > n_train  # the step scored samples its training did not
+
+
+def test_ray_ingest_splits_large_files_into_spans_and_keeps_what_in_process_keeps(
+        local_ray: None, realdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small reader chunks and spans, so each large file is many tasks: an uncompressed JSONL of
+    real conversations, a messy JSONL (bad lines, a line past the record limit, no final newline),
+    a Parquet file of many row groups, and a folder; ids, origins, counts and quarantine equal an
+    in-process ingest's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from mixline.pipelines import readers
+
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 16 << 10)
+    monkeypatch.setenv("MIXLINE_INGEST_SPAN_BYTES", str(48 << 10))
+    messy = tmp_path / "messy.jsonl"
+    lines = [json.dumps({"text": f"line {i} of a messy file, with words {i * 7}", "id": f"m{i}"}) for i in range(3000)]
+    lines[10], lines[500], lines[1700] = "{not json", "", json.dumps({"text": "z" * 1_500_000})
+    lines[2200] = json.dumps({"body": "no text"})
+    messy.write_text("\n".join(lines))  # no final newline
+    pq_path = tmp_path / "rows.parquet"
+    texts = [json.loads(x) for x in (realdata / "conversations" / "oasst_prompt_lottery_en_250_text.jsonl")
+             .read_text().splitlines() if x.strip()]
+    pq.write_table(pa.table({"text": texts * 3}), pq_path, row_group_size=40)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a whole text file, read as one record\n")
+    (folder / "b.jsonl").write_text(messy.read_text()[:200_000].rsplit("\n", 1)[0] + "\n")
+    (folder / "c.unknown").write_bytes(b"\x00\x01 what is this")
+    inputs = [realdata / "conversations" / "oasst_en_100_message.jsonl", messy, pq_path, folder,
+              realdata / "web" / "dolma_cc_en_head-0091.jsonl.gz", messy]
+    results, stats = {}, {}
+    lake = "sqlite:///" + str(tmp_path / "cat.sqlite")
+    has_lake = subprocess.run([sys.executable, "-c", "import duckdb_extension_ducklake"]).returncode == 0
+    if has_lake:
+        subprocess.run([sys.executable, "-m", "mixline.pipelines.cli", "init", "--catalog", lake], check=True,
+                       capture_output=True)
+    for name, ex, where in (("local", None, tmp_path / "local.duckdb"),
+                            ("ray", RayExecutor(workers=2, work_dir=tmp_path / "work"), tmp_path / "ray.duckdb"),
+                            ("lake", RayExecutor(workers=2, work_dir=tmp_path / "work"), lake)):
+        if name == "lake" and not has_lake:
+            continue
+        with Store(where) as st:
+            # A file the store already holds part of: the anti-join against the store's ids.
+            api.ingest(st, [folder / "b.jsonl"], kind="web", source="before", allow_bad=True, executor=ex)
+            r = api.ingest(st, inputs, kind="web", source="spans", allow_bad=True, max_bytes=20_000, executor=ex)
+            results[name] = (
+                {k: v for k, v in r.as_dict().items() if k != "run_id"},
+                st.execute("SELECT sample_id, text, messages, content_hash FROM samples").fetchall(),
+                st.execute("SELECT sample_id, file, locator, original_id, url, meta::VARCHAR FROM sample_origins "
+                           "ORDER BY ALL").fetchall(),
+                st.execute("SELECT file, locator, reason, excerpt FROM quarantine ORDER BY ALL").fetchall())
+            stats[name] = st.execute("SELECT stats FROM runs WHERE kind = 'ingest' ORDER BY started_at DESC").fetchone()[0]
+    assert results["local"] == results["ray"]  # samples in the same (input) order too
+    if has_lake:
+        assert results["lake"][0] == results["local"][0] and results["lake"][2:] == results["local"][2:]
+        assert sorted(results["lake"][1]) == sorted(results["local"][1])
+    summary = results["local"][0]
+    assert summary["duplicates"] >= 2990 and summary["quarantined"] >= 8
+    ray_stats = json.loads(stats["ray"])["executor"]
+    assert ray_stats["spans"] > 30 and ray_stats["partitions"] > ray_stats["inputs"]
+    reasons = [q[2] for q in results["ray"][3]]
+    assert any("longer than" in x for x in reasons) and any("malformed JSON" in x for x in reasons)
