@@ -1,12 +1,19 @@
 """Ingest on Ray: inputs are split into units, each read, validated and hashed by a task into
 Parquet shards; the driver keeps exactly the samples an in-process ingest keeps, in input order.
 
-A unit is a whole file, or a span of a large one: a byte range of an uncompressed JSONL file
-(a line belongs to the range holding its first byte; line numbers come from a first pass of
-newline counts, in tasks) or a run of a Parquet file's row groups. A folder becomes one unit
-per file, its text files one unit together, as the in-process reader walks it. Compressed
-streams, CSV, WARC, JSON arrays and YAML are read whole: a byte offset in them is not a
-record boundary.
+A unit is a whole file, or a span of a large one:
+- a byte range of an uncompressed JSONL file: a line belongs to the range holding its first
+  byte, and line numbers come from a first pass of newline counts, in tasks;
+- a byte range of an uncompressed CSV or TSV file: a span starts at the first newline whose
+  double-quote parity (counted in the same first pass) says it ends a record;
+- a byte range of a WARC file (uncompressed, or gzip with a member per record): a span starts
+  at the first gzip member, or line, that is a WARC header;
+- a run of a Parquet file's row groups.
+CSV and WARC spans guess their first record, so each reports where its records start and
+end; a file whose spans do not meet end to end, or one of which cannot be read alone (bad
+UTF-8, a malformed row, damage), is read whole by one more task, so results never depend on
+a guess. A folder becomes one unit per file (its text files one unit together), as the
+in-process reader walks it. Compressed JSONL and CSV, JSON arrays and YAML are read whole.
 
 The driver never reads the rows back. Which rows are new (not in the store, first in the run
 by input order) is one anti-join in the driver's DuckDB over the shards' ids, and the new
@@ -34,7 +41,8 @@ from mixline.pipelines.ingest import HASHED, _validate, hash_rows
 from mixline.pipelines.readers import (
     BadRecord,
     Span,
-    count_newlines,
+    SpanFallback,
+    count_bytes,
     detect_format,
     read,
     read_span,
@@ -66,6 +74,7 @@ class Unit:
     span: Span | None = None           # part of a large file
     txt: tuple[str, ...] = ()          # a folder's text files, read together as in-process
     error: str | None = None           # a folder's file whose format cannot be told: one bad record
+    name: str | None = None            # its folder in the work folder, if not unit-<number>
 
 
 @dataclass
@@ -81,7 +90,7 @@ class Shards:
 def plan(ex: RayExecutor, paths: list[Path], fields: Any, fmt: str | None) -> list[Unit]:
     """The units of these inputs, in the order an in-process ingest reads their records."""
     units: list[Unit] = []
-    jsonl: list[tuple[int, Path, list[tuple[int, int]]]] = []  # (unit slot, file, byte ranges)
+    counted: list[tuple[int, Path, str, list[tuple[int, int]]]] = []  # (unit slot, file, format, byte ranges)
     step = max(1, span_bytes())
 
     def add_file(p: Path, file_fmt: str | None) -> None:
@@ -100,7 +109,10 @@ def plan(ex: RayExecutor, paths: list[Path], fields: Any, fmt: str | None) -> li
                 units.append(Unit(str(p), file_fmt))
                 return
             ranges = [(s, min(s + step, size)) for s in range(0, size, step)]
-            jsonl.append((len(units), p, ranges))
+            if detected == "warc":  # locators are byte offsets: no first pass
+                units.extend(Unit(str(p), "warc", span=Span(s, e, 0)) for s, e in ranges)
+                return
+            counted.append((len(units), p, detected, ranges))
             units.append(Unit(str(p), file_fmt))  # replaced by its spans below
 
     for p in paths:
@@ -125,18 +137,60 @@ def plan(ex: RayExecutor, paths: list[Path], fields: Any, fmt: str | None) -> li
                 add_file(f, dir_fmt or detect_format(f))
             except UnknownFormatError as exc:
                 units.append(Unit(str(f), None, error=str(exc)))
-    if not jsonl:
+    if not counted:
         return units
-    # Line numbers: each range's newlines, counted in tasks, summed in order.
-    counts = iter(ex.tasks(count_newlines, [(p, s, e) for _, p, ranges in jsonl for s, e in ranges]))
+    # Line numbers (and, for CSV, quote parity): each range's newlines and quotes, counted in
+    # tasks, summed in order.
+    counts = iter(ex.tasks(count_bytes, [(p, s, e, (b"\n", b'"')) for _, p, _, ranges in counted for s, e in ranges]))
     spans: dict[int, list[Unit]] = {}
-    for slot, p, ranges in jsonl:
-        first, parts = 1, []
+    for slot, p, detected, ranges in counted:
+        first, quotes, parts = 1, 0, []
         for s, e in ranges:
-            parts.append(Unit(str(p), "jsonl", span=Span(s, e, first)))
-            first += next(counts)
+            parts.append(Unit(str(p), detected, span=Span(s, e, first, quotes)))
+            n_lines, n_quotes = next(counts)
+            first, quotes = first + n_lines, quotes + n_quotes
         spans[slot] = parts
     return [u for i, unit in enumerate(units) for u in spans.get(i, [unit])]
+
+
+def span_groups(units: list[Unit]) -> dict[int, list[int]]:
+    """The CSV and WARC spans of each file read in spans, by the unit of its first span (the
+    same file may be an input twice)."""
+    groups: dict[int, list[int]] = {}
+    first = -1
+    for i, u in enumerate(units):
+        if u.span is not None and u.fmt in ("csv", "tsv", "warc"):
+            if u.span.start == 0:
+                first = i
+            groups.setdefault(first, []).append(i)
+    return groups
+
+
+def _fallbacks(units: list[Unit], folder: Path) -> dict[int, Unit]:
+    """Files read in CSV or WARC spans whose spans do not meet end to end, or one of which could
+    not be read alone: each is read whole instead, as a unit named after its first span."""
+    out: dict[int, Unit] = {}
+    for idx in span_groups(units).values():
+        path = units[idx[0]].path
+        metas = [pq.read_table(folder / f"unit-{i:06d}" / "meta.parquet").to_pylist()[0] for i in idx]
+        if not spans_meet(metas, Path(path).stat().st_size):
+            out[idx[0]] = Unit(path, units[idx[0]].fmt, name=f"unit-{idx[0]:06d}.whole")
+    return out
+
+
+def spans_meet(bounds: list[dict[str, Any]], size: int) -> bool:
+    """Whether a file's spans, in order, read it end to end from its first byte to its last,
+    each span that read anything starting where the one before ended; then their records are
+    exactly a whole-file read's."""
+    pos = 0
+    for b in bounds:
+        if b.get("fallback"):
+            return False
+        if b["end"] > b["start"]:
+            if b["start"] != pos:
+                return False
+            pos = b["end"]
+    return pos == size
 
 
 def _parquet_units(p: Path, file_fmt: str | None, step: int) -> list[Unit]:
@@ -170,30 +224,46 @@ def ingest_map(ex: RayExecutor, store: Store, paths: list[Path], fields: Any, op
     todo = [i for i in range(len(units)) if i not in done]
     ex.stats = {"partitions": len(units), "inputs": len(paths), "spans": sum(u.span is not None for u in units),
                 "resumed": len(done), "work_dir": str(folder)}
-    if todo:
-        from mixline.pipelines import readers
+    from mixline.pipelines import readers
 
-        payload = stash(folder / "ingest.pkl", {"units": units, "fields": fields, "split": opts.split,
-                                                "max_bytes": opts.max_bytes, "folder": str(folder),
-                                                "chunk_bytes": readers.CHUNK_BYTES})
-        read_so_far = 0
-        for out in ex.map_parts(IngestWorker, payload, todo):
+    cfg = {"units": units, "fields": fields, "split": opts.split, "max_bytes": opts.max_bytes, "folder": str(folder),
+           "chunk_bytes": readers.CHUNK_BYTES}
+    read_so_far = 0
+
+    def run(parts: list[int], name: str) -> None:
+        nonlocal read_so_far
+        for out in ex.map_parts(IngestWorker, stash(folder / name, cfg), parts):
             read_so_far += sum(out.column("bytes").to_pylist())
             if progress is not None and read_so_far:
                 progress(read_so_far)
-    shards = Shards([str(folder / f"unit-{i:06d}" / "rows.parquet") for i in range(len(units))])
+
+    if todo:
+        run(todo, "ingest.pkl")
+    whole = _fallbacks(units, folder)
+    if whole:  # files whose spans did not meet: read whole, on workers too
+        first = len(units)
+        cfg["units"] = units + list(whole.values())
+        run(list(range(first, first + len(whole))), "ingest-whole.pkl")
+    ex.stats["read_whole"] = len(whole)
+    replaced = {i for first, idx in span_groups(units).items() if first in whole for i in idx}
+    used: list[tuple[int, Path]] = []  # (unit, its folder), in input order
     for i in range(len(units)):
-        unit = folder / f"unit-{i:06d}"
-        if (unit / "bad.parquet").exists():
-            for r in pq.read_table(unit / "bad.parquet").to_pylist():
+        if i in whole:
+            used.append((i, folder / str(whole[i].name)))
+        elif i not in replaced:
+            used.append((i, folder / f"unit-{i:06d}"))
+    shards = Shards([str(d / "rows.parquet") for _, d in used])
+    for i, d in used:
+        if (d / "bad.parquet").exists():
+            for r in pq.read_table(d / "bad.parquet").to_pylist():
                 shards.bad.append(BadRecord(r["file"], r["locator"], r["reason"], r["excerpt"],
                                             tuple(r["keys"]) if r["keys"] else None))
                 shards.bad_units.append(i)
-        shards.n_good += int(pq.read_table(unit / "meta.parquet").column("rows")[0].as_py())
+        shards.n_good += int(pq.read_table(d / "meta.parquet").column("rows")[0].as_py())
     return shards
 
 
-def _batches(unit: Unit, cfg: dict[str, Any]) -> Iterator[Any]:
+def _batches(unit: Unit, cfg: dict[str, Any], bounds: dict[str, int]) -> Iterator[Any]:
     from mixline.pipelines import readers
     from mixline.pipelines.readers import Batch, _empty, _read_txt
 
@@ -204,7 +274,7 @@ def _batches(unit: Unit, cfg: dict[str, Any]) -> Iterator[Any]:
     elif unit.txt:
         yield from _read_txt([Path(f) for f in unit.txt], Path(unit.path), fields.max_file_bytes)
     elif unit.span is not None:
-        yield from read_span(Path(unit.path), fields, unit.fmt or "jsonl", unit.span)
+        yield from read_span(Path(unit.path), fields, unit.fmt or "jsonl", unit.span, bounds=bounds)
     else:
         yield from read(Path(unit.path), fields, unit.fmt, split=cfg["split"])
 
@@ -223,18 +293,21 @@ class IngestWorker:
         return pa.table({"part": parts, "rows": [o[0] for o in out], "bytes": [o[1] for o in out]})
 
     def one(self, part: int) -> tuple[int, int]:
-        final = self.folder / f"unit-{part:06d}"
+        unit = self.cfg["units"][part]
+        final = self.folder / (unit.name or f"unit-{part:06d}")
         if final.exists():
             return 0, 0
         if (self.folder.parent / f"_inject_fault_{part}").exists():  # for the fault tests
             raise RuntimeError(f"fault injected in input {part}")
-        tmp = self.folder / f"unit-{part:06d}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp = self.folder / f"{final.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         writer = pq.ParquetWriter(tmp / "rows.parquet", HASHED)
         bad: list[dict[str, Any]] = []
+        bounds = {"start": -1, "end": -1}
         n = read_bytes = 0
+        fallback = False
         try:
-            for b in _batches(self.cfg["units"][part], self.cfg):
+            for b in _batches(unit, self.cfg, bounds):
                 good, rejected = _validate(b, self.cfg["max_bytes"])
                 bad += [{"file": r.file, "locator": r.locator, "reason": r.reason, "excerpt": r.excerpt,
                          "keys": list(r.keys) if r.keys else None} for r in rejected]
@@ -242,10 +315,13 @@ class IngestWorker:
                     writer.write_table(hash_rows(good, self.con))
                     n += good.num_rows
                 read_bytes = max(read_bytes, b.bytes_read)
+        except SpanFallback:
+            fallback = True  # the driver reads this file whole; this span's rows are not used
         finally:
             writer.close()
         if bad:
             pq.write_table(pa.Table.from_pylist(bad, schema=BAD), tmp / "bad.parquet")
-        pq.write_table(pa.table({"rows": [n], "bytes": [read_bytes]}), tmp / "meta.parquet")
+        pq.write_table(pa.table({"rows": [n], "bytes": [read_bytes], "start": [bounds["start"]],
+                                 "end": [bounds["end"]], "fallback": [fallback]}), tmp / "meta.parquet")
         publish(tmp, final)  # the unit's shards appear whole or not at all
         return n, read_bytes

@@ -234,32 +234,58 @@ class Span:
     start: int
     end: int
     first: int
+    quotes: int = 0  # CSV: the double quotes before `start`, whose parity says if it is inside a field
+
+
+class SpanFallback(Exception):
+    """A span that cannot be read alone exactly as a whole-file read would read it (bad UTF-8,
+    a malformed row, a bare carriage return, damage): its file is read whole instead."""
 
 
 def splittable(path: Path, fmt: str) -> bool:
-    """Whether a file can be read in spans: uncompressed JSONL, or Parquet."""
-    return fmt == "parquet" or (fmt == "jsonl" and _decompressor(path.name.lower()) is None)
+    """Whether a file can be read in spans: uncompressed JSONL and CSV, Parquet, and WARC
+    (uncompressed, or gzip with one member per record, as Common Crawl writes it)."""
+    if fmt in ("parquet", "warc"):
+        return fmt == "parquet" or _decompressor(path.name.lower()) is None or path.name.lower().endswith(".gz")
+    return fmt in ("jsonl", "csv", "tsv") and _decompressor(path.name.lower()) is None
 
 
-def count_newlines(path: Path, start: int, end: int) -> int:
-    """The newlines in bytes [start, end) of a file (for the line numbers of JSONL spans)."""
-    n = 0
+def count_bytes(path: Path, start: int, end: int, needles: tuple[bytes, ...] = (b"\n",)) -> list[int]:
+    """How often each byte in `needles` occurs in bytes [start, end) of a file."""
+    n = [0] * len(needles)
     with open(path, "rb") as fh:
         fh.seek(start)
         left = end - start
         while left > 0 and (piece := fh.read(min(left, 1 << 24))):
-            n += piece.count(b"\n")
+            for i, b in enumerate(needles):
+                n[i] += piece.count(b)
             left -= len(piece)
     return n
 
 
-def read_span(path: Path, fields: FieldMap, fmt: str, span: Span, batch_rows: int = 20_000) -> Iterator[Batch]:
+def count_newlines(path: Path, start: int, end: int) -> int:
+    """The newlines in bytes [start, end) of a file (for the line numbers of spans)."""
+    return count_bytes(path, start, end)[0]
+
+
+def read_span(path: Path, fields: FieldMap, fmt: str, span: Span, batch_rows: int = 20_000,
+              bounds: dict[str, int] | None = None) -> Iterator[Batch]:
     """The batches of one span of a file: together, a file's spans give exactly its batches'
-    rows, locators and bad records, in order."""
+    rows, locators and bad records, in order.
+
+    CSV and WARC spans guess where their first record starts; `bounds` gets the offsets of the
+    span's first record and of the record after its last ("start", "end"), and the caller checks
+    that a file's spans meet end to end (else it reads the file whole). A span that cannot be
+    read alone raises SpanFallback."""
+    bounds = {} if bounds is None else bounds
     if fmt == "parquet":
         yield from _read_parquet(path, fields, batch_rows, span)
     elif fmt == "jsonl":
         yield from _read_jsonl(path, fields, batch_rows, span)
+    elif fmt in ("csv", "tsv"):
+        yield from _read_csv_span(path, fields, "," if fmt == "csv" else "\t", span, bounds)
+    elif fmt == "warc":
+        yield from _read_warc(path, fields, batch_rows, span, bounds)
     else:
         raise ValueError(f"{path}: a {fmt} file is not read in spans")
 
@@ -686,15 +712,92 @@ def _read_csv(path: Path, fields: FieldMap, delimiter: str) -> Iterator[Batch]:
         reader = csv.DictReader(text, delimiter=delimiter) if fields.csv_header else _NumberedReader(text, delimiter)
         try:
             for rec in reader:
-                loc = f"line {reader.line_num}"
-                if None in rec:
-                    rb.bad.append(BadRecord(file, loc, f"row has {len(rec) - 1 + len(rec[None])} fields, the header has {len(rec) - 1}", _excerpt(str(rec[None]))))
-                    continue
-                rb.add_record(loc, rec)
+                _csv_record(rb, f"line {reader.line_num}", rec)
         except UnicodeDecodeError as exc:
             rb.bad.append(BadRecord(file, f"line {reader.line_num + 1}", f"invalid UTF-8 ({exc.reason}); rows after it were not read; re-encode the file as UTF-8"))
         except csv.Error as exc:
             rb.bad.append(BadRecord(file, f"line {reader.line_num}", f"malformed CSV: {exc}"))
+    yield rb.flush()
+
+
+def _csv_record(rb: RowBuilder, loc: str, rec: dict[str | None, Any]) -> None:
+    if None in rec:
+        rb.bad.append(BadRecord(rb.file, loc, f"row has {len(rec) - 1 + len(rec[None])} fields, the header has {len(rec) - 1}", _excerpt(str(rec[None]))))
+        return
+    rb.add_record(loc, rec)
+
+
+class _LineFeed:
+    """A file's physical lines from a byte offset, decoded, with the offset after the last one
+    read. Anything a whole-file read would see differently (bad UTF-8, which it meets a block
+    at a time; a bare carriage return, which ends its lines) raises SpanFallback."""
+
+    def __init__(self, fh: IO[bytes], offset: int) -> None:
+        self.fh, self.offset = fh, offset
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        raw = self.fh.readline()
+        if not raw:
+            raise StopIteration
+        if raw.count(b"\r") != raw.count(b"\r\n"):
+            raise SpanFallback("a bare carriage return")
+        self.offset += len(raw)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SpanFallback("invalid UTF-8") from None
+
+
+def _csv_span_start(fh: IO[bytes], span: Span) -> tuple[int, int]:
+    """The first record start at or after the span's start, guessed from the parity of double
+    quotes (a newline inside a quoted field is not a record's end), and the newlines skipped."""
+    if span.start == 0:
+        return 0, 0
+    fh.seek(span.start - 1)
+    inside = span.quotes % 2 == 1
+    if fh.read(1) == b"\n" and not inside:
+        return span.start, 0
+    pos, skipped = span.start, 0
+    while piece := fh.read(1 << 16):
+        i = 0
+        while True:
+            q = piece.find(b'"', i)
+            n = -1 if inside else piece.find(b"\n", i)
+            if n >= 0 and (q < 0 or n < q):
+                return pos + n + 1, skipped + 1
+            if q < 0:
+                skipped += piece.count(b"\n", i)
+                break
+            skipped += piece.count(b"\n", i, q)
+            inside, i = not inside, q + 1
+        pos += len(piece)
+    return pos, skipped
+
+
+def _read_csv_span(path: Path, fields: FieldMap, delimiter: str, span: Span, bounds: dict[str, int]) -> Iterator[Batch]:
+    rb = RowBuilder(str(path), fields)
+    with open(path, "rb") as fh:
+        names = None
+        if span.start > 0 and fields.csv_header:  # the header row, from the file's start
+            names = next(csv.reader(_LineFeed(fh, 0), delimiter=delimiter), [])
+        start, skipped = _csv_span_start(fh, span)
+        fh.seek(start)
+        feed = _LineFeed(fh, start)
+        bounds["start"] = start
+        reader = csv.DictReader(feed, fieldnames=names, delimiter=delimiter) if fields.csv_header else _NumberedReader(feed, delimiter)
+        before = span.first - 1 + skipped  # lines before the span's first record
+        try:
+            while feed.offset < span.end:
+                rec = next(iter(reader), None)
+                if rec is None:
+                    break
+                _csv_record(rb, f"line {before + reader.line_num}", rec)
+        except csv.Error as exc:
+            raise SpanFallback(f"malformed CSV: {exc}") from None
+        bounds["end"] = feed.offset
     yield rb.flush()
 
 
@@ -753,16 +856,29 @@ def html_to_text(html: bytes | str) -> str:
     return "\n".join(ln for ln in lines if ln)
 
 
-def _read_warc(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]:
+def _read_warc(path: Path, fields: FieldMap, batch_rows: int, span: Span | None = None,
+               bounds: dict[str, int] | None = None) -> Iterator[Batch]:
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
     file = str(path)
     rb = RowBuilder(file, fields)
+    size = path.stat().st_size
     with open(path, "rb") as fh:
+        if span is not None:  # the records whose first byte lies in the span
+            fh.seek(_warc_record_start(fh, span.start, path.name.lower().endswith(".gz")))
+            if bounds is not None:
+                bounds["start"] = bounds["end"] = fh.tell()
+            if fh.tell() >= span.end:
+                yield rb.flush(0)
+                return
         it = ArchiveIterator(fh)
+        stop = size  # where the span's records end: the next record's offset, or the file's end
         try:
             for record in it:
+                if span is not None and it.offset >= span.end:
+                    stop = it.offset
+                    break
                 if record.rec_type != "response":
                     continue
                 headers = record.http_headers
@@ -786,8 +902,55 @@ def _read_warc(path: Path, fields: FieldMap, batch_rows: int) -> Iterator[Batch]
         except (ArchiveLoadFailed, EOFError, zlib.error, OSError, ValueError, AttributeError, TypeError, IndexError,
                 KeyError, UnicodeError) as exc:
             # warcio meets damaged headers with any of these; the records before the damage stay.
+            if span is not None:
+                raise SpanFallback(f"corrupt or truncated WARC ({type(exc).__name__})") from None
             rb.bad.append(BadRecord(file, f"offset {it.offset}", f"corrupt or truncated WARC ({type(exc).__name__}: {exc})"))
-    yield rb.flush(path.stat().st_size)
+        else:
+            if bounds is not None:
+                bounds["end"] = stop
+    yield rb.flush(size if span is None else min(span.end, size) - span.start)
+
+
+def _warc_record_start(fh: IO[bytes], offset: int, gz: bool) -> int:
+    """The first record at or after `offset`: a gzip member that inflates to a WARC header, or
+    a line that is one. A guess inside a payload is caught by the spans' end-to-end check."""
+    import re
+
+    head = re.compile(rb"WARC/1\.[01]\r?\n")
+    pos = offset
+    fh.seek(pos)
+    carry = b""
+    while True:
+        piece = fh.read(1 << 16)
+        if not piece:
+            return pos + len(carry)
+        data, base = carry + piece, pos
+        i = 0
+        while True:
+            i = data.find(b"\x1f\x8b\x08" if gz else b"WARC/1.", i)
+            if i < 0 or len(data) - i < 64:
+                break
+            at = base + i
+            if gz:
+                try:
+                    ok = zlib.decompressobj(wbits=31).decompress(data[i:i + 4096], 16).startswith(b"WARC/")
+                except zlib.error:
+                    ok = False
+            else:
+                fh_pos = fh.tell()
+                if at == 0:
+                    prev = b"\n"
+                else:
+                    fh.seek(at - 1)
+                    prev = fh.read(1)
+                fh.seek(fh_pos)
+                ok = prev == b"\n" and head.match(data, i) is not None
+            if ok:
+                return at
+            i += 1
+        keep = min(len(data), 64)
+        carry, pos = data[-keep:], base + len(data) - keep
+
 
 
 def _read_yaml(path: Path, limit: int | None = None) -> Iterator[Batch]:

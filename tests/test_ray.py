@@ -7,6 +7,7 @@ with small batches so that a run has several partitions and several buckets per 
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import os
@@ -369,8 +370,17 @@ def test_ray_ingest_splits_large_files_into_spans_and_keeps_what_in_process_keep
     (folder / "a.txt").write_text("a whole text file, read as one record\n")
     (folder / "b.jsonl").write_text(messy.read_text()[:200_000].rsplit("\n", 1)[0] + "\n")
     (folder / "c.unknown").write_bytes(b"\x00\x01 what is this")
+    csv_path, bad_csv = tmp_path / "rows.csv", tmp_path / "bad.csv"
+    with csv_path.open("w", newline="") as fh:  # quoted fields with commas, quotes and newlines
+        w = csv.writer(fh)
+        w.writerow(["text", "id"])
+        for i, t in enumerate(texts * 2):
+            w.writerow([t if i % 3 else f'{t}\nsaid "twice", on line two', f"c{i}"])
+    body = csv_path.read_bytes()
+    bad_csv.write_bytes(body[: len(body) // 2] + b"\n\xff\xfe,not utf-8\n" + body[len(body) // 2:])
     inputs = [realdata / "conversations" / "oasst_en_100_message.jsonl", messy, pq_path, folder,
-              realdata / "web" / "dolma_cc_en_head-0091.jsonl.gz", messy]
+              realdata / "web" / "dolma_cc_en_head-0091.jsonl.gz", messy, csv_path, bad_csv,
+              realdata / "web" / "dolma_sample-0000.warc.gz"]
     results, stats = {}, {}
     lake = "sqlite:///" + str(tmp_path / "cat.sqlite")
     has_lake = subprocess.run([sys.executable, "-c", "import duckdb_extension_ducklake"]).returncode == 0
@@ -401,5 +411,8 @@ def test_ray_ingest_splits_large_files_into_spans_and_keeps_what_in_process_keep
     assert summary["duplicates"] >= 2990 and summary["quarantined"] >= 8
     ray_stats = json.loads(stats["ray"])["executor"]
     assert ray_stats["spans"] > 30 and ray_stats["partitions"] > ray_stats["inputs"]
+    assert ray_stats["read_whole"] == 1  # the CSV with bad UTF-8: its spans cannot say what a whole read loses
+    files = {f["file"]: f for f in summary["files"]}
+    assert files[str(csv_path)]["new"] > 0 and files[str(realdata / "web" / "dolma_sample-0000.warc.gz")]["new"] > 20
     reasons = [q[2] for q in results["ray"][3]]
     assert any("longer than" in x for x in reasons) and any("malformed JSON" in x for x in reasons)
