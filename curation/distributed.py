@@ -43,7 +43,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from mixline.curation.distributed_reduce import Layout, out_files, reduce_step
+from mixline.curation.distributed_reduce import (
+    DECISIONS_SCHEMA,
+    Collect,
+    Layout,
+    key_buckets,
+    out_files,
+    reduce_step,
+)
 from mixline.curation.pipeline import CHILDREN_SQL, Plan, Progress, _Decisions, process_batch
 from mixline.store.store import Store
 
@@ -290,16 +297,6 @@ class RayExecutor:
 # -- workers --------------------------------------------------------------------------------------
 
 
-class _Collect:
-    """A sink that keeps a partition's rows in memory until they are written as shards."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, list[pa.Table]] = {}
-
-    def __call__(self, table: str, data: pa.Table) -> None:
-        self.tables.setdefault(table, []).append(data)
-
-
 class MapWorker:
     """One Ray actor: unpickles the prepared steps once, then runs partitions."""
 
@@ -332,7 +329,7 @@ class MapWorker:
         table = table.sort_by("_page").drop_columns(["_page"])
         if final.exists():
             return table.num_rows
-        sink = _Collect()
+        sink = Collect()
         rec = _Decisions(sink, self.run_id)
         for f in self.plan.filters:  # fingerprints are per partition
             if getattr(f, "fingerprints", None) is not None:
@@ -369,11 +366,7 @@ class MapWorker:
 def _write_buckets(rows: pa.Table, folder: Path, prefix: str, buckets: int) -> None:
     if rows.num_rows == 0:
         return
-    key = rows.column("key").to_numpy().astype(np.uint64, copy=False)
-    # Keys are hashes already; mixing once more spreads small keys (k-means partition numbers).
-    with np.errstate(over="ignore"):
-        mixed = (key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
-    bucket = (mixed % np.uint64(buckets)).astype(np.int64)
+    bucket = key_buckets(rows, buckets)
     order = np.argsort(bucket, kind="stable")
     sorted_b = bucket[order]
     bounds = np.flatnonzero(np.diff(sorted_b)) + 1
@@ -403,8 +396,7 @@ def _files(folder: Path, n_parts: int, name: str) -> list[str]:
 
 
 # Tables whose shards a lake registers in place when a shard has exactly the table's columns.
-IN_PLACE = {"decisions": [("run_id", pa.string()), ("sample_id", pa.string()), ("step", pa.string()),
-                          ("verdict", pa.string()), ("reason", pa.string()), ("score", pa.float64())],
+IN_PLACE = {"decisions": [(f.name, f.type) for f in DECISIONS_SCHEMA],
             "clusters": [("run_id", pa.string()), ("sample_id", pa.string()), ("cluster_id", pa.string()),
                          ("method", pa.string()), ("kept", pa.bool_())]}
 

@@ -99,22 +99,36 @@ def _mix(v: np.ndarray) -> np.ndarray:
     return (x >> np.uint64(33)).astype(np.int64)
 
 
+def key_buckets(rows: pa.Table, buckets: int) -> np.ndarray:
+    """The pair-search bucket of each shuffle row, by its key. Keys are hashes already; mixing
+    once more spreads small keys (k-means partition numbers)."""
+    key = rows.column("key").to_numpy().astype(np.uint64, copy=False)
+    with np.errstate(over="ignore"):
+        mixed = (key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
+    return (mixed % np.uint64(buckets)).astype(np.int64)
+
+
 # -- files ----------------------------------------------------------------------------------------
 
 
-def _save_np(path: Path, arr: np.ndarray) -> None:
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write under a temporary name and rename, so a file appears whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    with tmp.open("wb") as fh:
-        np.save(fh, arr)
+    write(tmp)
     os.replace(tmp, path)
+
+
+def _save_np(path: Path, arr: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as fh:  # a file object: np.save would add ".npy" to a path
+            np.save(fh, arr)
+
+    _atomic(path, write)
 
 
 def _save_pq(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    _atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _scatter(rows: np.ndarray | pa.Table, dest: np.ndarray, base: Path, name: str) -> None:
@@ -200,11 +214,27 @@ def pair_task(cfg_path: str, k: int) -> int:
     if rows is None or rows.num_rows == 0:
         return 0
     a, b = step.task_pairs(rows.sort_by("row"))
+    return _write_edges(lay, red, a, b, f"from-{k}")
+
+
+def _write_edges(lay: Layout, red: Path, a: np.ndarray, b: np.ndarray, name: str) -> int:
+    """Pairs as round 0's edges, both directions, by vertex bucket; returns how many pairs."""
     ok = a != b
     a, b = a[ok], b[ok]
     edges = np.stack([np.concatenate([a, b]), np.concatenate([b, a])], axis=1).astype(np.int64)
-    _scatter(edges, lay.bucket_of(edges[:, 0]), red / "cc" / "r0", f"from-{k}")
+    _scatter(edges, lay.bucket_of(edges[:, 0]), red / "cc" / "r0", name)
     return int(len(a))
+
+
+def _components(cfg: str, buckets: int, run: Runner, name: str) -> int:
+    """Large-star and small-star rounds until settled; returns the round whose labels are final."""
+    r = 0
+    while sum(run(large_star, [(cfg, r, k) for k in range(buckets)])):
+        run(small_star, [(cfg, r, k) for k in range(buckets)])
+        r += 1
+        if r > MAX_ROUNDS:
+            raise RuntimeError(f"{name}: connected components did not settle in {MAX_ROUNDS} rounds")
+    return r
 
 
 def _grouped(cfg_path: str, stage: str, k: int) -> tuple[Layout, Path, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
@@ -315,7 +345,9 @@ def attach(cfg_path: str, r: int, g: int) -> int:
     return n_kept
 
 
-class _Shards:
+class Collect:
+    """A sink that keeps a task's rows in memory until they are written as shards."""
+
     def __init__(self) -> None:
         self.tables: dict[str, list[pa.Table]] = {}
 
@@ -340,7 +372,7 @@ def keep_choice(cfg_path: str, k: int) -> int:
     v, clusters = step.resolve_labels(
         feats, rows.column("label").to_numpy(), rows.column("rank").to_numpy().astype(np.int64), anchors,
         rows.column("kind").to_pylist(), rows.column("synth_depth").to_numpy().astype(np.int64))
-    sink = _Shards()
+    sink = Collect()
     rec = _Decisions(sink, lay.run_id)
     rec.add(step.step_name, feats.column("sample_id"), v, only=~anchors)
     rec.clusters(step.name.removesuffix("_dedup"), clusters)
@@ -377,10 +409,7 @@ def driver_keys(lay: Layout, i: int, step: GlobalStep) -> None:
     rows = step.task_rows(sub)
     vert = np.concatenate(verts)[rows.column("row").to_numpy()]
     rows = rows.set_column(rows.column_names.index("row"), "row", pa.array(vert, pa.int64()))
-    key = rows.column("key").to_numpy().astype(np.uint64, copy=False)
-    with np.errstate(over="ignore"):
-        dest = ((key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)) % np.uint64(lay.buckets)
-    _scatter(rows, dest.astype(np.int64), lay.folder / f"reduce-{i}" / "keys", "driver")
+    _scatter(rows, key_buckets(rows, lay.buckets), lay.folder / f"reduce-{i}" / "keys", "driver")
 
 
 def reduce_step(lay: Layout, i: int, step: GlobalStep, run: Runner, stash: Callable[[Path, Any], str]) -> dict[str, int]:
@@ -399,12 +428,7 @@ def reduce_step(lay: Layout, i: int, step: GlobalStep, run: Runner, stash: Calla
         dropped = sum(run(keep_choice, [(cfg, k) for k in buckets]))
         return {"pairs": 0, "rounds": 0, "kept_alone": kept, "dropped": dropped}
     pairs = sum(run(pair_task, [(cfg, k) for k in buckets]))
-    r = 0
-    while sum(run(large_star, [(cfg, r, k) for k in buckets])):
-        run(small_star, [(cfg, r, k) for k in buckets])
-        r += 1
-        if r > MAX_ROUNDS:
-            raise RuntimeError(f"{step.step_name}: connected components did not settle in {MAX_ROUNDS} rounds")
+    r = _components(cfg, lay.buckets, run, step.step_name)
     kept = sum(run(attach, [(cfg, r, g) for g in range(lay.groups)]))
     dropped = sum(run(keep_choice, [(cfg, k) for k in buckets]))
     return {"pairs": pairs, "rounds": r + 1, "kept_alone": kept, "dropped": dropped}
@@ -424,16 +448,8 @@ def components_in_tasks(n: int, a: np.ndarray, b: np.ndarray, folder: Path, buck
     lay = Layout.of(folder, [n], buckets, "cc")
     red = folder / "reduce-0"
     shutil.rmtree(red, ignore_errors=True)
-    a, b = concat_pairs([a], [b])
-    ok = a != b
-    a, b = a[ok], b[ok]
-    edges = np.stack([np.concatenate([a, b]), np.concatenate([b, a])], axis=1).astype(np.int64)
-    _scatter(edges, lay.bucket_of(edges[:, 0]), red / "cc" / "r0", "from-0")
-    cfg = stash(folder / "cc.pkl", {"layout": lay, "index": 0})
-    r = 0
-    while sum(run(large_star, [(cfg, r, k) for k in range(buckets)])):
-        run(small_star, [(cfg, r, k) for k in range(buckets)])
-        r += 1
+    _write_edges(lay, red, *concat_pairs([a], [b]), "from-0")
+    r = _components(stash(folder / "cc.pkl", {"layout": lay, "index": 0}), buckets, run, "components")
     labels = np.arange(n, dtype=np.int64)
     lab = _gather_np(red / "cc" / f"l{r}" / "to-0", 2)
     if len(lab):
