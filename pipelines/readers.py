@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -804,7 +804,7 @@ def _read_csv_span(path: Path, fields: FieldMap, delimiter: str, span: Span, bou
 class _NumberedReader:
     """csv.DictReader's interface for files without a header row."""
 
-    def __init__(self, fh: IO[str], delimiter: str) -> None:
+    def __init__(self, fh: Iterable[str], delimiter: str) -> None:
         self._reader = csv.reader(fh, delimiter=delimiter)
 
     @property
