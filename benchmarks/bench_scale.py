@@ -5,6 +5,7 @@
     python benchmarks/bench_scale.py nightly 500                 # a lake after 500 small runs, and optimize
     python benchmarks/bench_scale.py driver 250000 1000000 4000000  # the Ray driver's peak memory
     python benchmarks/bench_scale.py register 1000000            # shards copied (file) or added in place (lake)
+    python benchmarks/bench_scale.py bigfile 1000000             # one large JSONL file: in-process vs Ray spans
 
 Executors: documents are assembled from real sentences (Common Crawl, MedQuAD answers, OASST,
 State of the Union), 1% exact copies and 1% near copies; each is ingested and curated with the
@@ -378,6 +379,64 @@ def register(n: int) -> None:
     print(table(rows))
 
 
+INGEST_DRIVER = """
+import json, resource, sys, time
+from mixline import api
+from mixline.curation.distributed import RayExecutor
+from mixline.store import Store
+ex = RayExecutor(num_cpus=int(sys.argv[3])) if sys.argv[3] != "0" else None
+with Store(sys.argv[1]) as st:
+    t0 = time.perf_counter()
+    res = api.ingest(st, [sys.argv[2]], kind="web", executor=ex)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    n = st.scalar("SELECT count(*) FROM samples")
+print(json.dumps({"wall": wall, "peak_mb": peak / 1024, "ingested": res.ingested, "samples": n,
+                  "stats": (ex.stats if ex is not None else {})}))
+"""
+
+
+def bigfile(n: int) -> None:
+    """One large JSONL file of n short documents, ingested in-process and on a local Ray
+    instance. Ray splits it into byte-range spans (MIXLINE_INGEST_SPAN_BYTES, 64 MB); with
+    BENCH_BEFORE_PYTHON naming another checkout's interpreter, that checkout (one task per
+    input file, rows read back by the driver) runs too. The driver's peak RSS is its own."""
+    cpus = os.cpu_count() or 1
+    path = write_docs(n, OUT / f"bigfile-{n}", files=1, sentences_per_doc=(2, 5))[0]
+    size = path.stat().st_size
+    runs = [("in-process", sys.executable, "0", {}),
+            ("Ray, one task for the file", sys.executable, str(cpus), {"MIXLINE_INGEST_SPAN_BYTES": str(1 << 40)}),
+            ("Ray, 64 MB spans", sys.executable, str(cpus), {})]
+    before = os.environ.get("BENCH_BEFORE_PYTHON")
+    if before:
+        runs.insert(1, ("Ray, before (one task a file, driver reads rows back)", before, str(cpus), {}))
+    rows, counts = [], set()
+    for name, python, workers, env in runs:
+        store = OUT / f"bigfile-{n}.duckdb"
+        for p in OUT.glob(f"bigfile-{n}.duckdb*"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        proc = subprocess.run([python, "-c", INGEST_DRIVER, str(store), str(path), workers], capture_output=True,
+                              text=True, cwd=ROOT, env={**os.environ, **env})
+        if proc.returncode != 0:
+            raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        counts.add((out["ingested"], out["samples"]))
+        rows.append({"run": name, "docs": f"{n:,}", "file MB": size / 1e6, "wall s": out["wall"],
+                     "MB/s": size / 1e6 / out["wall"], "tasks": out["stats"].get("partitions", "-"),
+                     "plan s": out["stats"].get("plan_s", "-"), "map s": out["stats"].get("map_s", "-"),
+                     "load s": out["stats"].get("load_s", "-"), "driver peak RSS MB": out["peak_mb"]})
+    for p in OUT.glob(f"bigfile-{n}.duckdb*"):
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    print(f"## Ray ingest of one large file (`benchmarks/bench_scale.py bigfile {n}`, {machine()}, local Ray with "
+          f"{cpus} CPUs; {time.strftime('%Y-%m-%d')})\n")
+    print(table(rows))
+    print()
+    print(f"- every run ingested the same samples: {len(counts) == 1} {sorted(counts)}")
+    base = rows[0]["wall s"]
+    for r in rows[1:]:
+        print(f"- {r['run']}: {base / r['wall s']:.2f}x the in-process speed")
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "executors"
     if what == "executors":
@@ -388,7 +447,9 @@ if __name__ == "__main__":
         nightly(int(sys.argv[2]) if len(sys.argv) > 2 else 500)
     elif what == "register":
         register(int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000)
+    elif what == "bigfile":
+        bigfile(int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000)
     elif what == "driver":
         driver([int(x) for x in sys.argv[2:]] or [250_000, 1_000_000, 4_000_000])
     else:
-        sys.exit("usage: bench_scale.py executors [N ...] | lake [MILLIONS] | nightly [RUNS] | driver [N ...] | register [N]")
+        sys.exit("usage: bench_scale.py executors [N ...] | lake [MILLIONS] | nightly [RUNS] | driver [N ...] | register [N] | bigfile [N]")

@@ -160,7 +160,7 @@ class RayExecutor:
         done = {int(p.name.split("-")[1]) for p in folder.glob("part-*") if p.is_dir() and "." not in p.name}
         todo = [i for i in range(n_parts) if i not in done]
         self.stats = {"partitions": n_parts, "resumed": len(done & set(range(n_parts))), "buckets": buckets,
-                      "work_dir": str(folder), "inputs_s": round(t_inputs, 3), "driver_peak_mb": {"inputs": _peak_mb()}}
+                      "work_dir": str(folder), "inputs_s": round(t_inputs, 3), "driver_peak_mb": {"inputs": peak_mb()}}
         t0 = time.perf_counter()
         if progress is not None and done:
             bs = int(plan.recipe.batch_size)
@@ -173,7 +173,7 @@ class RayExecutor:
         # Where a run's time goes, for the scaling model in the README: inputs, map and each
         # reduce stage scale with workers; the driver only registers shards and counts rows.
         self.stats["map_s"] = round(time.perf_counter() - t0, 3)
-        self.stats["driver_peak_mb"]["map"] = _peak_mb()
+        self.stats["driver_peak_mb"]["map"] = peak_mb()
         t0 = time.perf_counter()
         metas = [_part_meta(folder / f"part-{i:06d}") for i in range(n_parts)]
         read = sum(m["rows"] for m in metas)
@@ -186,13 +186,13 @@ class RayExecutor:
             counts = reduce_step(lay, i, g, self.tasks, stash)
             self.stats[f"reduce_{g.step_name}"] = {**counts, "seconds": round(time.perf_counter() - t1, 3)}
         self.stats["reduce_s"] = round(time.perf_counter() - t0, 3)
-        self.stats["driver_peak_mb"]["reduce"] = _peak_mb()
+        self.stats["driver_peak_mb"]["reduce"] = peak_mb()
         t0 = time.perf_counter()
         self.stats["registered_in_place"] = _register(
             store, folder, n_parts, run_id, out_files(lay, len(plan.globals_), "decisions")
             + out_files(lay, len(plan.globals_), "kept"), out_files(lay, len(plan.globals_), "clusters"), self._moved)
         self.stats["register_s"] = round(time.perf_counter() - t0, 3)
-        self.stats["driver_peak_mb"]["register"] = _peak_mb()
+        self.stats["driver_peak_mb"]["register"] = peak_mb()
         langs = _files(folder, n_parts, "langs")
         prints = _files(folder, n_parts, "pii_fingerprints")
         return (sum(m["selected"] for m in metas), f"read_parquet({_sql_list(langs)})" if langs else None,
@@ -375,7 +375,7 @@ def _write_buckets(rows: pa.Table, folder: Path, prefix: str, buckets: int) -> N
             pq.write_table(rows.take(pa.array(chunk)), folder / f"{prefix}-{int(bucket[chunk[0]])}.parquet")
 
 
-def _peak_mb() -> float:
+def peak_mb() -> float:
     """The driver process's peak resident memory so far, in MB (Linux reports KB)."""
     import resource
 

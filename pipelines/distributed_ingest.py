@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -219,11 +220,14 @@ def ingest_map(ex: RayExecutor, store: Store, paths: list[Path], fields: Any, op
         st = p.stat() if p.exists() else None
         digest.update(f"{p}:{st.st_size if st else ''}:{st.st_mtime_ns if st else ''};".encode())
     folder = ex.work_folder(store, f"ingest-{digest.hexdigest()[:20]}")
+    t0 = time.perf_counter()
     units = plan(ex, paths, fields, opts.format)
+    t_plan = time.perf_counter() - t0
     done = {int(p.name.split("-")[1]) for p in folder.glob("unit-*") if p.is_dir() and "." not in p.name}
     todo = [i for i in range(len(units)) if i not in done]
     ex.stats = {"partitions": len(units), "inputs": len(paths), "spans": sum(u.span is not None for u in units),
-                "resumed": len(done), "work_dir": str(folder)}
+                "resumed": len(done), "work_dir": str(folder), "plan_s": round(t_plan, 3)}
+    t0 = time.perf_counter()
     from mixline.pipelines import readers
 
     cfg = {"units": units, "fields": fields, "split": opts.split, "max_bytes": opts.max_bytes, "folder": str(folder),
@@ -245,6 +249,7 @@ def ingest_map(ex: RayExecutor, store: Store, paths: list[Path], fields: Any, op
         cfg["units"] = units + list(whole.values())
         run(list(range(first, first + len(whole))), "ingest-whole.pkl")
     ex.stats["read_whole"] = len(whole)
+    ex.stats["map_s"] = round(time.perf_counter() - t0, 3)
     replaced = {i for first, idx in span_groups(units).items() if first in whole for i in idx}
     used: list[tuple[int, Path]] = []  # (unit, its folder), in input order
     for i in range(len(units)):

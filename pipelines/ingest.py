@@ -14,6 +14,7 @@ import queue
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -155,12 +156,17 @@ def ingest(store: Store, paths: list[Path] | Path, opts: IngestOptions,
                 row["records"] += n
 
         if executor is not None:  # read, validate and hash on Ray workers; the driver joins the shards
+            from mixline.curation.distributed import peak_mb
             from mixline.pipelines.distributed_ingest import ingest_map
 
-            shards = ingest_map(executor, store, resolved, fields, opts, progress)
-            bad, n_good = shards.bad, shards.n_good
-            _refuse_bad_input(bad, n_good, opts)
-            per_file = _load_shards(store, shards, sid, opts, depth, run.run_id, check_origins, result)
+            with executor.driver_memory(store):  # the anti-join spills past the driver's limit
+                shards = ingest_map(executor, store, resolved, fields, opts, progress)
+                bad, n_good = shards.bad, shards.n_good
+                _refuse_bad_input(bad, n_good, opts)
+                t0 = time.perf_counter()
+                per_file = _load_shards(store, shards, sid, opts, depth, run.run_id, check_origins, result)
+                executor.stats["load_s"] = round(time.perf_counter() - t0, 3)
+                executor.stats["driver_peak_mb"] = peak_mb()
         else:
             seen = IdSet.from_store(store)
             for p in resolved:
