@@ -214,15 +214,20 @@ def _parquet_units(p: Path, file_fmt: str | None, step: int) -> list[Unit]:
 def ingest_map(ex: RayExecutor, store: Store, paths: list[Path], fields: Any, opts: Any,
                progress: Any = None) -> Shards:
     """Read, validate and hash every unit on Ray; the shards, in input order."""
-    digest = hashlib.sha256(repr(sorted(asdict(opts).items())).encode())
-    digest.update(f"span={span_bytes()};".encode())
-    for p in paths:
-        st = p.stat() if p.exists() else None
-        digest.update(f"{p}:{st.st_size if st else ''}:{st.st_mtime_ns if st else ''};".encode())
-    folder = ex.work_folder(store, f"ingest-{digest.hexdigest()[:20]}")
     t0 = time.perf_counter()
     units = plan(ex, paths, fields, opts.format)
     t_plan = time.perf_counter() - t0
+    # The work folder is named by the options and every unit's file as it is now (a folder's
+    # files included), so a resumed run reuses shards only of unchanged files.
+    digest = hashlib.sha256(repr(sorted(asdict(opts).items())).encode())
+    for u in units:
+        p = Path(u.path)
+        st = p.stat() if p.exists() else None
+        digest.update(f"{u}:{st.st_size if st else ''}:{st.st_mtime_ns if st else ''};".encode())
+        for f in u.txt:
+            ft = Path(f).stat()
+            digest.update(f"{f}:{ft.st_size}:{ft.st_mtime_ns};".encode())
+    folder = ex.work_folder(store, f"ingest-{digest.hexdigest()[:20]}")
     done = {int(p.name.split("-")[1]) for p in folder.glob("unit-*") if p.is_dir() and "." not in p.name}
     todo = [i for i in range(len(units)) if i not in done]
     ex.stats = {"partitions": len(units), "inputs": len(paths), "spans": sum(u.span is not None for u in units),

@@ -416,3 +416,35 @@ def test_ray_ingest_splits_large_files_into_spans_and_keeps_what_in_process_keep
     assert files[str(csv_path)]["new"] > 0 and files[str(realdata / "web" / "dolma_sample-0000.warc.gz")]["new"] > 20
     reasons = [q[2] for q in results["ray"][3]]
     assert any("longer than" in x for x in reasons) and any("malformed JSON" in x for x in reasons)
+
+
+def test_a_failed_span_fails_the_ingest_cleanly_and_the_rerun_resumes(local_ray: None, realdata: Path,
+                                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mixline.pipelines import readers
+
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 64 << 10)
+    monkeypatch.setenv("MIXLINE_INGEST_SPAN_BYTES", str(128 << 10))
+    src = realdata / "conversations" / "oasst_en_100_message.jsonl"  # about 1 MB: 8 spans
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "_inject_fault_5").write_text("")
+    with Store(tmp_path / "ray.duckdb") as st:
+        with pytest.raises(Exception, match="fault injected in input 5"):
+            api.ingest(st, [src], kind="conversation", executor=RayExecutor(workers=2, work_dir=work))
+        assert st.scalar("SELECT count(*) FROM samples") == 0, "a failed ingest writes nothing"
+        assert st.scalar("SELECT count(*) FROM sample_origins") == 0
+        assert st.scalar("SELECT status FROM runs WHERE kind = 'ingest'") == "failed"
+    done = [p for p in next(work.glob("ingest-*")).glob("unit-*") if "." not in p.name]
+    assert done, "completed spans are kept for the rerun"
+    (work / "_inject_fault_5").unlink()
+    ex = RayExecutor(workers=2, work_dir=work)
+    with Store(tmp_path / "ray.duckdb") as st:
+        r = api.ingest(st, [src], kind="conversation", executor=ex)
+        got = st.execute("SELECT sample_id, text FROM samples").fetchall()
+        origins = st.execute("SELECT sample_id, locator FROM sample_origins ORDER BY ALL").fetchall()
+    assert ex.stats["resumed"] == len(done) > 0 and ex.stats["spans"] == 8
+    with Store(tmp_path / "local.duckdb") as st:
+        expected = api.ingest(st, [src], kind="conversation")
+        assert got == st.execute("SELECT sample_id, text FROM samples").fetchall()
+        assert origins == st.execute("SELECT sample_id, locator FROM sample_origins ORDER BY ALL").fetchall()
+    assert r.ingested == expected.ingested > 90
