@@ -91,6 +91,12 @@ def write_docs(n: int, folder: Path, files: int = 8, sentences_per_doc: tuple[in
     return paths
 
 
+def remove_store(pattern: str) -> None:
+    """Delete a benchmark store and everything beside it (snapshot, lineage index, spools)."""
+    for p in OUT.glob(pattern):
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[float, dict]:
     t0 = time.perf_counter()
     proc = subprocess.run([*CLI, *args, "--json", "-q"], capture_output=True, text=True, cwd=ROOT,
@@ -127,8 +133,7 @@ def executors(sizes: list[int]) -> None:
             if name not in which:
                 continue
             store = OUT / f"{name}-{n}.duckdb"
-            for p in OUT.glob(f"{name}-{n}.duckdb*"):
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
+            remove_store(f"{name}-{n}.duckdb*")
             t_ing, ing = run_cli("--store", str(store), "ingest", *map(str, docs), "--kind", "web", *extra)
             t_cur, cur = run_cli("--store", str(store), "curate", *extra)
             outcome[name] = (ing["ingested"], cur["kept"], cur["dropped"])
@@ -321,8 +326,7 @@ def driver(sizes: list[int]) -> None:
     for n in sizes:
         docs = write_docs(n, OUT / f"short-{n}", sentences_per_doc=(2, 5))
         store = OUT / f"driver-{n}.duckdb"
-        for p in OUT.glob(f"driver-{n}.duckdb*"):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        remove_store(f"driver-{n}.duckdb*")
         t_ing, _ = run_cli("--store", str(store), "ingest", *map(str, docs), "--kind", "web")
         proc = subprocess.run([sys.executable, "-c", DRIVER, str(store), str(cpus)], capture_output=True, text=True,
                               cwd=ROOT)
@@ -338,8 +342,7 @@ def driver(sizes: list[int]) -> None:
         notes.append(f"{n:,} docs, per dedup step: " + "; ".join(
             f"{k}: {v['pairs']:,} pairs, {v['rounds']} component rounds, {v['dropped']:,} dropped, {v['seconds']:.1f} s"
             for k, v in stages.items()))
-        for p in OUT.glob(f"driver-{n}.duckdb*"):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        remove_store(f"driver-{n}.duckdb*")
     print(f"## Ray driver memory (`benchmarks/bench_scale.py driver`, {machine()}, local Ray with {cpus} CPUs; "
           f"{time.strftime('%Y-%m-%d')})\n")
     print(table(rows))
@@ -413,8 +416,7 @@ def bigfile(n: int) -> None:
     rows, counts = [], set()
     for name, python, workers, env in runs:
         store = OUT / f"bigfile-{n}.duckdb"
-        for p in OUT.glob(f"bigfile-{n}.duckdb*"):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        remove_store(f"bigfile-{n}.duckdb*")
         proc = subprocess.run([python, "-c", INGEST_DRIVER, str(store), str(path), workers], capture_output=True,
                               text=True, cwd=ROOT, env={**os.environ, **env})
         if proc.returncode != 0:
@@ -425,8 +427,7 @@ def bigfile(n: int) -> None:
                      "MB/s": size / 1e6 / out["wall"], "tasks": out["stats"].get("partitions", "-"),
                      "plan s": out["stats"].get("plan_s", "-"), "map s": out["stats"].get("map_s", "-"),
                      "load s": out["stats"].get("load_s", "-"), "driver peak RSS MB": out["peak_mb"]})
-    for p in OUT.glob(f"bigfile-{n}.duckdb*"):
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    remove_store(f"bigfile-{n}.duckdb*")
     print(f"## Ray ingest of one large file (`benchmarks/bench_scale.py bigfile {n}`, {machine()}, local Ray with "
           f"{cpus} CPUs; {time.strftime('%Y-%m-%d')})\n")
     print(table(rows))

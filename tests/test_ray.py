@@ -282,6 +282,16 @@ def test_ray_is_refused_for_an_in_memory_store_without_a_work_dir() -> None:
         api.curate(st, recipe(), executor=RayExecutor(num_cpus=1))
 
 
+def _ingested(st: Store, r: object, order: str = "") -> tuple:
+    """An ingest's summary (less its run id), samples (in store order unless `order`), origins
+    and quarantine."""
+    return ({k: v for k, v in r.as_dict().items() if k != "run_id"},  # type: ignore[attr-defined]
+            st.execute(f"SELECT sample_id, text, messages, content_hash FROM samples {order}").fetchall(),
+            st.execute("SELECT sample_id, file, locator, original_id, url, meta::VARCHAR FROM sample_origins "
+                       "ORDER BY ALL").fetchall(),
+            st.execute("SELECT file, locator, reason, excerpt FROM quarantine ORDER BY ALL").fetchall())
+
+
 def test_ray_ingest_keeps_the_same_samples_origins_and_quarantine(local_ray: None, realdata: Path,
                                                                   tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
@@ -293,12 +303,7 @@ def test_ray_ingest_keeps_the_same_samples_origins_and_quarantine(local_ray: Non
     for name, ex in (("local", None), ("ray", RayExecutor(workers=2, work_dir=tmp_path / "work"))):
         with Store(tmp_path / f"{name}.duckdb") as st:
             r = api.ingest(st, inputs, kind="web", source="mixed", allow_bad=True, executor=ex)
-            results[name] = (
-                {k: v for k, v in r.as_dict().items() if k != "run_id"},
-                st.execute("SELECT sample_id, text, messages, content_hash FROM samples ORDER BY 1").fetchall(),
-                st.execute("SELECT sample_id, file, locator, original_id, url, meta::VARCHAR FROM sample_origins "
-                           "ORDER BY ALL").fetchall(),
-                st.execute("SELECT file, locator, reason, excerpt FROM quarantine ORDER BY ALL").fetchall())
+            results[name] = _ingested(st, r, "ORDER BY 1")
     assert results["local"] == results["ray"]
     summary = results["local"][0]
     assert summary["quarantined"] == 2 and summary["ingested"] > 600
@@ -396,12 +401,7 @@ def test_ray_ingest_splits_large_files_into_spans_and_keeps_what_in_process_keep
             # A file the store already holds part of: the anti-join against the store's ids.
             api.ingest(st, [folder / "b.jsonl"], kind="web", source="before", allow_bad=True, executor=ex)
             r = api.ingest(st, inputs, kind="web", source="spans", allow_bad=True, max_bytes=20_000, executor=ex)
-            results[name] = (
-                {k: v for k, v in r.as_dict().items() if k != "run_id"},
-                st.execute("SELECT sample_id, text, messages, content_hash FROM samples").fetchall(),
-                st.execute("SELECT sample_id, file, locator, original_id, url, meta::VARCHAR FROM sample_origins "
-                           "ORDER BY ALL").fetchall(),
-                st.execute("SELECT file, locator, reason, excerpt FROM quarantine ORDER BY ALL").fetchall())
+            results[name] = _ingested(st, r)
             stats[name] = st.execute("SELECT stats FROM runs WHERE kind = 'ingest' ORDER BY started_at DESC").fetchone()[0]
     assert results["local"] == results["ray"]  # samples in the same (input) order too
     if has_lake:
