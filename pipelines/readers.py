@@ -283,7 +283,7 @@ def read_span(path: Path, fields: FieldMap, fmt: str, span: Span, batch_rows: in
     elif fmt == "jsonl":
         yield from _read_jsonl(path, fields, batch_rows, span)
     elif fmt in ("csv", "tsv"):
-        yield from _read_csv_span(path, fields, "," if fmt == "csv" else "\t", span, bounds)
+        yield from _read_csv_span(path, fields, "," if fmt == "csv" else "\t", span, bounds, batch_rows)
     elif fmt == "warc":
         yield from _read_warc(path, fields, batch_rows, span, bounds)
     else:
@@ -347,8 +347,8 @@ def read(path: Path, fields: FieldMap, fmt: str | None = None, *, split: str | N
         "jsonl": lambda: _read_jsonl(path, fields, batch_rows),
         "json": lambda: _read_json_array(path, fields, batch_rows),
         "parquet": lambda: _read_parquet(path, fields, batch_rows),
-        "csv": lambda: _read_csv(path, fields, ","),
-        "tsv": lambda: _read_csv(path, fields, "\t"),
+        "csv": lambda: _read_csv(path, fields, ",", batch_rows),
+        "tsv": lambda: _read_csv(path, fields, "\t", batch_rows),
         "txt": lambda: _read_txt([path], path.parent, fields.max_file_bytes),
         "warc": lambda: _read_warc(path, fields, batch_rows),
         "yaml": lambda: _read_yaml(path, fields.max_file_bytes),
@@ -703,7 +703,7 @@ def _read_parquet(path: Path, fields: FieldMap, batch_rows: int, span: Span | No
         row += table.num_rows
 
 
-def _read_csv(path: Path, fields: FieldMap, delimiter: str) -> Iterator[Batch]:
+def _read_csv(path: Path, fields: FieldMap, delimiter: str, batch_rows: int = 20_000) -> Iterator[Batch]:
     file = str(path)
     rb = RowBuilder(file, fields)
     with _open(path, fields.max_file_bytes) as fh:
@@ -713,6 +713,8 @@ def _read_csv(path: Path, fields: FieldMap, delimiter: str) -> Iterator[Batch]:
         try:
             for rec in reader:
                 _csv_record(rb, f"line {reader.line_num}", rec)
+                if len(rb) >= batch_rows:  # memory stays flat however long the file
+                    yield rb.flush()
         except UnicodeDecodeError as exc:
             rb.bad.append(BadRecord(file, f"line {reader.line_num + 1}", f"invalid UTF-8 ({exc.reason}); rows after it were not read; re-encode the file as UTF-8"))
         except csv.Error as exc:
@@ -777,7 +779,8 @@ def _csv_span_start(fh: IO[bytes], span: Span) -> tuple[int, int]:
     return pos, skipped
 
 
-def _read_csv_span(path: Path, fields: FieldMap, delimiter: str, span: Span, bounds: dict[str, int]) -> Iterator[Batch]:
+def _read_csv_span(path: Path, fields: FieldMap, delimiter: str, span: Span, bounds: dict[str, int],
+                   batch_rows: int = 20_000) -> Iterator[Batch]:
     rb = RowBuilder(str(path), fields)
     with open(path, "rb") as fh:
         names = None
@@ -795,6 +798,8 @@ def _read_csv_span(path: Path, fields: FieldMap, delimiter: str, span: Span, bou
                 if rec is None:
                     break
                 _csv_record(rb, f"line {before + reader.line_num}", rec)
+                if len(rb) >= batch_rows:
+                    yield rb.flush()
         except csv.Error as exc:
             raise SpanFallback(f"malformed CSV: {exc}") from None
         bounds["end"] = feed.offset

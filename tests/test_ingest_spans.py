@@ -232,3 +232,12 @@ def test_a_damaged_warc_span_falls_back(tmp_path: Path) -> None:
     path.write_bytes(body[: len(body) // 2] + b"\x1f\x8b\x08garbage" + body[len(body) // 2 + 40:])
     _, met = _read_in_spans(path, FieldMap(), "warc", 1000)
     assert not met
+
+
+def test_a_long_csv_is_read_in_batches_of_bounded_size(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    _csv(path, 300, seed=3)
+    fields = FieldMap(("text",), ("id",))
+    batches = list(read(path, fields, "csv", batch_rows=50))
+    assert len(batches) >= 6 and max(b.table.num_rows for b in batches) <= 50
+    assert _rows(batches) == _rows(read(path, fields, "csv", batch_rows=1_000_000))
