@@ -45,6 +45,7 @@ from mixline.pipelines.readers import (
     SpanFallback,
     count_bytes,
     detect_format,
+    dir_files,
     read,
     read_span,
     splittable,
@@ -117,23 +118,20 @@ def plan(ex: RayExecutor, paths: list[Path], fields: Any, fmt: str | None) -> li
             units.append(Unit(str(p), file_fmt))  # replaced by its spans below
 
     for p in paths:
-        if p.as_posix().startswith("hf:") or fmt == "hf" or not p.is_dir():
-            if p.as_posix().startswith("hf:") or fmt == "hf" or not p.exists():
-                units.append(Unit(str(p), fmt))
-            else:
-                add_file(p, fmt)
+        if p.as_posix().startswith("hf:") or fmt == "hf" or not p.exists():
+            units.append(Unit(str(p), fmt))  # a dataset, or a missing path the task reports
+            continue
+        if not p.is_dir():
+            add_file(p, fmt)
             continue
         if fmt is None and detect_format(p) == "hf":
             units.append(Unit(str(p), fmt))
             continue
         dir_fmt = None if fmt == "dir" else fmt
-        files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
-        txt = [f for f in files if f.suffix.lower() in (".txt", ".md")] if dir_fmt in (None, "txt") else []
+        txt, rest = dir_files(p, dir_fmt)
         if txt:
             units.append(Unit(str(p), "txt", txt=tuple(str(f) for f in txt)))
-        for f in files:
-            if f in txt:
-                continue
+        for f in rest:
             try:
                 add_file(f, dir_fmt or detect_format(f))
             except UnknownFormatError as exc:
@@ -167,16 +165,21 @@ def span_groups(units: list[Unit]) -> dict[int, list[int]]:
     return groups
 
 
-def _fallbacks(units: list[Unit], folder: Path) -> dict[int, Unit]:
+def _fallbacks(units: list[Unit], groups: dict[int, list[int]], metas: list[dict[str, Any]]) -> dict[int, Unit]:
     """Files read in CSV or WARC spans whose spans do not meet end to end, or one of which could
     not be read alone: each is read whole instead, as a unit named after its first span."""
     out: dict[int, Unit] = {}
-    for idx in span_groups(units).values():
-        path = units[idx[0]].path
-        metas = [pq.read_table(folder / f"unit-{i:06d}" / "meta.parquet").to_pylist()[0] for i in idx]
-        if not spans_meet(metas, Path(path).stat().st_size):
-            out[idx[0]] = Unit(path, units[idx[0]].fmt, name=f"unit-{idx[0]:06d}.whole")
+    for first, idx in groups.items():
+        path = units[first].path
+        if not spans_meet([metas[i] for i in idx], Path(path).stat().st_size):
+            out[first] = Unit(path, units[first].fmt, name=f"unit-{first:06d}.whole")
     return out
+
+
+def _meta(unit: Path) -> dict[str, Any]:
+    """A finished unit's counts and bounds."""
+    row: dict[str, Any] = pq.read_table(unit / "meta.parquet").to_pylist()[0]
+    return row
 
 
 def spans_meet(bounds: list[dict[str, Any]], size: int) -> bool:
@@ -248,28 +251,31 @@ def ingest_map(ex: RayExecutor, store: Store, paths: list[Path], fields: Any, op
 
     if todo:
         run(todo, "ingest.pkl")
-    whole = _fallbacks(units, folder)
+    metas = [_meta(folder / f"unit-{i:06d}") for i in range(len(units))]
+    groups = span_groups(units)
+    whole = _fallbacks(units, groups, metas)
     if whole:  # files whose spans did not meet: read whole, on workers too
         first = len(units)
         cfg["units"] = units + list(whole.values())
         run(list(range(first, first + len(whole))), "ingest-whole.pkl")
     ex.stats["read_whole"] = len(whole)
     ex.stats["map_s"] = round(time.perf_counter() - t0, 3)
-    replaced = {i for first, idx in span_groups(units).items() if first in whole for i in idx}
-    used: list[tuple[int, Path]] = []  # (unit, its folder), in input order
+    replaced = {i for first, idx in groups.items() if first in whole for i in idx}
+    used: list[tuple[int, Path, dict[str, Any]]] = []  # (unit, its folder, its meta), in input order
     for i in range(len(units)):
         if i in whole:
-            used.append((i, folder / str(whole[i].name)))
+            d = folder / str(whole[i].name)
+            used.append((i, d, _meta(d)))
         elif i not in replaced:
-            used.append((i, folder / f"unit-{i:06d}"))
-    shards = Shards([str(d / "rows.parquet") for _, d in used])
-    for i, d in used:
+            used.append((i, folder / f"unit-{i:06d}", metas[i]))
+    shards = Shards([str(d / "rows.parquet") for _, d, _ in used])
+    for i, d, meta in used:
         if (d / "bad.parquet").exists():
             for r in pq.read_table(d / "bad.parquet").to_pylist():
                 shards.bad.append(BadRecord(r["file"], r["locator"], r["reason"], r["excerpt"],
                                             tuple(r["keys"]) if r["keys"] else None))
                 shards.bad_units.append(i)
-        shards.n_good += int(pq.read_table(d / "meta.parquet").column("rows")[0].as_py())
+        shards.n_good += int(meta["rows"])
     return shards
 
 

@@ -245,9 +245,12 @@ class SpanFallback(Exception):
 def splittable(path: Path, fmt: str) -> bool:
     """Whether a file can be read in spans: uncompressed JSONL and CSV, Parquet, and WARC
     (uncompressed, or gzip with one member per record, as Common Crawl writes it)."""
-    if fmt in ("parquet", "warc"):
-        return fmt == "parquet" or _decompressor(path.name.lower()) is None or path.name.lower().endswith(".gz")
-    return fmt in ("jsonl", "csv", "tsv") and _decompressor(path.name.lower()) is None
+    name = path.name.lower()
+    if fmt == "parquet":
+        return True
+    if fmt == "warc":
+        return _decompressor(name) is None or name.endswith(".gz")
+    return fmt in ("jsonl", "csv", "tsv") and _decompressor(name) is None
 
 
 def count_bytes(path: Path, start: int, end: int, needles: tuple[bytes, ...] = (b"\n",)) -> list[int]:
@@ -261,11 +264,6 @@ def count_bytes(path: Path, start: int, end: int, needles: tuple[bytes, ...] = (
                 n[i] += piece.count(b)
             left -= len(piece)
     return n
-
-
-def count_newlines(path: Path, start: int, end: int) -> int:
-    """The newlines in bytes [start, end) of a file (for the line numbers of spans)."""
-    return count_bytes(path, start, end)[0]
 
 
 def read_span(path: Path, fields: FieldMap, fmt: str, span: Span, batch_rows: int = 20_000,
@@ -295,19 +293,8 @@ def _span_pieces(path: Path, span: Span, size: int = 1 << 16) -> tuple[Iterator[
     inside a line leaves that line to the span before it; the span's last line runs past
     `end` to its newline."""
     fh = open(path, "rb")  # noqa: SIM115 (closed by the generator)
-    start, first = span.start, span.first
-    if start > 0:
-        fh.seek(start - 1)
-        if fh.read(1) != b"\n":  # inside a line: it belongs to the span before
-            while piece := fh.read(size):
-                nl = piece.find(b"\n")
-                if nl >= 0:
-                    start += nl + 1
-                    first += 1
-                    break
-                start += len(piece)
-            else:
-                start = span.end  # the line runs to the end of the file
+    start, skipped = _record_start(fh, span, quoted=False)
+    first = span.first + skipped
     fh.seek(start)
 
     def pieces() -> Iterator[bytes]:
@@ -360,14 +347,20 @@ def read(path: Path, fields: FieldMap, fmt: str | None = None, *, split: str | N
         yield Batch(_empty(), [BadRecord(str(path), "file", f"{exc}; re-create or re-download the file")])
 
 
-def _read_dir(path: Path, fields: FieldMap, batch_rows: int, fmt: str | None = None) -> Iterator[Batch]:
+def dir_files(path: Path, fmt: str | None) -> tuple[list[Path], list[Path]]:
+    """A folder's files in reading order: its text files (read together, first), then the
+    rest, sorted; hidden files are skipped."""
     files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
     txt = [p for p in files if p.suffix.lower() in (".txt", ".md")] if fmt in (None, "txt") else []
+    chosen = set(txt)
+    return txt, [p for p in files if p not in chosen]
+
+
+def _read_dir(path: Path, fields: FieldMap, batch_rows: int, fmt: str | None = None) -> Iterator[Batch]:
+    txt, rest = dir_files(path, fmt)
     if txt:
         yield from _read_txt(txt, path, fields.max_file_bytes)
-    for p in files:
-        if p in txt:
-            continue
+    for p in rest:
         try:
             file_fmt = fmt or detect_format(p)
         except UnknownFormatError as exc:
@@ -753,20 +746,21 @@ class _LineFeed:
             raise SpanFallback("invalid UTF-8") from None
 
 
-def _csv_span_start(fh: IO[bytes], span: Span) -> tuple[int, int]:
-    """The first record start at or after the span's start, guessed from the parity of double
-    quotes (a newline inside a quoted field is not a record's end), and the newlines skipped."""
+def _record_start(fh: IO[bytes], span: Span, quoted: bool) -> tuple[int, int]:
+    """The first line start at or after the span's start, and the newlines skipped to reach it.
+    With `quoted` (CSV), a newline inside a double-quoted field is not a line's end: the parity
+    of the quotes before the span says whether it starts inside one."""
     if span.start == 0:
         return 0, 0
     fh.seek(span.start - 1)
-    inside = span.quotes % 2 == 1
+    inside = quoted and span.quotes % 2 == 1
     if fh.read(1) == b"\n" and not inside:
         return span.start, 0
     pos, skipped = span.start, 0
     while piece := fh.read(1 << 16):
         i = 0
         while True:
-            q = piece.find(b'"', i)
+            q = piece.find(b'"', i) if quoted else -1
             n = -1 if inside else piece.find(b"\n", i)
             if n >= 0 and (q < 0 or n < q):
                 return pos + n + 1, skipped + 1
@@ -776,7 +770,7 @@ def _csv_span_start(fh: IO[bytes], span: Span) -> tuple[int, int]:
             skipped += piece.count(b"\n", i, q)
             inside, i = not inside, q + 1
         pos += len(piece)
-    return pos, skipped
+    return pos, skipped  # no line starts in the rest of the file
 
 
 def _read_csv_span(path: Path, fields: FieldMap, delimiter: str, span: Span, bounds: dict[str, int],
@@ -786,7 +780,7 @@ def _read_csv_span(path: Path, fields: FieldMap, delimiter: str, span: Span, bou
         names = None
         if span.start > 0 and fields.csv_header:  # the header row, from the file's start
             names = next(csv.reader(_LineFeed(fh, 0), delimiter=delimiter), [])
-        start, skipped = _csv_span_start(fh, span)
+        start, skipped = _record_start(fh, span, quoted=True)
         fh.seek(start)
         feed = _LineFeed(fh, start)
         bounds["start"] = start
@@ -922,6 +916,10 @@ def _warc_record_start(fh: IO[bytes], offset: int, gz: bool) -> int:
     import re
 
     head = re.compile(rb"WARC/1\.[01]\r?\n")
+    before = b"\n"  # the byte before `offset`: a header line must follow a newline
+    if offset > 0:
+        fh.seek(offset - 1)
+        before = fh.read(1)
     pos = offset
     fh.seek(pos)
     carry = b""
@@ -942,14 +940,7 @@ def _warc_record_start(fh: IO[bytes], offset: int, gz: bool) -> int:
                 except zlib.error:
                     ok = False
             else:
-                fh_pos = fh.tell()
-                if at == 0:
-                    prev = b"\n"
-                else:
-                    fh.seek(at - 1)
-                    prev = fh.read(1)
-                fh.seek(fh_pos)
-                ok = prev == b"\n" and head.match(data, i) is not None
+                ok = (data[i - 1:i] if i else before) == b"\n" and head.match(data, i) is not None
             if ok:
                 return at
             i += 1

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from mixline.pipelines import readers
-from mixline.pipelines.readers import FieldMap, Span, count_newlines, read, read_span, splittable
+from mixline.pipelines.readers import FieldMap, Span, count_bytes, read, read_span, splittable
 
 
 def _rows(batches: object) -> tuple[list[tuple], list[tuple]]:
@@ -30,7 +30,7 @@ def _jsonl_spans(path: Path, step: int) -> list[Span]:
     for s in range(0, size, step):
         e = min(s + step, size)
         spans.append(Span(s, e, first))
-        first += count_newlines(path, s, e)
+        first += count_bytes(path, s, e)[0]
     return spans
 
 
@@ -120,7 +120,7 @@ def test_which_files_are_split(tmp_path: Path) -> None:
 def _read_in_spans(path: Path, fields: FieldMap, fmt: str, step: int) -> tuple[tuple[list, list], bool]:
     """What the Ray planner and workers do, in one process: spans, then the end-to-end check."""
     from mixline.pipelines.distributed_ingest import spans_meet
-    from mixline.pipelines.readers import SpanFallback, count_bytes
+    from mixline.pipelines.readers import SpanFallback
 
     size = path.stat().st_size
     rows: tuple[list, list] = ([], [])
