@@ -302,6 +302,7 @@ class IngestWorker:
         self.cfg = unstash(payload)
         self.folder = Path(self.cfg["folder"])
         self.con = duckdb.connect(":memory:")
+        self.con.execute("SET enable_progress_bar = false")
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         parts = batch.column("part").to_pylist()

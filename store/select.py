@@ -297,6 +297,7 @@ def open_sql_connection(path: str) -> duckdb.DuckDBPyConnection:
     from mixline.store.store import is_lock_error, snapshot_info, snapshot_path
 
     con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
+    con.execute("SET enable_progress_bar = false")  # stdout carries the result
     allowed: list[str] = []
     try:
         def attach(file: Path) -> None:

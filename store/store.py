@@ -173,6 +173,8 @@ class Store:
                               and self.lake.backend == "sqlite" and self.lake.sqlite_path is not None else None)
         if self.lake is not None:
             self.con = duckdb.connect(":memory:", config=config)
+            # Before the ATTACH: its bar, on a slow machine, would print into the CLI's JSON on stdout.
+            self.con.execute("SET enable_progress_bar = false")
             try:
                 lake.attach(self.con, self.lake, read_only=read_only, snapshot=at_snapshot,
                             data_path=None if data_path is None else str(data_path))

@@ -129,6 +129,8 @@ def test_time_travel_rebuilds_a_mix_at_its_snapshot(tmp_path: Path) -> None:
     # optimize merges the small files every run commits; time travel is unchanged.
     with Store(url, read_only=True) as st:
         files_before = st.scalar("SELECT count(*) FROM ducklake_list_files('lake', 'runs')")
+        # DuckDB's progress bar prints to stdout, where the CLI's JSON goes (a slow ATTACH once broke it).
+        assert st.scalar("SELECT current_setting('enable_progress_bar')") is False
     on_disk = sum(1 for _ in Path(f"{tmp_path / 'cat.sqlite'}.files").rglob("*.parquet"))
     out = run(url, "optimize")
     assert out["files_merged"] > out["files_created"] > 0
