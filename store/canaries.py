@@ -32,9 +32,10 @@ def has_canaries(store: Store) -> bool:
     return store.table_exists("canaries") and bool(store.scalar("SELECT count(*) > 0 FROM canaries"))
 
 
-def mask(store: Store, texts: dict[str, str | None]) -> dict[str, str | None]:
-    """Texts (by sample id) with every canary secret replaced by MASK: for anything shown."""
-    if not texts or not has_canaries(store):
+def mask(store: Store, texts: dict[str, str | None], *, any_canaries: bool | None = None) -> dict[str, str | None]:
+    """Texts (by sample id) with every canary secret replaced by MASK: for anything shown.
+    `any_canaries` is whether the store has any, where the caller already knows."""
+    if not texts or not (has_canaries(store) if any_canaries is None else any_canaries):
         return texts
     found = [s["secret"] for s in load_secrets(store).values()]
     out = {}

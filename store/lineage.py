@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from mixline.store import lake
+from mixline.store import lake, lake_reads
 from mixline.store.ids import ID_HEX_CHARS
 from mixline.store.lineage_index import LineageIndex
 from mixline.store.schema import EDGES_DDL
@@ -168,39 +168,48 @@ class Trace:
 _BUNDLE = [
     # The row as written, and its annotations; the newest of each kind is applied in
     # _annotate, as the `samples` view does (the view's joins cost a point lookup 1 ms).
-    ("sample", f"SELECT {_SAMPLE_COLS} FROM sample_rows WHERE sample_id = $1"),
-    ("annotations", """SELECT kind, annotated_at, run_id, lang, n_tokens FROM sample_annotations
+    ("sample", "SELECT " + _SAMPLE_COLS + " FROM {sample_rows} WHERE sample_id = $1"),
+    ("annotations", """SELECT kind, annotated_at, run_id, lang, n_tokens FROM {sample_annotations}
                        WHERE sample_id = $1"""),
     ("origins", """SELECT o.source_id, s.name AS source, s.kind, s.license, o.file, o.locator,
                           o.original_id, o.url, o.run_id, o.meta
-                   FROM sample_origins o JOIN sources s USING (source_id) WHERE o.sample_id = $1"""),
+                   FROM {sample_origins} o JOIN {sources} s USING (source_id) WHERE o.sample_id = $1"""),
     ("decisions", """SELECT d.run_id, d.step, d.verdict, d.reason, d.score, r.started_at
-                     FROM decisions d LEFT JOIN runs r USING (run_id) WHERE d.sample_id = $1"""),
+                     FROM {decisions} d LEFT JOIN {runs} r USING (run_id) WHERE d.sample_id = $1"""),
     ("generated_by", """SELECT g.model_id, m.name, m.mix_id, g.run_id, g.prompt_sample_id, g.decoding, g.seed
-                        FROM generations g LEFT JOIN models m USING (model_id) WHERE g.sample_id = $1"""),
+                        FROM {generations} g LEFT JOIN {models} m USING (model_id) WHERE g.sample_id = $1"""),
     # Cluster sizes come from a second query, only for samples that are in a cluster.
-    ("clusters", "SELECT run_id, method, cluster_id, kept FROM clusters WHERE sample_id = $1"),
-    ("mixes", """SELECT mm.mix_id, m.name, mm.repeats, mm.split FROM mix_members mm
-                 LEFT JOIN mixes m USING (mix_id) WHERE mm.sample_id = $1"""),
-    ("redactions", "SELECT entity_type, count(*) AS n FROM redactions WHERE sample_id = $1 GROUP BY 1"),
-    ("edges", "SELECT count(*) AS n FROM edges"),
+    ("clusters", "SELECT run_id, method, cluster_id, kept FROM {clusters} WHERE sample_id = $1"),
+    ("mixes", """SELECT mm.mix_id, m.name, mm.repeats, mm.split FROM {mix_members} mm
+                 LEFT JOIN {mixes} m USING (mix_id) WHERE mm.sample_id = $1"""),
+    ("redactions", "SELECT entity_type, count(*) AS n FROM {redactions} WHERE sample_id = $1 GROUP BY 1"),
+    ("edges", "SELECT count(*) AS n FROM {edges}"),
     ("scores", """SELECT c.name, c.version, cs.classifier_id, cs.label, cs.score, cs.run_id
-                  FROM classifier_scores cs JOIN classifiers c USING (classifier_id) WHERE cs.sample_id = $1"""),
-    ("trained", """SELECT c.classifier_id, c.name, c.version, mm.split FROM mix_members mm
-                   JOIN classifiers c USING (mix_id) WHERE mm.sample_id = $1"""),
+                  FROM {classifier_scores} cs JOIN {classifiers} c USING (classifier_id) WHERE cs.sample_id = $1"""),
+    ("trained", """SELECT c.classifier_id, c.name, c.version, mm.split FROM {mix_members} mm
+                   JOIN {classifiers} c USING (mix_id) WHERE mm.sample_id = $1"""),
     ("canary", """SELECT cc.canary_id, c.format, c.repeats, cc.copy, c.carrier_id, c.run_id
-                  FROM canary_copies cc JOIN canaries c USING (canary_id) WHERE cc.sample_id = $1"""),
+                  FROM {canary_copies} cc JOIN {canaries} c USING (canary_id) WHERE cc.sample_id = $1"""),
     ("audits", """SELECT a.audit_id, a.model_id, ac.canary_id, ac.trained_copies, ac.secret_trained, ac.exposure_bits,
                          ac.extracted, a.created_at
-                  FROM canary_copies cc JOIN audit_canaries ac USING (canary_id) JOIN audits a USING (audit_id)
+                  FROM {canary_copies} cc JOIN {audit_canaries} ac USING (canary_id) JOIN {audits} a USING (audit_id)
                   WHERE cc.sample_id = $1"""),
 ]
-_BUNDLE_SQL = " UNION ALL ".join(f"SELECT {i} AS part, to_json(t)::VARCHAR AS row FROM ({q}) t" for i, (_, q) in enumerate(_BUNDLE))
+_BUNDLE_TABLES = tuple(sorted({t for _, q in _BUNDLE for t in re.findall(r"\{(\w+)\}", q)}))
+
+
+def _bundle_sql(relations: dict[str, str]) -> str:
+    return " UNION ALL ".join(f"SELECT {i} AS part, to_json(t)::VARCHAR AS row FROM ({q.format(**relations)}) t"
+                              for i, (_, q) in enumerate(_BUNDLE))
+
+
+_BUNDLE_SQL = _bundle_sql({t: t for t in _BUNDLE_TABLES})
 # Rows are ordered here, not in SQL: sorting a few rows in Python is cheaper than a sort
 # operator per part.
 _ORDER: dict[str, Callable[[dict[str, Any]], Any]] = {
     "origins": lambda r: (r["run_id"] or "", r["file"] or "", r["locator"] or ""),
     "decisions": lambda r: (r["started_at"] or "", r["step"]),
+    "generated_by": lambda r: (r["run_id"] or "", r["model_id"] or "", r["prompt_sample_id"] or ""),
     "clusters": lambda r: r["run_id"],
     "mixes": lambda r: r["mix_id"],
     "redactions": lambda r: r["entity_type"],
@@ -210,15 +219,25 @@ _ORDER: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
-def _bundle(store: Store, sid: str) -> dict[str, list[dict[str, Any]]]:
+def _bundle(store: Store, sid: str) -> tuple[dict[str, list[dict[str, Any]]], bool | None]:
+    """A sample's own rows by part, and whether the store has any canaries (None: not known)."""
     out: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in _BUNDLE}
-    for part, row in store.execute(_BUNDLE_SQL, [sid]).fetchall():
+    con, sql = store.con, _BUNDLE_SQL
+    reads = lake_reads.point_reads(store)
+    if reads is not None:
+        # On a lake: the tables' files from one catalog query (see store/lake_reads.py).
+        plans = reads.plan(_BUNDLE_TABLES)
+        con = reads.con
+        sql = _bundle_sql({t: p.relation("sample_id = $1" if t in lake_reads.SAMPLE_KEYED else "") for t, p in plans.items()})
+    for part, row in con.execute(sql, [sid]).fetchall():
         out[_BUNDLE[part][0]].append(json.loads(row))
     for name, key in _ORDER.items():
         out[name].sort(key=key)
+    # Whether the store has canaries at all, where the plan says (None: ask the store).
+    any_canaries = None if reads is None or plans["canaries"].why_not is not None else plans["canaries"].rows > 0
     if out["sample"]:
         _newest_annotations(out["sample"][0], out["annotations"])
-    return out
+    return out, any_canaries
 
 
 def _newest_annotations(sample: dict[str, Any], notes: list[dict[str, Any]]) -> None:
@@ -237,7 +256,7 @@ def trace(store: Store, ref: str) -> Trace:
     ref = ref.strip().lower()
     # A full id is checked by the bundle query itself; a prefix is resolved first.
     sid = ref if len(ref) == ID_HEX_CHARS else resolve_id(store, ref)
-    own = _bundle(store, sid)
+    own, any_canaries = _bundle(store, sid)
     if not own["sample"]:
         resolve_id(store, sid)  # raises the not-found error
     sample = own["sample"][0]
@@ -293,7 +312,7 @@ def trace(store: Store, ref: str) -> Trace:
 
         msgs = sample.get("messages")
         raw = msgs if isinstance(msgs, str) or not msgs else json.dumps(msgs, ensure_ascii=False)
-        masked = mask(store, {"text": sample["text"], "messages": raw})
+        masked = mask(store, {"text": sample["text"], "messages": raw}, any_canaries=any_canaries)
         sample["text"] = masked["text"]
         if msgs and masked["messages"] != raw:
             sample["messages"] = masked["messages"] if isinstance(msgs, str) else json.loads(masked["messages"] or "null")
@@ -547,6 +566,9 @@ def optimize(store: Store, *, expire_days: float | None = None) -> dict[str, int
         store.execute("ALTER TABLE _edges_sorted RENAME TO edges")
         n = int(store.scalar("SELECT count(*) FROM edges"))
         run.stats["edges"] = n
+        if store.lake is not None:
+            # A lake has no indexes: point reads prune row groups of files sorted by sample_id.
+            run.stats["sorted"] = lake_reads.sort_by_sample(store)
     if store.lake is not None:
         # DuckLake keeps no indexes: the memory-mapped lineage index under the data path
         # serves trace and impact, and the sorted Parquet files serve the rest.

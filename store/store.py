@@ -154,6 +154,7 @@ class Store:
     ) -> None:
         self.path = str(path)
         self.read_only = read_only or at_snapshot is not None
+        self.lake_snapshot = at_snapshot  # a DuckLake store opened as of this snapshot (time travel)
         read_only = self.read_only
         self._tracer = tracer
         config: dict[str, Any] = {"autoinstall_known_extensions": False}
@@ -250,6 +251,11 @@ class Store:
     def is_lake(self) -> bool:
         return self.lake is not None
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (its writes are not in the catalog until it commits)."""
+        return self._in_tx
+
     def runs_sql(self) -> str:
         """A FROM-clause relation of `runs` whose snapshot_id is each run's committed snapshot.
 
@@ -286,6 +292,9 @@ class Store:
 
     # -- connection ------------------------------------------------------------------------
     def close(self) -> None:
+        reads = self.attachments.pop("point_reads", None)
+        if reads is not None:
+            reads.close()
         self.con.close()
 
     def __enter__(self) -> Store:

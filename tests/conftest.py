@@ -1,8 +1,11 @@
-"""Shared fixtures: in-memory stores, a CLI runner, and the real-data folder."""
+"""Shared fixtures: in-memory stores, a CLI runner, the real-data folder, and PostgreSQL lakes."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,3 +63,39 @@ class Mixline:
 @pytest.fixture
 def mixline(store_path: Path) -> Mixline:
     return Mixline(store_path)
+
+
+@pytest.fixture(scope="session")
+def pg_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server: $MIXLINE_TEST_PG (from .ci/run), else a throwaway cluster."""
+    env = os.environ.get("MIXLINE_TEST_PG")
+    if env:
+        yield env.rstrip("/")
+        return
+    sys.path.insert(0, str(Path(__file__).parent))
+    import pgcluster
+
+    why = pgcluster.available()
+    if why is not None:
+        if os.environ.get("MIXLINE_REQUIRE_PG"):
+            pytest.fail(f"MIXLINE_REQUIRE_PG is set but no PostgreSQL cluster can start: {why}")
+        pytest.skip(why)
+    folder = Path("/tmp") / f"mixline-pg-{uuid.uuid4().hex[:8]}"
+    base = pgcluster.start(folder, dbs=())
+    try:
+        yield base
+    finally:
+        pgcluster.stop(folder)
+
+
+@pytest.fixture
+def pg_url(pg_base: str, tmp_path: Path) -> str:
+    sys.path.insert(0, str(Path(__file__).parent))
+    import pgcluster
+
+    url = pgcluster.create_db(pg_base, f"t_{uuid.uuid4().hex[:10]}")
+    data = tmp_path / "lake-data"
+    res = subprocess.run([sys.executable, "-m", "mixline.pipelines.cli", "--store", url, "init", "--catalog", url,
+                          "--data-path", str(data)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    return url

@@ -11,8 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -237,41 +235,7 @@ with Store({url!r}) as st, st.transaction():
         assert st.scalar("SELECT count(*) FROM samples") == 50
 
 
-# -- PostgreSQL ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def pg_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL server: $MIXLINE_TEST_PG (from .ci/run), else a throwaway cluster."""
-    env = os.environ.get("MIXLINE_TEST_PG")
-    if env:
-        yield env.rstrip("/")
-        return
-    sys.path.insert(0, str(Path(__file__).parent))
-    import pgcluster
-
-    why = pgcluster.available()
-    if why is not None:
-        if os.environ.get("MIXLINE_REQUIRE_PG"):
-            pytest.fail(f"MIXLINE_REQUIRE_PG is set but no PostgreSQL cluster can start: {why}")
-        pytest.skip(why)
-    folder = Path("/tmp") / f"mixline-pg-{uuid.uuid4().hex[:8]}"
-    base = pgcluster.start(folder, dbs=())
-    try:
-        yield base
-    finally:
-        pgcluster.stop(folder)
-
-
-@pytest.fixture
-def pg_url(pg_base: str, tmp_path: Path) -> str:
-    sys.path.insert(0, str(Path(__file__).parent))
-    import pgcluster
-
-    url = pgcluster.create_db(pg_base, f"t_{uuid.uuid4().hex[:10]}")
-    data = tmp_path / "lake-data"
-    run(url, "init", "--catalog", url, "--data-path", str(data))
-    return url
+# -- PostgreSQL (the pg_base and pg_url fixtures are in conftest.py) --------------------------------
 
 
 def test_postgres_two_ingests_at_once_both_commit(pg_url: str, tmp_path: Path) -> None:
