@@ -22,6 +22,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 from mixline.store.lake import ALIAS, _sql_str, lock_wait_seconds
 from mixline.store.store import Store
 
@@ -167,7 +168,13 @@ class PointReads:
     def _plan(self, snap: int, tables: tuple[str, ...]) -> dict[str, TablePlan]:
         sql = _PLAN_SQL.format(s=int(snap), names=", ".join(_lit(t) for t in tables), data_path=_lit(self.data_path))
         plans = {t: TablePlan(t, why_not="not in the catalog at this snapshot") for t in tables}
-        rows = self.catalog(sql)
+        try:
+            rows = self.catalog(sql)
+        except (sqlite3.Error, duckdb.Error) as exc:
+            # A catalog laid out otherwise (a metadata schema of its own, a newer DuckLake
+            # format): every table is read through DuckLake, which knows it.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return {t: TablePlan(t, why_not=f"the catalog query failed: {first}") for t in tables}
         cols: dict[str, list[tuple[int, str, str]]] = {}
         # A file written before a column was added reads it as NULL, which is right unless the
         # column has an initial default; one written before a rename or a type change is not read here.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ def test_point_reads_give_ducklakes_traces_before_and_after_optimize_and_at_an_o
 
 
 def test_point_reads_fall_back_to_ducklake_for_deletes_and_inlined_rows_and_inside_a_transaction(
-        tmp_path: Path, realdata: Path) -> None:
+        tmp_path: Path, realdata: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = "sqlite:///" + str(tmp_path / "cat.sqlite")
     run(url, "init", "--catalog", url)
     _build(url, realdata, tmp_path / "work")
@@ -178,6 +179,17 @@ def test_point_reads_fall_back_to_ducklake_for_deletes_and_inlined_rows_and_insi
         optimize(st)
     plan = _plan(url)
     assert plan["decisions"] == "files" and plan["sample_annotations"] == "rows inlined in the catalog"
+    assert _traces(url, [*ids, gone], point_reads=True) == fast
+
+    # A catalog query that fails (a catalog laid out otherwise) reads every table through DuckLake.
+    def refuse(self: lake_reads.PointReads, sql: str) -> list:
+        if "WITH tabs" in sql:
+            raise sqlite3.OperationalError("no such table: ducklake_table")
+        return real(self, sql)
+
+    real = lake_reads.PointReads.catalog
+    monkeypatch.setattr(lake_reads.PointReads, "catalog", refuse)
+    assert set(_plan(url).values()) == {"the catalog query failed: no such table: ducklake_table"}
     assert _traces(url, [*ids, gone], point_reads=True) == fast
 
 
